@@ -2,13 +2,235 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/gateway"
+	"github.com/camgate/camgate/internal/store"
 )
 
+const serveHelp = `
+Run the gateway: listen on every enabled rule's external port and forward
+to the device. If the config file does not exist, a commented starter file
+is written there first (its rules are disabled until you edit them).
+
+Reload: send SIGHUP (kill -HUP <pid>), or run with --watch to reload when
+the file changes. A reload applies only the difference: untouched rules keep
+their connections. An invalid file is refused and the last good config keeps
+running. SIGINT/SIGTERM stop accepting at once and give live connections
+limits.drain_timeout (default 5s) to finish.`
+
 func runServe(ctx context.Context, e *env, args []string) error {
-	return errors.New("not available in this build yet")
+	fl := newFlags(e, "serve", "[--config camgate.yaml] [--watch] [--log-format text|json]", serveHelp)
+	path := fl.String("config", "camgate.yaml", "config file (created with a starter config if missing)")
+	watch := fl.Bool("watch", false, "reload when the config file changes")
+	logFormat := fl.String("log-format", "text", "log format: text or json")
+	logLevel := fl.String("log-level", "info", "log level: debug, info, warn or error")
+	summaryEvery := fl.Duration("summary-interval", time.Minute, "how often to log per-rule counters at debug level")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	log, err := newLogger(e.stderr, *logFormat, *logLevel)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+
+	wrote, err := store.EnsureStarter(*path)
+	if err != nil {
+		return fmt.Errorf("create starter config %s: %w", *path, err)
+	}
+	if wrote {
+		log.Warn("no config file found, so a starter config was written; edit it to forward your DVR",
+			"config", *path,
+			"next", "set internal_ip to the DVR's LAN address and enabled: true on the rules you want, then reload with SIGHUP (or run with --watch)")
+	}
+	cfg, err := store.Load(*path)
+	if err != nil {
+		logProblems(log, *path, err)
+		return exitError(1)
+	}
+	g := gateway.New(gateway.Config{Logger: log.With("component", "gateway")})
+	if _, err := g.Apply(ctx, cfg); err != nil {
+		log.Error("cannot start the gateway", "config", *path, "err", err)
+		return exitError(1)
+	}
+	enabled := 0
+	for i := range cfg.Rules {
+		if cfg.Rules[i].IsEnabled() {
+			enabled++
+		}
+	}
+	log.Info("camgate is running", "version", version, "config", *path, "rules", len(cfg.Rules), "enabled", enabled, "pid", os.Getpid())
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var changed <-chan struct{}
+	if *watch {
+		changed = watchFile(ctx, *path, 500*time.Millisecond)
+	}
+	summary := time.NewTicker(*summaryEvery)
+	defer summary.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			drain := g.Config().Limits.Drain()
+			log.Info("shutting down: no new connections; draining live ones", "drain_timeout", drain)
+			dctx, cancel := context.WithTimeout(context.Background(), drain)
+			g.Close(dctx)
+			cancel()
+			log.Info("stopped")
+			return nil
+		case <-hup:
+			reload(ctx, log, g, *path, "SIGHUP")
+		case <-changed:
+			reload(ctx, log, g, *path, "file changed")
+		case <-summary.C:
+			g.LogSummary()
+		}
+	}
 }
 
+// reload applies the file's config, or keeps the running one and says why.
+func reload(ctx context.Context, log *slog.Logger, g *gateway.Gateway, path, why string) {
+	cfg, err := store.Load(path)
+	if err != nil {
+		logProblems(log, path, err)
+		log.Error("config refused; still serving the last good config", "config", path, "trigger", why)
+		return
+	}
+	start := time.Now()
+	ch, err := g.Apply(ctx, cfg)
+	if err != nil {
+		log.Error("reload failed; still serving the last good config", "config", path, "trigger", why, "err", err)
+		return
+	}
+	log.Info("config reloaded", "trigger", why, "added", ch.Added, "removed", ch.Removed,
+		"replaced", ch.Changed, "kept", len(ch.Kept), "took", time.Since(start).Round(time.Microsecond))
+}
+
+func logProblems(log *slog.Logger, path string, err error) {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		log.Error("cannot read config", "config", path, "err", err)
+		return
+	}
+	for _, p := range config.ProblemsOf(err) {
+		log.Error("config problem", "config", path, "problem", p.Error())
+	}
+}
+
+// watchFile signals when path's content changes. Polling is deliberate: it
+// sees editors that replace the file by rename, and network filesystems,
+// the same way, and costs one stat per interval.
+func watchFile(ctx context.Context, path string, every time.Duration) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	sum := func() [32]byte {
+		b, _ := os.ReadFile(path)
+		return sha256.Sum256(b)
+	}
+	go func() {
+		last := sum()
+		var lastMod time.Time
+		var lastSize int64
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			fi, err := os.Stat(path)
+			if err != nil || (fi.ModTime().Equal(lastMod) && fi.Size() == lastSize) {
+				continue
+			}
+			lastMod, lastSize = fi.ModTime(), fi.Size()
+			if s := sum(); s != last {
+				last = s
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: use text or json", format)
+	}
+}
+
+const validateHelp = `
+Check a config file and report every problem at once, each naming the rule,
+the field and the line. Exit code 0 when the file is valid, 1 when it has
+problems.`
+
 func runValidate(ctx context.Context, e *env, args []string) error {
-	return errors.New("not available in this build yet")
+	fl := newFlags(e, "validate", "[--config camgate.yaml] [--json]", validateHelp)
+	path := fl.String("config", "camgate.yaml", "config file to check")
+	asJSON := fl.Bool("json", false, "print the result as JSON")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	cfg, err := store.Load(*path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("cannot read %s: %w", *path, pe.Err)
+	}
+	probs := config.ProblemsOf(err)
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if probs == nil {
+			probs = []config.Problem{}
+		}
+		enc.Encode(map[string]any{"file": *path, "valid": len(probs) == 0, "problems": probs})
+	} else if len(probs) == 0 {
+		enabled := 0
+		for i := range cfg.Rules {
+			if cfg.Rules[i].IsEnabled() {
+				enabled++
+			}
+		}
+		fmt.Fprintf(e.stdout, "%s: OK (%d rules, %d enabled)\n", *path, len(cfg.Rules), enabled)
+	} else {
+		for _, p := range probs {
+			loc := *path
+			if p.Line > 0 {
+				loc = fmt.Sprintf("%s:%d", *path, p.Line)
+				p.Line = 0
+			}
+			fmt.Fprintf(e.stdout, "%s: %s\n", loc, p.Error())
+		}
+		fmt.Fprintf(e.stdout, "%d problem(s) found\n", len(probs))
+	}
+	if len(probs) > 0 {
+		return exitError(1)
+	}
+	return nil
 }

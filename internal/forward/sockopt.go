@@ -1,0 +1,84 @@
+package forward
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// keepAlive probes a silent peer after a minute, then every 15 s, and
+// gives up after 4 misses: dead camera links are noticed in about two
+// minutes, while a healthy idle RTSP session costs nothing.
+var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4}
+
+// reusePort sets SO_REUSEPORT (and SO_REUSEADDR) so a rule being replaced
+// can bind its new socket before the old one is closed.
+func reusePort(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); serr != nil {
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+func listenNetwork(kind string, a netip.Addr) string {
+	switch {
+	case a.Is4():
+		return kind + "4"
+	case a.IsUnspecified():
+		return kind // "::" listens on both families
+	default:
+		return kind + "6"
+	}
+}
+
+func listenTCP(addr netip.AddrPort) (*net.TCPListener, error) {
+	lc := net.ListenConfig{Control: reusePort, KeepAliveConfig: keepAlive}
+	ln, err := lc.Listen(context.Background(), listenNetwork("tcp", addr.Addr()), addr.String())
+	if err != nil {
+		return nil, err
+	}
+	return ln.(*net.TCPListener), nil
+}
+
+// udpSocketBuffer is asked for on UDP sockets: RTP arrives in bursts (a
+// key frame is dozens of datagrams at once) and the default 208 KiB
+// receive buffer drops the tail of a burst under load.
+const udpSocketBuffer = 4 << 20
+
+func listenUDP(addr netip.AddrPort) (*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: reusePort}
+	pc, err := lc.ListenPacket(context.Background(), listenNetwork("udp", addr.Addr()), addr.String())
+	if err != nil {
+		return nil, err
+	}
+	uc := pc.(*net.UDPConn)
+	setBuffers(uc)
+	return uc, nil
+}
+
+// setBuffers raises a UDP socket's buffers, with the FORCE variants first
+// (they pass the sysctl maximum when running as root).
+func setBuffers(c *net.UDPConn) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		for _, o := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], udpSocketBuffer) != nil {
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], udpSocketBuffer)
+			}
+		}
+	})
+}
