@@ -5,7 +5,7 @@ package config
 // their validation are owned by the guard feature (docs/SECURITY.md).
 type Guard struct{}
 
-func (g Guard) clone() Guard      { return g }
+func (g Guard) clone() Guard       { return g }
 func (g Guard) equal(o Guard) bool { return g == o }
 
 // TLS configures HTTPS termination for a rule ("tls: terminate").
