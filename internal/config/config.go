@@ -254,7 +254,7 @@ func (r PortRange) MarshalYAML() (any, error) {
 // fieldError reports a malformed value as a *yaml.TypeError, which the
 // decoder collects and carries on, so one bad value does not hide the rest.
 func fieldError(n *yaml.Node, msg string) error {
-	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, msg)}}
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: col %d: %s", n.Line, n.Column, msg)}}
 }
 
 // Duration is a time.Duration written as "30s", "2m" or "1h" in YAML.

@@ -148,6 +148,7 @@ func Parse(data []byte) (*Config, error) {
 
 var (
 	lineRE    = regexp.MustCompile(`line (\d+)`)
+	colRE     = regexp.MustCompile(`^line \d+: col (\d+): `)
 	unknownRE = regexp.MustCompile(`field (\S+) not found in type`)
 	typeRE    = regexp.MustCompile("cannot unmarshal !!(\\w+) `([^`]*)` into (\\S+)")
 )
@@ -165,6 +166,7 @@ func yamlLine(msg string) int {
 // words about the file.
 func cleanYAML(msg string) string {
 	msg = strings.TrimPrefix(msg, "yaml: ")
+	msg = colRE.ReplaceAllString(msg, "")
 	msg = lineRE.ReplaceAllString(msg, "")
 	msg = strings.TrimLeft(msg, ": ")
 	if m := unknownRE.FindStringSubmatch(msg); m != nil {
@@ -197,8 +199,11 @@ type ruleNode struct {
 
 type nodeIndex struct {
 	rules []ruleNode
-	// keys maps a line to the rule index (-1 for top level) and key there.
-	keys map[int]keyPos
+	// keys maps a line to the rule index (-1 for top level) and the last
+	// key on it; values maps a value's line and column to its key, which
+	// tells keys apart in one-line {flow: mappings}.
+	keys   map[int]keyPos
+	values map[[2]int]keyPos
 }
 
 type keyPos struct {
@@ -207,7 +212,7 @@ type keyPos struct {
 }
 
 func indexNodes(root *yaml.Node) nodeIndex {
-	idx := nodeIndex{keys: map[int]keyPos{}}
+	idx := nodeIndex{keys: map[int]keyPos{}, values: map[[2]int]keyPos{}}
 	doc := root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		doc = doc.Content[0]
@@ -229,6 +234,7 @@ func indexNodes(root *yaml.Node) nodeIndex {
 					key, val := rn.Content[j], rn.Content[j+1]
 					r.fields[key.Value] = key.Line
 					idx.keys[key.Line] = keyPos{rule: ri, key: key.Value}
+					idx.values[[2]int{val.Line, val.Column}] = keyPos{rule: ri, key: key.Value}
 					if val.Line != key.Line {
 						indexSubkeys(&idx, ri, key.Value, val)
 					}
@@ -267,6 +273,12 @@ func (idx nodeIndex) problemAt(cfg *Config, msg string) Problem {
 	line := yamlLine(msg)
 	p := Problem{Line: line, Message: cleanYAML(msg)}
 	kp, ok := idx.keys[line]
+	if m := colRE.FindStringSubmatch(msg); m != nil {
+		col, _ := strconv.Atoi(m[1])
+		if vp, found := idx.values[[2]int{line, col}]; found {
+			kp, ok = vp, true
+		}
+	}
 	if !ok {
 		return p
 	}

@@ -156,3 +156,11 @@ rules:
 		t.Fatalf("round trip changed the rule:\n%+v\n%+v\n%s", a, b, out)
 	}
 }
+
+func TestFlowMappingNamesTheRightField(t *testing.T) {
+	_, err := Load([]byte("version: 1\nrules:\n  - {name: broken, external_port: 99999, internal_ip: 10.0.0.1}\n"))
+	got := ProblemsOf(err)
+	if len(got) != 1 || got[0].Error() != `line 3: rule "broken": external_port: port 99999 is outside 1-65535` {
+		t.Fatalf("got %v, want one external_port problem", got)
+	}
+}
