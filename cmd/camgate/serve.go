@@ -17,6 +17,7 @@ import (
 
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/gateway"
+	"github.com/camgate/camgate/internal/site"
 	"github.com/camgate/camgate/internal/store"
 )
 
@@ -60,10 +61,29 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		logProblems(log, *path, err)
 		return exitError(1)
 	}
-	g := gateway.New(gateway.Config{Logger: log.With("component", "gateway")})
+	stateDir := store.StateDir(*path, cfg)
+	policy, err := newPolicy(log.With("component", "guard"), stateDir)
+	if err != nil {
+		log.Error("cannot start the guard", "err", err)
+		return exitError(1)
+	}
+	g := gateway.New(gateway.Config{Logger: log.With("component", "gateway"), Policy: policy})
 	if _, err := g.Apply(ctx, cfg); err != nil {
 		log.Error("cannot start the gateway", "config", *path, "err", err)
 		return exitError(1)
+	}
+	s := site.New(site.Config{Path: *path, Gateway: g, Logger: log})
+	var stops []func(context.Context)
+	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){startAdmin, startRouter} {
+		stop, err := start(ctx, log, s)
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			shutdown(log, g, stops)
+			return exitError(1)
+		}
+		if stop != nil {
+			stops = append(stops, stop)
+		}
 	}
 	enabled := 0
 	for i := range cfg.Rules {
@@ -85,39 +105,57 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	for {
 		select {
 		case <-ctx.Done():
-			drain := g.Config().Limits.Drain()
-			log.Info("shutting down: no new connections; draining live ones", "drain_timeout", drain)
-			dctx, cancel := context.WithTimeout(context.Background(), drain)
-			g.Close(dctx)
-			cancel()
-			log.Info("stopped")
+			shutdown(log, g, stops)
 			return nil
 		case <-hup:
-			reload(ctx, log, g, *path, "SIGHUP")
+			reload(ctx, log, s, "SIGHUP")
 		case <-changed:
-			reload(ctx, log, g, *path, "file changed")
+			reload(ctx, log, s, "file changed")
 		case <-summary.C:
 			g.LogSummary()
 		}
 	}
 }
 
+// shutdown stops the admin UI and router automation, then the gateway
+// with its drain period.
+func shutdown(log *slog.Logger, g *gateway.Gateway, stops []func(context.Context)) {
+	drain := g.Config().Limits.Drain()
+	log.Info("shutting down: no new connections; draining live ones", "drain_timeout", drain)
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	for i := len(stops) - 1; i >= 0; i-- {
+		stops[i](dctx)
+	}
+	g.Close(dctx)
+	log.Info("stopped")
+}
+
 // reload applies the file's config, or keeps the running one and says why.
-func reload(ctx context.Context, log *slog.Logger, g *gateway.Gateway, path, why string) {
-	cfg, err := store.Load(path)
-	if err != nil {
+func reload(ctx context.Context, log *slog.Logger, s *site.Site, why string) {
+	path := s.Path()
+	start := time.Now()
+	ch, err := s.Reload(ctx)
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+	case errors.As(err, &pe) || isConfigProblem(err):
 		logProblems(log, path, err)
 		log.Error("config refused; still serving the last good config", "config", path, "trigger", why)
 		return
-	}
-	start := time.Now()
-	ch, err := g.Apply(ctx, cfg)
-	if err != nil {
+	default:
 		log.Error("reload failed; still serving the last good config", "config", path, "trigger", why, "err", err)
 		return
 	}
 	log.Info("config reloaded", "trigger", why, "added", ch.Added, "removed", ch.Removed,
 		"replaced", ch.Changed, "kept", len(ch.Kept), "took", time.Since(start).Round(time.Microsecond))
+}
+
+// isConfigProblem reports whether err is made of config.Problem values
+// (a bad file) rather than a failure to apply (a busy port).
+func isConfigProblem(err error) bool {
+	var p config.Problem
+	return errors.As(err, &p)
 }
 
 func logProblems(log *slog.Logger, path string, err error) {
