@@ -17,10 +17,10 @@ func TestDiff(t *testing.T) {
 	old := []Rule{rule("a", 1, nil), rule("b", 2, nil), rule("c", 3, nil), rule("d", 4, off), rule("e", 5, nil)}
 	new := []Rule{
 		rule("a", 1, func(r *Rule) { r.Description = "new words" }), // kept: description only
-		rule("b", 2, func(r *Rule) { r.InternalIP = "10.0.0.2" }),  // changed
-		rule("d", 4, nil),                                         // enabled: added
-		rule("e", 5, off),                                         // disabled: removed
-		rule("f", 6, nil),                                         // added
+		rule("b", 2, func(r *Rule) { r.InternalIP = "10.0.0.2" }),   // changed
+		rule("d", 4, nil), // enabled: added
+		rule("e", 5, off), // disabled: removed
+		rule("f", 6, nil), // added
 	} // c removed
 	got := Diff(old, new)
 	check := func(what string, got, want []string) {

@@ -100,6 +100,10 @@ func New(c Config) *Gateway {
 	return g
 }
 
+// Policy returns the policy the gateway was built with, so the admin API
+// can reach its ban list and counters.
+func (g *Gateway) Policy() Policy { return g.policy }
+
 // ErrClosed is returned by Apply after Close.
 var ErrClosed = errors.New("gateway is shut down")
 
