@@ -1,0 +1,396 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+)
+
+// metric describes one row of the results table.
+type metric struct {
+	id    string
+	title string
+	unit  string
+	// lower is true when smaller is better (costs, loss, latency).
+	lower bool
+	// ratios is false for counts where a ratio means nothing (loss, drops).
+	ratios bool
+	// format prints a value.
+	format string
+}
+
+// metrics lists every row the harness can fill, in table order.
+func metrics() []metric {
+	return []metric{
+		{id: "tcp1", title: "TCP throughput, 1 stream (iperf3)", unit: "Gbit/s", ratios: true, format: "%.2f"},
+		{id: "tcp8", title: "TCP throughput, 8 streams (iperf3 -P 8)", unit: "Gbit/s", ratios: true, format: "%.2f"},
+		{id: "conns", title: "Short connections (wrk, Connection: close)", unit: "req/s", ratios: true, format: "%.0f"},
+		{id: "idle_fds", title: "Idle connections: fds per connection", unit: "fds/conn", lower: true, ratios: true, format: "%.2f"},
+		{id: "idle_kb", title: "Idle connections: RSS per connection", unit: "KB/conn", lower: true, ratios: true, format: "%.2f"},
+		{id: "idle_pss", title: "Idle connections: PSS per connection", unit: "KB/conn", lower: true, ratios: true, format: "%.2f"},
+		{id: "idle_fwd", title: "Idle connections forwarded end to end", unit: "conns", format: "%.0f"},
+		{id: "udp64", title: "UDP echo, 64-byte datagrams", unit: "kpps", ratios: true, format: "%.1f"},
+		{id: "udp64_loss", title: "UDP echo, 64-byte: loss", unit: "%", lower: true, format: "%.2f"},
+		{id: "udp1400", title: "UDP echo, 1400-byte datagrams", unit: "kpps", ratios: true, format: "%.1f"},
+		{id: "udp1400_loss", title: "UDP echo, 1400-byte: loss", unit: "%", lower: true, format: "%.2f"},
+		{id: "p3_fwd", title: "P3 held connections forwarded end to end", unit: "conns", format: "%.0f"},
+		{id: "p3_fds", title: "P3 fds per held connection", unit: "fds/conn", lower: true, ratios: true, format: "%.2f"},
+		{id: "p3_kb", title: "P3 RSS per held connection", unit: "KB/conn", lower: true, ratios: true, format: "%.2f"},
+		{id: "p3_gor", title: "P3 goroutines per held connection", unit: "gor/conn", lower: true, format: "%.2f"},
+		{id: "p5_loss", title: "P5 RTP-like streams: datagrams lost", unit: "pkts", lower: true, format: "%.0f"},
+		{id: "p5_reorder", title: "P5 RTP-like streams: datagrams reordered", unit: "pkts", lower: true, format: "%.0f"},
+		{id: "p6_ms", title: "P6 SIGHUP to new rule forwarding (worst)", unit: "ms", lower: true, format: "%.1f"},
+		{id: "p6_drops", title: "P6 connections dropped on the untouched rule", unit: "conns", lower: true, format: "%.0f"},
+	}
+}
+
+func metricByID(id string) (metric, bool) {
+	for _, m := range metrics() {
+		if m.id == id {
+			return m, true
+		}
+	}
+	return metric{}, false
+}
+
+// Result is one figure for one peer.
+type Result struct {
+	Metric string  `json:"metric"`
+	Peer   string  `json:"peer"`
+	Value  float64 `json:"value"`
+	// Error says why there is no value (Value is then meaningless).
+	Error string `json:"error,omitempty"`
+	// Detail holds the raw figures behind Value.
+	Detail map[string]float64 `json:"detail,omitempty"`
+}
+
+// results collects Results in the order they were measured.
+type results struct {
+	list []Result
+}
+
+func (rs *results) add(r Result) { rs.list = append(rs.list, r) }
+
+func (rs *results) fail(metricID, peer string, err error) {
+	rs.add(Result{Metric: metricID, Peer: peer, Error: err.Error()})
+}
+
+// get returns the value of metricID for peer, if it was measured.
+func (rs *results) get(metricID, peer string) (float64, bool) {
+	for i := len(rs.list) - 1; i >= 0; i-- {
+		r := rs.list[i]
+		if r.Metric == metricID && r.Peer == peer {
+			return r.Value, r.Error == ""
+		}
+	}
+	return 0, false
+}
+
+func (rs *results) find(metricID, peer string) (Result, bool) {
+	for i := len(rs.list) - 1; i >= 0; i-- {
+		if r := rs.list[i]; r.Metric == metricID && r.Peer == peer {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
+// ratio is a/b, NaN when either is missing or b is zero.
+func ratio(a, b float64, okA, okB bool) float64 {
+	if !okA || !okB || b == 0 {
+		return math.NaN()
+	}
+	return a / b
+}
+
+// bestPeer returns the best measured value of m among the competing peers
+// (everyone but camgate and direct), and which peer it was.
+func (rs *results) bestPeer(m metric, peers []string) (string, float64, bool) {
+	best, bestV, found := "", 0.0, false
+	for _, p := range peers {
+		if p == peerCamgate || p == peerDirect {
+			continue
+		}
+		v, ok := rs.get(m.id, p)
+		if !ok {
+			continue
+		}
+		if !found || (m.lower && v < bestV) || (!m.lower && v > bestV) {
+			best, bestV, found = p, v, true
+		}
+	}
+	return best, bestV, found
+}
+
+// maxOf returns the highest measured value of metricID among peers.
+func (rs *results) maxOf(metricID string, peers ...string) (string, float64, bool) {
+	best, bestV, found := "", 0.0, false
+	for _, p := range peers {
+		if v, ok := rs.get(metricID, p); ok && (!found || v > bestV) {
+			best, bestV, found = p, v, true
+		}
+	}
+	return best, bestV, found
+}
+
+// Target statuses.
+const (
+	statusMet         = "MET"
+	statusMissed      = "MISSED"
+	statusNotMeasured = "NOT MEASURED"
+)
+
+// TargetResult is the verdict on one of issue 4's targets.
+type TargetResult struct {
+	ID     string `json:"id"`
+	Goal   string `json:"goal"`
+	Got    string `json:"got"`
+	Status string `json:"status"`
+}
+
+// evalTargets judges P1–P6 from the results. A target is NOT MEASURED when
+// a figure it needs is missing.
+func (rs *results) evalTargets(p3Conns int) []TargetResult {
+	var out []TargetResult
+	verdict := func(ok bool) string {
+		if ok {
+			return statusMet
+		}
+		return statusMissed
+	}
+	missing := func(what ...string) string { return "missing: " + strings.Join(what, ", ") }
+
+	// P1
+	{
+		t := TargetResult{ID: "P1", Goal: "single-stream TCP ≥ 0.85× direct and ≥ 1.6× haproxy"}
+		cg, okC := rs.get("tcp1", peerCamgate)
+		d, okD := rs.get("tcp1", peerDirect)
+		hp, okH := rs.get("tcp1", peerHAProxy)
+		if okC && okD && okH {
+			rd, rh := ratio(cg, d, true, true), ratio(cg, hp, true, true)
+			t.Got = fmt.Sprintf("%.2f× direct, %.2f× haproxy", rd, rh)
+			t.Status = verdict(rd >= 0.85 && rh >= 1.6)
+		} else {
+			t.Got, t.Status = missing(missingNames(map[string]bool{"camgate": okC, "direct": okD, "haproxy": okH})...), statusNotMeasured
+		}
+		out = append(out, t)
+	}
+	// P2
+	{
+		t := TargetResult{ID: "P2", Goal: "short connections/s ≥ 1.3× the best of haproxy, nginx, rinetd"}
+		cg, okC := rs.get("conns", peerCamgate)
+		bp, bv, okB := rs.maxOf("conns", peerHAProxy, peerNginx, peerRinetd)
+		if okC && okB && bv > 0 {
+			r := cg / bv
+			t.Got = fmt.Sprintf("%.2f× %s", r, bp)
+			t.Status = verdict(r >= 1.3)
+		} else {
+			t.Got, t.Status = missing(missingNames(map[string]bool{"camgate": okC, "a peer": okB})...), statusNotMeasured
+		}
+		out = append(out, t)
+	}
+	// P3
+	{
+		t := TargetResult{ID: "P3", Goal: fmt.Sprintf("%d held connections all forwarded; ≤ 2.2 fds and ≤ 4 KB RSS each", p3Conns)}
+		fwd, ok1 := rs.get("p3_fwd", peerCamgate)
+		fds, ok2 := rs.get("p3_fds", peerCamgate)
+		kb, ok3 := rs.get("p3_kb", peerCamgate)
+		if ok1 && ok2 && ok3 {
+			t.Got = fmt.Sprintf("%.0f/%d forwarded, %.2f fds, %.2f KB", fwd, p3Conns, fds, kb)
+			t.Status = verdict(int(fwd) == p3Conns && fds <= 2.2 && kb <= 4)
+		} else if r, ok := rs.find("p3_fwd", peerCamgate); ok && r.Error != "" {
+			t.Got, t.Status = r.Error, statusMissed
+		} else {
+			t.Got, t.Status = missing("camgate p3"), statusNotMeasured
+		}
+		out = append(out, t)
+	}
+	// P4
+	{
+		t := TargetResult{ID: "P4", Goal: "UDP pps, 64 B and 1400 B, ≥ 1.5× socat and ≥ 1.5× nginx"}
+		var got []string
+		met, measured := true, true
+		for _, m := range []string{"udp64", "udp1400"} {
+			cg, okC := rs.get(m, peerCamgate)
+			for _, p := range []string{peerSocat, peerNginx} {
+				v, ok := rs.get(m, p)
+				if !okC || !ok || v == 0 {
+					measured = false
+					got = append(got, fmt.Sprintf("%s vs %s: missing", m, p))
+					continue
+				}
+				r := cg / v
+				got = append(got, fmt.Sprintf("%s %.2f× %s", strings.TrimPrefix(m, "udp")+"B", r, p))
+				if r < 1.5 {
+					met = false
+				}
+			}
+		}
+		t.Got = strings.Join(got, ", ")
+		switch {
+		case !measured:
+			t.Status = statusNotMeasured
+		default:
+			t.Status = verdict(met)
+		}
+		out = append(out, t)
+	}
+	// P5
+	{
+		t := TargetResult{ID: "P5", Goal: "50 RTP-like UDP streams at 4 Mb/s: zero loss, zero reordering"}
+		loss, ok1 := rs.get("p5_loss", peerCamgate)
+		re, ok2 := rs.get("p5_reorder", peerCamgate)
+		if ok1 && ok2 {
+			t.Got = fmt.Sprintf("%.0f lost, %.0f reordered", loss, re)
+			t.Status = verdict(loss == 0 && re == 0)
+		} else {
+			t.Got, t.Status = missing("camgate p5"), statusNotMeasured
+		}
+		out = append(out, t)
+	}
+	// P6
+	{
+		t := TargetResult{ID: "P6", Goal: "rule change under load (SIGHUP) < 100 ms; zero drops on the untouched rule"}
+		ms, ok1 := rs.get("p6_ms", peerCamgate)
+		drops, ok2 := rs.get("p6_drops", peerCamgate)
+		if ok1 && ok2 {
+			t.Got = fmt.Sprintf("%.1f ms worst, %.0f dropped", ms, drops)
+			t.Status = verdict(ms < 100 && drops == 0)
+		} else if r, ok := rs.find("p6_ms", peerCamgate); ok && r.Error != "" {
+			t.Got, t.Status = r.Error, statusMissed
+		} else {
+			t.Got, t.Status = missing("camgate p6"), statusNotMeasured
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func missingNames(have map[string]bool) []string {
+	var out []string
+	for k, ok := range have {
+		if !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// table is the results laid out for printing: one row per metric that has
+// any figure, one column per peer, then the two ratios.
+type table struct {
+	header []string
+	rows   [][]string
+}
+
+func (rs *results) table(peers []string) table {
+	t := table{header: append(append([]string{"measure", "unit"}, peers...), "camgate/direct", "camgate/best peer")}
+	for _, m := range metrics() {
+		any := false
+		row := []string{m.title, m.unit}
+		for _, p := range peers {
+			r, ok := rs.find(m.id, p)
+			switch {
+			case !ok:
+				row = append(row, "–")
+			case r.Error != "":
+				row = append(row, "error")
+				any = true
+			default:
+				row = append(row, fmt.Sprintf(m.format, r.Value))
+				any = true
+			}
+		}
+		if !any {
+			continue
+		}
+		cg, okC := rs.get(m.id, peerCamgate)
+		d, okD := rs.get(m.id, peerDirect)
+		if m.ratios {
+			row = append(row, fmtRatio(ratio(cg, d, okC, okD)))
+			bp, bv, okB := rs.bestPeer(m, peers)
+			if r := ratio(cg, bv, okC, okB); !math.IsNaN(r) {
+				row = append(row, fmt.Sprintf("%s (%s)", fmtRatio(r), bp))
+			} else {
+				row = append(row, "–")
+			}
+		} else {
+			row = append(row, "", "")
+		}
+		t.rows = append(t.rows, row)
+	}
+	return t
+}
+
+func fmtRatio(r float64) string {
+	if math.IsNaN(r) || math.IsInf(r, 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", r)
+}
+
+// writeText prints the table with aligned columns.
+func (t table) writeText(w io.Writer) {
+	width := make([]int, len(t.header))
+	for i, h := range t.header {
+		width[i] = runeLen(h)
+	}
+	for _, r := range t.rows {
+		for i, c := range r {
+			width[i] = max(width[i], runeLen(c))
+		}
+	}
+	line := func(cells []string) {
+		var b strings.Builder
+		for i, c := range cells {
+			pad := width[i] - runeLen(c)
+			if i < 2 {
+				b.WriteString(c + strings.Repeat(" ", pad))
+			} else {
+				b.WriteString(strings.Repeat(" ", pad) + c)
+			}
+			b.WriteString("  ")
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+	line(t.header)
+	for _, r := range t.rows {
+		line(r)
+	}
+}
+
+// writeMarkdown prints the table as GitHub markdown.
+func (t table) writeMarkdown(w io.Writer) {
+	fmt.Fprintln(w, "| "+strings.Join(t.header, " | ")+" |")
+	seps := make([]string, len(t.header))
+	for i := range seps {
+		seps[i] = "---:"
+		if i < 2 {
+			seps[i] = "---"
+		}
+	}
+	fmt.Fprintln(w, "|"+strings.Join(seps, "|")+"|")
+	for _, r := range t.rows {
+		fmt.Fprintln(w, "| "+strings.Join(r, " | ")+" |")
+	}
+}
+
+func runeLen(s string) int { return len([]rune(s)) }
+
+// writeTargets prints one line per target.
+func writeTargets(w io.Writer, ts []TargetResult, markdown bool) {
+	if markdown {
+		fmt.Fprintln(w, "| target | goal | measured | status |")
+		fmt.Fprintln(w, "|---|---|---|---|")
+		for _, t := range ts {
+			fmt.Fprintf(w, "| %s | %s | %s | **%s** |\n", t.ID, t.Goal, t.Got, t.Status)
+		}
+		return
+	}
+	for _, t := range ts {
+		fmt.Fprintf(w, "%-3s %-12s %s\n    goal: %s\n", t.ID, t.Status, t.Got, t.Goal)
+	}
+}
