@@ -131,8 +131,8 @@ type Client struct {
 	opMu     sync.Mutex // serialises router conversations; guards following
 	settings config.Router
 	want     map[key]want
-	order    []key         // wanted keys in rule order
-	dups     []Mapping     // rules whose port another rule already claimed
+	order    []key          // wanted keys in rule order
+	dups     []Mapping      // rules whose port another rule already claimed
 	leases   map[key]*lease // current mappings, via m
 	stale    []*lease       // mappings to delete: removed rules, other routers, earlier runs
 	m        mapper         // the router in use; nil until one answers
