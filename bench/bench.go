@@ -253,6 +253,9 @@ func run(ctx context.Context, o options) (int, error) {
 			}
 		}
 	}
+	if b, l := busy(); b {
+		fmt.Fprintf(h.log, "warning: the machine is busy (load average %s): other work competes for the cores and makes every figure noisy\n", l)
+	}
 	m := describeMachine(h.camgate, nofile)
 	rep := Report{Machine: m, Started: started, Options: map[string]any{
 		"only": o.only, "peers": o.peers, "duration": o.duration.String(), "conns": o.conns,

@@ -11,28 +11,32 @@ import (
 
 // Machine describes where the benchmark ran.
 type Machine struct {
-	CPU     string            `json:"cpu"`
-	Cores   int               `json:"cores"`
-	MemMB   int64             `json:"mem_mb"`
-	Kernel  string            `json:"kernel"`
-	OS      string            `json:"os"`
-	Go      string            `json:"go"`
-	NoFile  uint64            `json:"nofile_hard_limit"`
-	Sysctl  map[string]string `json:"sysctl"`
-	Version map[string]string `json:"versions"`
+	CPU    string            `json:"cpu"`
+	Cores  int               `json:"cores"`
+	MemMB  int64             `json:"mem_mb"`
+	Kernel string            `json:"kernel"`
+	OS     string            `json:"os"`
+	Go     string            `json:"go"`
+	NoFile uint64            `json:"nofile_hard_limit"`
+	Sysctl map[string]string `json:"sysctl"`
+	// LoadStart is /proc/loadavg when the run began: other work on the
+	// machine makes every figure noisy.
+	LoadStart string            `json:"loadavg_start"`
+	Version   map[string]string `json:"versions"`
 }
 
 func describeMachine(camgate string, nofile uint64) Machine {
 	m := Machine{
-		CPU:     cpuModel(),
-		Cores:   runtime.NumCPU(),
-		MemMB:   memTotalKB() / 1024,
-		Kernel:  readTrim("/proc/sys/kernel/osrelease"),
-		OS:      osName(),
-		Go:      runtime.Version(),
-		NoFile:  nofile,
-		Sysctl:  map[string]string{},
-		Version: map[string]string{},
+		CPU:       cpuModel(),
+		Cores:     runtime.NumCPU(),
+		MemMB:     memTotalKB() / 1024,
+		Kernel:    readTrim("/proc/sys/kernel/osrelease"),
+		OS:        osName(),
+		Go:        runtime.Version(),
+		NoFile:    nofile,
+		Sysctl:    map[string]string{},
+		Version:   map[string]string{},
+		LoadStart: loadAvg(),
 	}
 	for _, k := range []string{"net/core/somaxconn", "net/ipv4/tcp_tw_reuse", "net/ipv4/ip_local_port_range", "net/core/rmem_max", "net/core/wmem_max"} {
 		m.Sysctl[strings.ReplaceAll(k, "/", ".")] = strings.Join(strings.Fields(readTrim("/proc/sys/"+k)), " ")
@@ -69,6 +73,7 @@ func (m Machine) write(w io.Writer, markdown bool) {
 		sc = append(sc, k+"="+m.Sysctl[k])
 	}
 	fmt.Fprintf(w, "%ssysctl: %s\n", bullet, strings.Join(sc, ", "))
+	fmt.Fprintf(w, "%sload average at start (1, 5, 15 min): %s\n", bullet, m.LoadStart)
 	var vs []string
 	for _, k := range []string{peerCamgate, peerHAProxy, peerNginx, peerSocat, peerRinetd, "iperf3", "wrk"} {
 		vs = append(vs, fmt.Sprintf("%s: %s", k, m.Version[k]))
@@ -110,4 +115,22 @@ func osName() string {
 func readTrim(path string) string {
 	b, _ := os.ReadFile(path)
 	return strings.TrimSpace(string(b))
+}
+
+// loadAvg returns the 1, 5 and 15-minute load averages.
+func loadAvg() string {
+	f := strings.Fields(readTrim("/proc/loadavg"))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// busy reports whether the machine is already loaded (1-minute load
+// average above a quarter of a core).
+func busy() (bool, string) {
+	l := loadAvg()
+	var one float64
+	fmt.Sscan(l, &one)
+	return one > 0.25, l
 }

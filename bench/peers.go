@@ -317,19 +317,24 @@ func supports(peer, proto string) bool {
 type ports struct {
 	mu   sync.Mutex // guards following
 	used map[uint16]bool
+	next uint16
 }
 
-// get returns the next free port at or above firstPort. The ports are
-// below the kernel's ephemeral range (32768 and up by default), so that
-// the harness's own outgoing connections never take one between the check
-// and the peer's bind.
+// get returns the next free port. The ports are below the kernel's
+// ephemeral range (32768 and up by default), so that the harness's own
+// outgoing connections never take one between the check and the peer's
+// bind; each run starts at an offset taken from its pid, so that two runs
+// at once rarely race for the same port.
 func (p *ports) get() (uint16, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.used == nil {
 		p.used = map[uint16]bool{}
+		p.next = uint16(firstPort + os.Getpid()%100*100)
 	}
-	for port := uint16(firstPort); port < firstPort+10000; port++ {
+	for p.next < lastPort {
+		port := p.next
+		p.next++
 		if p.used[port] {
 			continue
 		}
@@ -349,5 +354,8 @@ func (p *ports) get() (uint16, error) {
 	return 0, errors.New("no free loopback port")
 }
 
-// firstPort is where the harness starts handing out ports.
-const firstPort = 21000
+// The harness hands out ports in [firstPort, lastPort).
+const (
+	firstPort = 20000
+	lastPort  = 32700
+)

@@ -286,7 +286,13 @@ type table struct {
 	rows   [][]string
 }
 
-func (rs *results) table(peers []string) table {
+func (rs *results) table(all []string) table {
+	var peers []string
+	for _, p := range all {
+		if slices.ContainsFunc(rs.list, func(r Result) bool { return r.Peer == p }) {
+			peers = append(peers, p)
+		}
+	}
 	t := table{header: append(append([]string{"measure", "unit"}, peers...), "camgate/direct", "camgate/best peer")}
 	for _, m := range metrics() {
 		any := false

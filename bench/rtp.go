@@ -76,7 +76,7 @@ func (h *harness) rtpOne(ctx context.Context, peer string) (Result, Result, erro
 	d := map[string]float64{
 		"streams": float64(h.opts.p5Streams), "mbps_each": h.opts.p5Mbps, "seconds": h.opts.p5Duration.Seconds(),
 		"sent": float64(st.sent), "received": float64(st.unique), "duplicated": float64(st.dups),
-		"worst_stream_lost": float64(st.worstLost),
+		"worst_stream_lost": float64(st.worstLost), "streams_with_loss": float64(st.streamsWithLoss),
 	}
 	return Result{Metric: "p5_loss", Peer: peer, Value: float64(st.lost), Detail: d},
 		Result{Metric: "p5_reorder", Peer: peer, Value: float64(st.reordered)}, nil
@@ -84,6 +84,7 @@ func (h *harness) rtpOne(ctx context.Context, peer string) (Result, Result, erro
 
 type rtpStats struct {
 	sent, unique, lost, reordered, dups, worstLost int64
+	streamsWithLoss                                int64
 }
 
 // rtpViewer is one receiving socket and its sequence bookkeeping.
@@ -288,6 +289,9 @@ func runRTP(ctx context.Context, cam *rtpCamera, addr string, streams int, mbps 
 		st.reordered += v.reordered
 		st.dups += v.dups
 		st.worstLost = max(st.worstLost, lost)
+		if lost > 0 {
+			st.streamsWithLoss++
+		}
 		v.mu.Unlock()
 	}
 	return st, nil

@@ -112,11 +112,19 @@ func (e *udpEcho) serve() {
 		if err != nil {
 			return
 		}
+		m := 0
 		for i := range n {
-			out[i] = ipv4.Message{Buffers: [][]byte{bufs[i][:msgs[i].N]}, Addr: msgs[i].Addr}
+			// rinetd 0.73 opens each UDP session by sending an empty
+			// datagram, and tears the session down if an empty datagram
+			// comes back; a device would not answer it either.
+			if msgs[i].N == 0 {
+				continue
+			}
+			out[m] = ipv4.Message{Buffers: [][]byte{bufs[i][:msgs[i].N]}, Addr: msgs[i].Addr}
+			m++
 		}
-		for w := 0; w < n; {
-			k, err := pc.WriteBatch(out[w:n], 0)
+		for w := 0; w < m; {
+			k, err := pc.WriteBatch(out[w:m], 0)
 			if err != nil {
 				break // the sender's socket is gone (ICMP unreachable): drop
 			}
