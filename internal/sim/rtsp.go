@@ -1,0 +1,420 @@
+package sim
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v5"
+	"github.com/bluenviron/gortsplib/v5/pkg/base"
+	"github.com/bluenviron/gortsplib/v5/pkg/description"
+	"github.com/bluenviron/gortsplib/v5/pkg/format"
+	"github.com/bluenviron/gortsplib/v5/pkg/headers"
+)
+
+// How the RTSP side imitates a Hikvision device on top of gortsplib:
+//
+//   - gortsplib writes Content-Base from the URL the client asked for, and
+//     relative a=control lines "trackID=0". A Hikvision device instead
+//     answers with its own LAN IP:port in Content-Base and absolute control
+//     URLs "rtsp://IP:554/Streaming/Channels/101/trackID=1?transportmode=
+//     unicast&profile=Profile_1" (scottlamb/retina testdata
+//     hikvision_describe.txt). OnDescribe returns our own SDP as the body,
+//     and OnResponse replaces Content-Base.
+//   - The video is trackID=1 on the device but media index 0 in gortsplib,
+//     so OnRequest renumbers the trackID of every SETUP URL (1 -> 0) before
+//     gortsplib parses it, and OnResponse puts the device's track URL back
+//     into RTP-Info.
+//   - gortsplib's realm is fixed ("ipcam") and its verifier does not know
+//     the illegal-login lock, so authentication is ours (digest.go), with
+//     the device's realm and its MD5 challenge without qop.
+
+// rtspConnState is per-connection state. gortsplib calls a connection's
+// OnRequest, handler and OnResponse one request at a time.
+type rtspConnState struct {
+	req      *base.Request
+	origPath string
+	user     string
+	base     string // Content-Base of the DESCRIBE being answered
+	trackURL string // the device's control URL of the last SETUP track
+}
+
+type rtspHandler struct {
+	d *Device
+
+	mu      sync.RWMutex // guards following
+	streams map[streamKind]*gortsplib.ServerStream
+}
+
+// serveRTSP runs the RTSP server and the two looping streams until ctx is
+// done.
+func (d *Device) serveRTSP(ctx context.Context, ln net.Listener) error {
+	h := &rtspHandler{d: d}
+	srv := &gortsplib.Server{
+		Handler:      h,
+		RTSPAddress:  ln.Addr().String(),
+		ReadTimeout:  10 * time.Second,
+		WriteTimeout: 10 * time.Second,
+		IdleTimeout:  60 * time.Second,
+		Listen:       func(string, string) (net.Listener, error) { return ln, nil },
+	}
+	if rtp := d.udp[ServiceRTP]; rtp != nil {
+		rtcp := d.rtcp
+		srv.UDPRTPAddress = rtp.LocalAddr().String()
+		srv.UDPRTCPAddress = rtcp.LocalAddr().String()
+		srv.ListenPacket = func(_, addr string) (net.PacketConn, error) {
+			switch addr {
+			case srv.UDPRTPAddress:
+				return rtp, nil
+			case srv.UDPRTCPAddress:
+				return rtcp, nil
+			}
+			return nil, fmt.Errorf("unexpected udp listen on %s", addr)
+		}
+	}
+	if err := srv.Start(); err != nil {
+		ln.Close()
+		d.closeUDP(ServiceRTP)
+		return err
+	}
+
+	fctx, stopFeeders := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	streams := map[streamKind]*gortsplib.ServerStream{}
+	var startErr error
+	for kind, c := range d.clips {
+		st := &gortsplib.ServerStream{Server: srv, Desc: &description.Session{Medias: []*description.Media{{
+			Type:    description.MediaTypeVideo,
+			Formats: []format.Format{&format.H264{PayloadTyp: 96, SPS: c.sps, PPS: c.pps, PacketizationMode: 1}},
+		}}}}
+		if err := st.Initialize(); err != nil {
+			startErr = err
+			break
+		}
+		streams[kind] = st
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.feed(fctx, st, c)
+		}()
+	}
+	h.mu.Lock()
+	h.streams = streams
+	h.mu.Unlock()
+
+	waitc := make(chan error, 1)
+	go func() { waitc <- srv.Wait() }()
+	var err error
+	if startErr == nil {
+		select {
+		case <-ctx.Done():
+		case err = <-waitc:
+		}
+	} else {
+		err = startErr
+	}
+	stopFeeders()
+	wg.Wait()
+	for _, st := range streams {
+		st.Close()
+	}
+	srv.Close()
+	if e := <-waitc; err == nil && ctx.Err() == nil {
+		err = e
+	}
+	return err
+}
+
+// feed loops clip c into stream in real time until ctx is done. The clip
+// restarts on its IDR frame; RTP timestamps keep counting across loops.
+func (d *Device) feed(ctx context.Context, stream *gortsplib.ServerStream, c *clip) {
+	medi := stream.Desc.Medias[0]
+	enc, err := medi.Formats[0].(*format.H264).CreateEncoder()
+	if err != nil {
+		d.log.Error("rtsp: h264 encoder", "clip", c.name, "err", err)
+		return
+	}
+	var rb [4]byte
+	rand.Read(rb[:])
+	ts := binary.BigEndian.Uint32(rb[:])
+	step := uint32(90000 / c.fps)
+	tick := time.NewTicker(time.Second / time.Duration(c.fps))
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		pkts, err := enc.Encode(c.aus[i%len(c.aus)])
+		if err != nil {
+			d.log.Error("rtsp: packetize", "clip", c.name, "err", err)
+			return
+		}
+		now := time.Now()
+		for _, p := range pkts {
+			p.Timestamp = ts
+			stream.WritePacketRTPWithNTP(medi, p, now)
+		}
+		ts += step
+	}
+}
+
+func connState(sc *gortsplib.ServerConn) *rtspConnState {
+	st, _ := sc.UserData().(*rtspConnState)
+	if st == nil {
+		st = &rtspConnState{}
+		sc.SetUserData(st)
+	}
+	return st
+}
+
+// OnConnOpen implements gortsplib.ServerHandlerOnConnOpen.
+func (h *rtspHandler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
+	ctx.Conn.SetUserData(&rtspConnState{})
+}
+
+// OnRequest implements gortsplib.ServerHandlerOnRequest.
+func (h *rtspHandler) OnRequest(sc *gortsplib.ServerConn, req *base.Request) {
+	st := connState(sc)
+	st.req, st.user, st.origPath = req, "", ""
+	if req.URL != nil {
+		st.origPath = (*url.URL)(req.URL).RequestURI()
+		if req.Method == base.Setup {
+			renumberTrack(req.URL)
+		}
+	}
+}
+
+// OnResponse implements gortsplib.ServerHandlerOnResponse.
+func (h *rtspHandler) OnResponse(sc *gortsplib.ServerConn, res *base.Response) {
+	st := connState(sc)
+	if st.req == nil {
+		return
+	}
+	// Captured Hikvision answers carry no Server header.
+	delete(res.Header, "Server")
+	if res.StatusCode == base.StatusOK {
+		switch st.req.Method {
+		case base.Describe:
+			if st.base != "" {
+				res.Header["Content-Base"] = base.HeaderValue{st.base}
+			}
+		case base.Play:
+			if st.trackURL != "" {
+				var ri headers.RTPInfo
+				if ri.Unmarshal(res.Header["RTP-Info"]) == nil {
+					for _, e := range ri {
+						e.URL = st.trackURL
+					}
+					res.Header["RTP-Info"] = ri.Marshal()
+				}
+			}
+		}
+	}
+	src := addrPortOf(sc.NetConn().RemoteAddr())
+	h.d.reqs.add(Request{Service: ServiceRTSP, Source: src,
+		Method: string(st.req.Method), Path: st.origPath, Status: int(res.StatusCode), User: st.user})
+	h.d.log.Debug("request", "service", "rtsp", "src", src.String(), "method", string(st.req.Method),
+		"path", st.origPath, "status", int(res.StatusCode))
+	st.req, st.base = nil, ""
+}
+
+// trackRE finds the track id at the end of a SETUP URL's path or query.
+var trackRE = regexp.MustCompile(`(?i)/trackID=([0-9]+)$`)
+
+// renumberTrack turns the device's trackID=1 into gortsplib's media index
+// 0. Other ids (Hikvision's metadata track is 3) point past the one media
+// and get 404-like errors from gortsplib, as on a device without them.
+func renumberTrack(u *base.URL) {
+	fix := func(s string) string {
+		m := trackRE.FindStringSubmatchIndex(s)
+		if m == nil {
+			return s
+		}
+		n, err := strconv.Atoi(s[m[2]:m[3]])
+		if err != nil || n < 1 {
+			n = 1 << 20
+		}
+		return s[:m[2]] + strconv.Itoa(n-1)
+	}
+	u.Path = fix(u.Path)
+	u.RawQuery = fix(u.RawQuery)
+}
+
+// channelRE matches /Streaming/Channels/<channel><stream>, stream 01 or
+// 02, and the legacy /h264/ch<channel>/<main|sub>/av_stream.
+var (
+	channelRE = regexp.MustCompile(`(?i)^/Streaming/Channels/([1-9][0-9]?)0([12])$`)
+	legacyRE  = regexp.MustCompile(`(?i)^/(?:h264|mpeg4)/ch([1-9][0-9]?)/(main|sub)/av_stream$`)
+)
+
+// streamFor maps a request path to the stream it names.
+func (d *Device) streamFor(path string) (streamKind, bool) {
+	var ch int
+	var kind streamKind
+	if m := channelRE.FindStringSubmatch(path); m != nil {
+		ch, _ = strconv.Atoi(m[1])
+		kind = streamMain
+		if m[2] == "2" {
+			kind = streamSub
+		}
+	} else if m := legacyRE.FindStringSubmatch(path); m != nil {
+		ch, _ = strconv.Atoi(m[1])
+		kind = streamMain
+		if strings.EqualFold(m[2], "sub") {
+			kind = streamSub
+		}
+	} else {
+		return 0, false
+	}
+	return kind, ch >= 1 && ch <= d.id.channels()
+}
+
+func (h *rtspHandler) stream(kind streamKind) *gortsplib.ServerStream {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.streams[kind]
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return unmapAP(ta.AddrPort())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return unmapAP(ap)
+}
+
+// authorize checks an RTSP request's credentials; it returns the response
+// to send instead when they do not let it through.
+func (h *rtspHandler) authorize(sc *gortsplib.ServerConn, req *base.Request) *base.Response {
+	d := h.d
+	st := connState(sc)
+	src := addrPortOf(sc.NetConn().RemoteAddr()).Addr()
+	unauthorized := func(stale bool) *base.Response {
+		return &base.Response{StatusCode: base.StatusUnauthorized,
+			Header: base.Header{"WWW-Authenticate": base.HeaderValue{d.auth.rtspChallenge(stale)}}}
+	}
+	var c credentials
+	var perr error
+	vals := req.Header["Authorization"]
+	if len(vals) > 0 {
+		c, perr = parseAuthorization(vals[0])
+		st.user = presentedUser(c)
+	}
+	if locked, left := d.locks.locked(src); locked {
+		d.log.Info("refused: source is locked", "service", "rtsp", "src", src.String(), "unlock_in", left.Round(time.Second))
+		return unauthorized(false)
+	}
+	switch {
+	case len(vals) == 0:
+		return unauthorized(false)
+	case perr != nil:
+		return &base.Response{StatusCode: base.StatusBadRequest}
+	case c.scheme == "digest":
+		md5, _ := lookupAlgo("MD5")
+		v := d.auth.verify(digestRequest{method: string(req.Method), algos: []digestAlgo{md5}}, c.params, d.user, d.password)
+		switch v {
+		case verdictOK:
+			d.locks.succeed(src)
+			return nil
+		case verdictStale, verdictUnknownNonce:
+			return unauthorized(v == verdictStale)
+		case verdictMalformed:
+			return &base.Response{StatusCode: base.StatusBadRequest}
+		}
+	}
+	locked, remaining := d.locks.fail(src)
+	if locked {
+		d.log.Warn("illegal login lock: source locked", "service", "rtsp", "src", src.String(), "user", st.user)
+	} else {
+		d.log.Info("failed login", "service", "rtsp", "src", src.String(), "user", st.user, "attempts_left", remaining)
+	}
+	return unauthorized(false)
+}
+
+// OnDescribe implements gortsplib.ServerHandlerOnDescribe: it answers with
+// the device's own SDP.
+func (h *rtspHandler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if res := h.authorize(ctx.Conn, ctx.Request); res != nil {
+		return res, nil, nil
+	}
+	kind, ok := h.d.streamFor(ctx.Path)
+	if !ok || h.stream(kind) == nil {
+		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
+	}
+	local := addrPortOf(ctx.Conn.NetConn().LocalAddr())
+	own := h.d.ownAddr(local.Addr(), 0, addrPortOf(ctx.Conn.NetConn().RemoteAddr()).Addr())
+	hostport := netip.AddrPortFrom(own, local.Port()).String()
+	st := connState(ctx.Conn)
+	st.base = "rtsp://" + hostport + ctx.Path + "/"
+	return &base.Response{
+		StatusCode: base.StatusOK,
+		Body:       h.d.sdp(own, st.base, kind),
+	}, nil, nil
+}
+
+// trackQuery is the query Hikvision appends to its control URLs.
+func trackQuery(kind streamKind) string {
+	return "transportmode=unicast&profile=Profile_" + strconv.Itoa(int(kind))
+}
+
+// sdp renders the session description the way a Hikvision device does.
+func (d *Device) sdp(own netip.Addr, contentBase string, kind streamKind) []byte {
+	c := d.clips[kind]
+	q := trackQuery(kind)
+	sess := d.boot.UnixMicro()
+	lines := []string{
+		"v=0",
+		fmt.Sprintf("o=- %d %d IN IP4 %s", sess, sess, own),
+		"s=Media Presentation",
+		"e=NONE",
+		"b=AS:5050",
+		"t=0 0",
+		"a=control:" + contentBase + "?" + q,
+		"m=video 0 RTP/AVP 96",
+		"c=IN IP4 0.0.0.0",
+		"b=AS:5000",
+		"a=recvonly",
+		fmt.Sprintf("a=x-dimensions:%d,%d", c.width, c.height),
+		"a=control:" + contentBase + "trackID=1?" + q,
+		"a=rtpmap:96 H264/90000",
+		fmt.Sprintf("a=fmtp:96 profile-level-id=%s; packetization-mode=1; sprop-parameter-sets=%s,%s",
+			strings.ToUpper(hex.EncodeToString(c.sps[1:4])),
+			base64.StdEncoding.EncodeToString(c.sps), base64.StdEncoding.EncodeToString(c.pps)),
+	}
+	return []byte(strings.Join(lines, "\r\n") + "\r\n")
+}
+
+// OnSetup implements gortsplib.ServerHandlerOnSetup.
+func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if res := h.authorize(ctx.Conn, ctx.Request); res != nil {
+		return res, nil, nil
+	}
+	kind, ok := h.d.streamFor(ctx.Path)
+	stream := h.stream(kind)
+	if !ok || stream == nil {
+		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
+	}
+	local := addrPortOf(ctx.Conn.NetConn().LocalAddr())
+	own := h.d.ownAddr(local.Addr(), 0, addrPortOf(ctx.Conn.NetConn().RemoteAddr()).Addr())
+	connState(ctx.Conn).trackURL = "rtsp://" + netip.AddrPortFrom(own, local.Port()).String() +
+		ctx.Path + "/trackID=1?" + trackQuery(kind)
+	return &base.Response{StatusCode: base.StatusOK}, stream, nil
+}
+
+// OnPlay implements gortsplib.ServerHandlerOnPlay.
+func (h *rtspHandler) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
