@@ -174,6 +174,22 @@ func Discover(ctx context.Context, opts Options) ([]Device, error) {
 	return r.do(ctx, targets)
 }
 
+// Lookup runs Discover and returns the device at ip, or nil if it did not
+// answer. `camgate device add` uses it to learn the ports SADP reports
+// when it cannot read the device over ISAPI.
+func Lookup(ctx context.Context, ip netip.Addr, opts Options) (*Device, error) {
+	devs, err := Discover(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	for i := range devs {
+		if devs[i].IP == ip.Unmap() {
+			return &devs[i], nil
+		}
+	}
+	return nil, nil
+}
+
 // merger folds replies into devices.
 type merger struct {
 	devs []*Device
