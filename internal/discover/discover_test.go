@@ -276,8 +276,7 @@ func TestDiscoverLoopback(t *testing.T) {
 }
 
 func TestDiscoverCancel(t *testing.T) {
-	silent := newResponder(t, nil)
-	silent.reply = []byte("not xml") // answered but ignored
+	silent := newResponder(t, []byte("not xml")) // answered but ignored
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
 	start := time.Now()
