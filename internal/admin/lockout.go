@@ -1,0 +1,120 @@
+package admin
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Login throttling: each source may fail freeAttempts times; after that
+// every failure locks it out for twice as long as the last, from
+// lockoutBase up to lockoutMax. A success clears the record; a record
+// untouched for lockoutForget is dropped.
+const (
+	freeAttempts  = 3
+	lockoutBase   = time.Second
+	lockoutMax    = 15 * time.Minute
+	lockoutForget = 24 * time.Hour
+	// maxLockoutEntries bounds memory under a spray of source addresses;
+	// the stalest record goes first.
+	maxLockoutEntries = 10000
+)
+
+type failRecord struct {
+	fails int
+	until time.Time
+	last  time.Time
+}
+
+// lockout is the per-source record of failed logins and setup attempts.
+type lockout struct {
+	mu sync.Mutex // guards following
+	m  map[netip.Prefix]*failRecord
+}
+
+func newLockout() *lockout { return &lockout{m: map[netip.Prefix]*failRecord{}} }
+
+// sourceKey groups IPv6 sources by /64, the block one subscriber gets, so
+// that rotating through a prefix does not reset the lockout.
+func sourceKey(a netip.Addr) netip.Prefix {
+	if a.Is6() && !a.Is4In6() {
+		p, _ := a.Prefix(64)
+		return p
+	}
+	return netip.PrefixFrom(a.Unmap(), 32)
+}
+
+// check returns how long src must still wait, or 0.
+func (l *lockout) check(src netip.Addr, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rec := l.m[sourceKey(src)]
+	if rec == nil || !now.Before(rec.until) {
+		return 0
+	}
+	return rec.until.Sub(now)
+}
+
+// fail records a failure and returns the lockout it starts (0 while the
+// free attempts last).
+func (l *lockout) fail(src netip.Addr, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	key := sourceKey(src)
+	rec := l.m[key]
+	if rec == nil {
+		l.evictLocked(now)
+		rec = &failRecord{}
+		l.m[key] = rec
+	}
+	rec.fails++
+	rec.last = now
+	if rec.fails <= freeAttempts {
+		return 0
+	}
+	d := lockoutBase
+	for i := freeAttempts + 1; i < rec.fails && d < lockoutMax; i++ {
+		d *= 2
+	}
+	d = min(d, lockoutMax)
+	rec.until = now.Add(d)
+	return d
+}
+
+// succeed clears src's record.
+func (l *lockout) succeed(src netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.m, sourceKey(src))
+}
+
+func (l *lockout) evictLocked(now time.Time) {
+	for k, r := range l.m {
+		if now.Sub(r.last) > lockoutForget && !now.Before(r.until) {
+			delete(l.m, k)
+		}
+	}
+	for len(l.m) >= maxLockoutEntries {
+		var stalest netip.Prefix
+		var st time.Time
+		for k, r := range l.m {
+			if st.IsZero() || r.last.Before(st) {
+				stalest, st = k, r.last
+			}
+		}
+		delete(l.m, stalest)
+	}
+}
+
+// locked returns the number of sources currently locked out, for metrics.
+func (l *lockout) locked(now time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.m {
+		if now.Before(r.until) {
+			n++
+		}
+	}
+	return n
+}
