@@ -3,9 +3,375 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/discover"
+	"github.com/camgate/camgate/internal/hikvision"
+	"github.com/camgate/camgate/internal/store"
 )
 
-// runDevice is not built yet; its feature's issue replaces this file.
+// passwordEnv is where device add reads the device password when no
+// --password-file is given.
+const passwordEnv = "CAMGATE_DEVICE_PASSWORD"
+
+const deviceHelp = `
+Work with Hikvision devices. Subcommands:
+
+  add    read a device's real ports over ISAPI and add port-forwarding rules
+         for it to camgate.yaml
+
+Run "camgate device add --help" for its flags.`
+
 func runDevice(ctx context.Context, e *env, args []string) error {
-	return errors.New("not available in this build yet")
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintf(e.stdout, "Usage: camgate device add [flags]\n%s\n", deviceHelp)
+		if len(args) == 0 {
+			return fmt.Errorf("%w: missing subcommand (add)", errUsage)
+		}
+		return nil
+	}
+	switch args[0] {
+	case "add":
+		return runDeviceAdd(ctx, e, args[1:])
+	default:
+		return fmt.Errorf("%w: unknown subcommand %q (want add)", errUsage, args[0])
+	}
+}
+
+const deviceAddHelp = `
+Read a Hikvision device's identity (deviceInfo) and real service ports
+(adminAccesses) over ISAPI with Digest authentication, and write the rules
+that expose it into the config file, atomically. A running gateway applies
+them on reload (SIGHUP, or by itself with serve --watch).
+
+Rules written:
+  <name>-rtsp    RTSP (TCP), if enabled on the device
+  <name>-https   HTTPS, if enabled on the device
+  <name>-http    plain HTTP, only if HTTPS is off (with a warning)
+  <name>-server  the server/SDK port 8000, only with --with-sdk-port: it is
+                 the iVMS-4200/mobile-app port and a frequent attack target
+External ports avoid every port already in the file: the device's own port
+if free, else +1000 steps (554, 1554, 2554...), else the next free port.
+
+The password comes from --password-file or the CAMGATE_DEVICE_PASSWORD
+environment variable, never the command line. camgate makes one login
+attempt per request and never retries: a wrong password is reported at
+once, before the device's lockout (7 failures lock this address for 30
+minutes). Without a password nothing is read from the device: the rules use
+Hikvision's factory ports (HTTP 80, HTTPS 443, RTSP 554, server 8000), or
+the HTTP/server ports SADP reports for the address, and the output says so.
+
+If the file does not exist it is created with "version: 1" and the new
+rules. Untouched disabled example rules of the starter file (the ones
+"camgate serve" writes) are replaced. Details: docs/DEVICES.md`
+
+// deviceAddFlags are the parsed flags of device add.
+type deviceAddFlags struct {
+	ip, user, passwordFile, name, configPath string
+	withSDK, dryRun, useHTTPS, noDiscover    bool
+	port, httpPort, httpsPort, rtspPort      int
+	timeout                                  time.Duration
+}
+
+func runDeviceAdd(ctx context.Context, e *env, args []string) error {
+	for _, a := range args {
+		if n := strings.TrimLeft(a, "-"); a != n && (n == "password" || strings.HasPrefix(n, "password=") || n == "pass" || n == "p") {
+			return fmt.Errorf("%w: passwords are never taken on the command line (they would show in ps and in shell history); use --password-file FILE or the %s environment variable", errUsage, passwordEnv)
+		}
+	}
+	fl := newFlags(e, "device add", "--ip ADDR [--user admin] [--password-file FILE] [--name dvr1] [--config camgate.yaml] [--with-sdk-port] [--dry-run]", deviceAddHelp)
+	var f deviceAddFlags
+	fl.StringVar(&f.ip, "ip", "", "the device's LAN address (required)")
+	fl.StringVar(&f.user, "user", "admin", "device user name")
+	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the device password (default: $"+passwordEnv+")")
+	fl.StringVar(&f.name, "name", "", "rule name prefix (default: the first free dvr1, dvr2, ...)")
+	fl.StringVar(&f.configPath, "config", "camgate.yaml", "config file to add the rules to")
+	fl.BoolVar(&f.withSDK, "with-sdk-port", false, "also forward the server/SDK port (8000) for iVMS-4200 and the mobile app")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print the rules as YAML instead of writing them")
+	fl.IntVar(&f.port, "port", 0, "port to read ISAPI from (default: --http-port/--https-port, else the HTTP port SADP reports, else 80/443)")
+	fl.BoolVar(&f.useHTTPS, "https", false, "read ISAPI over HTTPS (the device's self-signed certificate is accepted)")
+	fl.IntVar(&f.httpPort, "http-port", 0, "the device's HTTP port, instead of what it reports")
+	fl.IntVar(&f.httpsPort, "https-port", 0, "the device's HTTPS port, instead of what it reports")
+	fl.IntVar(&f.rtspPort, "rtsp-port", 0, "the device's RTSP port, instead of what it reports")
+	fl.BoolVar(&f.noDiscover, "no-discover", false, "do not run a short SADP/WS-Discovery lookup of the address")
+	fl.DurationVar(&f.timeout, "timeout", hikvision.DefaultTimeout, "how long to wait for the device")
+	if err := parseFlags(fl, args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	}
+	if f.ip == "" {
+		return fmt.Errorf("%w: --ip is required (find devices with camgate discover)", errUsage)
+	}
+	for flag, p := range map[string]int{"port": f.port, "http-port": f.httpPort, "https-port": f.httpsPort, "rtsp-port": f.rtspPort} {
+		if p < 0 || p > 65535 {
+			return fmt.Errorf("%w: --%s %d is not a port", errUsage, flag, p)
+		}
+	}
+	password, err := devicePassword(e, f.passwordFile)
+	if err != nil {
+		return err
+	}
+	out := e.stdout
+	if f.dryRun {
+		out = e.stderr // stdout carries only the YAML
+	}
+
+	// SADP: the device's HTTP and server ports, and whether it is
+	// activated, without logging in. Only when we need it.
+	var seen *discover.Device
+	addr, isIP := netip.ParseAddr(f.ip)
+	needPort := f.port == 0 && f.httpPort == 0 && !(f.useHTTPS && f.httpsPort != 0)
+	if isIP == nil && !f.noDiscover && (needPort || password == "") {
+		fmt.Fprintf(out, "looking for %s with SADP and WS-Discovery...\n", f.ip)
+		seen, err = discover.Lookup(ctx, addr, discover.Options{Timeout: 1500 * time.Millisecond})
+		switch {
+		case err != nil:
+			fmt.Fprintf(out, "  discovery failed (%v); carrying on without it\n", err)
+		case seen == nil:
+			fmt.Fprintf(out, "  %s did not answer discovery\n", f.ip)
+		case seen.NotActivated():
+			return fmt.Errorf("device %s (%s) is NOT ACTIVATED: has no password; activate it with SADP/the local GUI before exposing it; never forward its ports", f.ip, seen.Model)
+		default:
+			fmt.Fprintf(out, "  found %s %s (HTTP %s, server %s)\n", dash(seen.Model), dash(seen.Serial), portOrDash(seen.HTTPPort), portOrDash(seen.ServerPort))
+		}
+	}
+
+	info, ports, assumed, err := readDevice(ctx, out, &f, password, seen)
+	if err != nil {
+		return err
+	}
+	overridePorts(ports, &f)
+
+	cfg, created, err := loadOrNew(f.configPath)
+	if err != nil {
+		return err
+	}
+	removed := dropStarterExamples(cfg)
+	plan, err := hikvision.PlanRules(cfg.Rules, info, ports, hikvision.PlanOptions{
+		Name: f.name, DeviceIP: f.ip, WithSDKPort: f.withSDK, Assumed: assumed,
+	})
+	if err != nil {
+		return err
+	}
+	if f.dryRun {
+		if err := printRulesYAML(e.stdout, plan.Rules); err != nil {
+			return err
+		}
+		printPlanNotes(out, plan)
+		fmt.Fprintf(out, "dry run: %s was not changed\n", f.configPath)
+		return nil
+	}
+	cfg.Rules = append(cfg.Rules, plan.Rules...)
+	if err := store.Save(f.configPath, cfg); err != nil {
+		return fmt.Errorf("write %s: %w", f.configPath, err)
+	}
+	verb := "Added to"
+	if created {
+		verb = "Created " + f.configPath + " with"
+	}
+	if len(removed) > 0 {
+		fmt.Fprintf(out, "Replaced the starter file's disabled example rules (%s).\n", strings.Join(removed, ", "))
+	}
+	fmt.Fprintf(out, "%s %s:\n", verb, pick(created, "these rules", f.configPath))
+	printRuleTable(out, plan.Rules)
+	printPlanNotes(out, plan)
+	fmt.Fprintln(out, "A running gateway applies this on reload: kill -HUP <pid of camgate serve>, or by itself if serve runs with --watch.")
+	return nil
+}
+
+func pick(c bool, a, b string) string {
+	if c {
+		return a
+	}
+	return b
+}
+
+// devicePassword reads the password from the file, else the environment.
+// A trailing newline (as editors and echo write) is not part of it.
+func devicePassword(e *env, file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("password file: %w", err)
+		}
+		pw := strings.TrimRight(string(b), "\r\n")
+		if pw == "" {
+			return "", fmt.Errorf("password file %s is empty", file)
+		}
+		return pw, nil
+	}
+	return e.getenv(passwordEnv), nil
+}
+
+// readDevice reads identity and ports over ISAPI, or, without a password,
+// assumes them (SADP's ports where it answered, factory defaults for the
+// rest). assumed reports the latter.
+func readDevice(ctx context.Context, out io.Writer, f *deviceAddFlags, password string, seen *discover.Device) (hikvision.DeviceInfo, hikvision.Ports, bool, error) {
+	if password == "" {
+		return assumeDevice(out, seen, "no password was given (--password-file or "+passwordEnv+"), so camgate did not log in to the device")
+	}
+	scheme, port := "http", f.port
+	if f.useHTTPS {
+		scheme = "https"
+		if port == 0 {
+			port = f.httpsPort
+		}
+		if port == 0 {
+			port = hikvision.DefaultHTTPSPort
+		}
+	}
+	if port == 0 {
+		port = f.httpPort
+	}
+	if port == 0 && seen != nil && seen.HTTPPort != 0 {
+		port = int(seen.HTTPPort)
+	}
+	if port == 0 {
+		port = hikvision.DefaultHTTPPort
+	}
+	host := net.JoinHostPort(f.ip, strconv.Itoa(port))
+	c, err := hikvision.New(hikvision.Config{
+		Scheme: scheme, Host: host, Username: f.user, Password: password,
+		AcceptSelfSigned: true, Timeout: f.timeout,
+	})
+	if err != nil {
+		return hikvision.DeviceInfo{}, nil, false, err
+	}
+	defer c.Close()
+	fmt.Fprintf(out, "reading %s://%s as %q...\n", scheme, host, f.user)
+	info, err := c.DeviceInfo(ctx)
+	if err != nil {
+		return info, nil, false, err // wrong password and lockout stop here, with nothing written
+	}
+	fmt.Fprintf(out, "  %s %s, serial %s, firmware %s %s\n", dash(info.DeviceType), dash(info.Model), dash(info.SerialNumber),
+		dash(info.FirmwareVersion), info.FirmwareReleasedDate)
+	ports, err := c.AdminAccesses(ctx)
+	var se *hikvision.StatusError
+	if errors.As(err, &se) {
+		_, p, _, aerr := assumeDevice(out, seen, fmt.Sprintf("the device did not give its port list (%v)", err))
+		return info, p, true, aerr
+	}
+	if err != nil {
+		return info, nil, false, err
+	}
+	var list []string
+	for _, s := range ports.Sorted() {
+		list = append(list, fmt.Sprintf("%s %d%s", s.Protocol, s.Port, pick(s.Enabled, "", " (off)")))
+	}
+	fmt.Fprintf(out, "  ports: %s\n", strings.Join(list, ", "))
+	return info, ports, false, nil
+}
+
+// assumeDevice gives the factory ports, with SADP's HTTP and server ports
+// when discovery saw the device, and says so.
+func assumeDevice(out io.Writer, seen *discover.Device, why string) (hikvision.DeviceInfo, hikvision.Ports, bool, error) {
+	ports := hikvision.DefaultPorts()
+	var info hikvision.DeviceInfo
+	src := "Hikvision's factory ports: HTTP 80, HTTPS 443, RTSP 554, server 8000"
+	if seen != nil {
+		info.Model, info.SerialNumber = seen.Model, seen.Serial
+		if seen.HTTPPort != 0 {
+			ports.Set(hikvision.ProtoHTTP, seen.HTTPPort, true)
+		}
+		if seen.ServerPort != 0 {
+			ports.Set(hikvision.ProtoDevManage, seen.ServerPort, true)
+		}
+		src = fmt.Sprintf("the ports SADP reported (HTTP %s, server %s) and factory defaults for the rest (HTTPS 443, RTSP 554)",
+			portOrDash(seen.HTTPPort), portOrDash(seen.ServerPort))
+	}
+	fmt.Fprintf(out, "NOTE: %s; using %s. Check them on the device (Configuration > Network > Advanced Settings > Port) or give --https-port/--rtsp-port.\n", why, src)
+	return info, ports, true, nil
+}
+
+// overridePorts applies --http-port, --https-port and --rtsp-port: the
+// device's port numbers, keeping what the device said about enabled.
+func overridePorts(p hikvision.Ports, f *deviceAddFlags) {
+	for proto, port := range map[string]int{hikvision.ProtoHTTP: f.httpPort, hikvision.ProtoHTTPS: f.httpsPort, hikvision.ProtoRTSP: f.rtspPort} {
+		if port == 0 {
+			continue
+		}
+		enabled := true
+		if s, ok := p.Get(proto); ok {
+			enabled = s.Enabled
+		}
+		p.Set(proto, uint16(port), enabled)
+	}
+}
+
+// loadOrNew loads the config, or starts a minimal "version: 1" one if the
+// file does not exist yet. An invalid file is refused: fix it first.
+func loadOrNew(path string) (*config.Config, bool, error) {
+	cfg, err := store.Load(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &config.Config{Version: config.CurrentVersion}, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("%s has problems; fix them first (camgate validate --config %s):\n%w", path, path, err)
+	}
+	return cfg, false, nil
+}
+
+// dropStarterExamples removes the starter file's example rules if they
+// are still exactly as written (disabled placeholders for 192.168.1.64),
+// so that a first device gets the natural ports 443 and 554. It returns
+// the names removed.
+func dropStarterExamples(cfg *config.Config) []string {
+	starter, err := config.Parse([]byte(store.Starter))
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	keep := cfg.Rules[:0:0]
+	for _, r := range cfg.Rules {
+		ex := starter.Rule(r.Name)
+		if ex != nil && !r.IsEnabled() && r.SameForwarding(ex) && r.Description == ex.Description {
+			removed = append(removed, r.Name)
+			continue
+		}
+		keep = append(keep, r)
+	}
+	cfg.Rules = keep
+	return removed
+}
+
+func printRulesYAML(w io.Writer, rules []config.Rule) error {
+	b, err := yaml.Marshal(struct {
+		Rules []config.Rule `yaml:"rules"`
+	}{rules})
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func printRuleTable(w io.Writer, rules []config.Rule) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range rules {
+		fmt.Fprintf(tw, "  %s\t%s\t%s -> %s:%s\t%s\n", r.Name, r.Proto(), r.ExternalPort, r.InternalIP, r.Internal(), r.Description)
+	}
+	tw.Flush()
+}
+
+func printPlanNotes(w io.Writer, p hikvision.Plan) {
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "Not added: %s.\n", n)
+	}
+	for _, s := range p.Warnings {
+		fmt.Fprintf(w, "WARNING: %s.\n", s)
+	}
 }
