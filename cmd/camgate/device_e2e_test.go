@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,5 +143,47 @@ func TestDeviceAddFindsPortsBySADPEndToEnd(t *testing.T) {
 	}
 	if got, want := ruleSummary(cfg.Rules), "dvr1-https 443->198.19.0.64:443, dvr1-rtsp 554->198.19.0.64:554"; got != want {
 		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+// TestDiscoverCommandEndToEnd: `camgate discover` in gw finds a simulated
+// old DVR in lan by both protocols, prints the table with the loud
+// not-activated warning, and the same as JSON.
+func TestDiscoverCommandEndToEnd(t *testing.T) {
+	bin := deviceBin(t)
+	l := netlab.New(t, netlab.Options{Multicast: true})
+	ports := sim.Ports{SADP: 37020, WSDiscovery: 3702, RTP: -1}
+	d := labSim(t, l, l.LAN, sim.Config{Profile: sim.ProfileVulnerable, Ports: ports, MulticastInterfaces: []string{"eth0"}})
+	id := d.Identity()
+
+	code, out := camgateIn(t, l, l.GW, bin, nil, "discover", "--interface", "lan0", "--timeout", "1500ms")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"probing lan0 (198.19.0.1)...", "lan0 (198.19.0.1): 2 replies", "IP ", "MODEL", "ONVIF",
+		id.Model, id.SerialNumber, id.SoftwareVersion(), "NO (!)", "sadp+wsd",
+		"is NOT ACTIVATED: has no password; activate it with SADP/the local GUI before exposing it; never forward its ports"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	cmd := l.Command(l.GW, bin, "discover", "--interface", "lan0", "--timeout", "1500ms", "--json")
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("--json: %v", err)
+	}
+	var devs []struct {
+		IP        string   `json:"ip"`
+		Model     string   `json:"model"`
+		Activated *bool    `json:"activated"`
+		HTTPPort  int      `json:"http_port"`
+		Sources   []string `json:"sources"`
+	}
+	if err := json.Unmarshal(stdout, &devs); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, stdout)
+	}
+	if len(devs) != 1 || devs[0].Model != id.Model || devs[0].Activated == nil || *devs[0].Activated || len(devs[0].Sources) != 2 {
+		t.Errorf("got %+v", devs)
 	}
 }
