@@ -341,7 +341,13 @@ func (r *runner) checkRule(ctx context.Context, rule config.Rule) RuleReport {
 		rr.Results = append(rr.Results, r.gatewayLayer(ctx, &rule, proto))
 		inside := r.insideLayer(ctx, &rule, proto, kind, why)
 		rr.Results = append(rr.Results, inside)
-		rr.Results = append(rr.Results, r.outsideLayer(ctx, &rule, proto, kind, inside))
+		outKind := kind
+		if proto == "tcp" && rule.TLS.Terminate() {
+			// Remote clients speak TLS to camgate, which speaks plain
+			// HTTP to the device.
+			outKind = KindHTTPS
+		}
+		rr.Results = append(rr.Results, r.outsideLayer(ctx, &rule, proto, outKind, inside))
 	}
 	return rr
 }

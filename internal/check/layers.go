@@ -182,7 +182,7 @@ func (r *runner) outsideLayer(ctx context.Context, rule *config.Rule, proto stri
 	case o.status == Unknown:
 		res.Status, res.Reason = Unknown, o.summary
 		return res
-	case o.status == OK && inside.Status == OK && o.fingerprint != "" && inside.fingerprint != "" && inside.fingerprint != o.fingerprint:
+	case o.status == OK && inside.Status == OK && inside.Probe == kind && o.fingerprint != "" && inside.fingerprint != "" && inside.fingerprint != o.fingerprint:
 		res.Status = Unknown
 		res.Reason = fmt.Sprintf("%s answered %s, but not like the device does from inside (%s): something else answers on this port", target, path, o.summary)
 		res.Fix = "the router may serve this port itself (its own web page or remote management): move that service or use another external_port"

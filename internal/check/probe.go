@@ -114,7 +114,7 @@ func probeHTTP(conn net.Conn, addr, scheme string) outcome {
 	o.set("server", resp.Header.Get("Server"))
 	o.set("location", resp.Header.Get("Location"))
 	marks := HikvisionMarkers(resp.Header, body)
-	o.summary = fmt.Sprintf("%s answered HTTP %d", strings.ToUpper(scheme), resp.StatusCode)
+	o.summary = fmt.Sprintf("answered %s %d", strings.ToUpper(scheme), resp.StatusCode)
 	if len(marks) > 0 {
 		o.set("hikvision", strings.Join(marks, "; "))
 		o.summary += ", looks like a Hikvision web server (" + marks[0] + ")"
