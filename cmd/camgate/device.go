@@ -146,7 +146,7 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 		case seen.NotActivated():
 			return fmt.Errorf("device %s (%s) is NOT ACTIVATED: has no password; activate it with SADP/the local GUI before exposing it; never forward its ports", f.ip, seen.Model)
 		default:
-			fmt.Fprintf(out, "  found %s %s (HTTP %s, server %s)\n", dash(seen.Model), dash(seen.Serial), portOrDash(seen.HTTPPort), portOrDash(seen.ServerPort))
+			fmt.Fprintf(out, "  found %s, serial %s (HTTP %s, server %s)\n", dash(seen.Model), dash(seen.Serial), portOrDash(seen.HTTPPort), portOrDash(seen.ServerPort))
 		}
 	}
 

@@ -110,7 +110,11 @@ func PlanRules(existing []config.Rule, dev DeviceInfo, ports Ports, opts PlanOpt
 			return Plan{}, err
 		}
 		if http != 0 {
-			p.Notes = append(p.Notes, fmt.Sprintf("plain HTTP (device port %d) is not forwarded because HTTPS is on: use https:// from outside", http))
+			on := "is on"
+			if opts.Assumed {
+				on = "is assumed on"
+			}
+			p.Notes = append(p.Notes, fmt.Sprintf("plain HTTP (device port %d) is not forwarded because HTTPS %s: use https:// from outside", http, on))
 		}
 	case http != 0:
 		if err := add("http", http, "web page and ISAPI over plain HTTP"); err != nil {
