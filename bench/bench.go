@@ -32,12 +32,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -68,6 +70,8 @@ type options struct {
 	p5Streams  int
 	p5Mbps     float64
 	p6Trials   int
+	repeat     int
+	waitQuiet  time.Duration
 	soak       time.Duration
 	camgate    string
 	jsonOut    string
@@ -133,6 +137,8 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.p5Streams, "p5-streams", 50, "RTP-like streams in P5")
 	fs.Float64Var(&o.p5Mbps, "p5-mbps", 4, "bit rate of each P5 stream, Mb/s")
 	fs.IntVar(&o.p6Trials, "p6-trials", 5, "reloads in P6 (each adds one rule)")
+	fs.DurationVar(&o.waitQuiet, "wait-quiet", 0, "before starting, wait up to this long for the machine to be idle (other work makes figures noisy)")
+	fs.IntVar(&o.repeat, "repeat", 1, "run tcp, conns and udp this many rounds (peers interleaved) and report each figure's median")
 	fs.DurationVar(&o.soak, "soak", 0, "soak mode: run mixed load through camgate this long, report goroutines, fds and RSS at start, peak and end")
 	fs.StringVar(&o.camgate, "camgate", "", "camgate binary (default: build ./cmd/camgate into the run directory)")
 	fs.StringVar(&o.jsonOut, "json", "", "write all results as JSON to this file")
@@ -174,8 +180,8 @@ func parseOptions(args []string) (options, error) {
 	if o.duration < time.Second {
 		return o, errors.New("--duration must be at least 1s")
 	}
-	if o.conns < 1 || o.p3Conns < 1 || o.p5Streams < 1 || o.p6Trials < 1 {
-		return o, errors.New("--conns, --p3-conns, --p5-streams and --p6-trials must be positive")
+	if o.conns < 1 || o.p3Conns < 1 || o.p5Streams < 1 || o.p6Trials < 1 || o.repeat < 1 {
+		return o, errors.New("--conns, --p3-conns, --p5-streams, --p6-trials and --repeat must be positive")
 	}
 	return o, nil
 }
@@ -206,6 +212,9 @@ type harness struct {
 	camgate string
 	res     results
 	log     io.Writer
+	// rounds, while a repeated measure runs, collects its figures instead
+	// of res; see measure.
+	rounds *roundSink
 }
 
 // Report is everything a run produced, as written by --json.
@@ -253,14 +262,20 @@ func run(ctx context.Context, o options) (int, error) {
 			}
 		}
 	}
-	if b, l := busy(); b {
-		fmt.Fprintf(h.log, "warning: the machine is busy (load average %s): other work competes for the cores and makes every figure noisy\n", l)
-	}
 	m := describeMachine(h.camgate, nofile)
+	if o.waitQuiet > 0 {
+		m.BusyStart = waitQuiet(ctx, o.waitQuiet, h.logf)
+	} else {
+		m.BusyStart = cpuBusy(2 * time.Second)
+	}
+	if m.BusyStart >= quietThreshold {
+		fmt.Fprintf(h.log, "warning: the machine is busy (%.0f%% CPU used by others, load average %s): they compete for the cores and make every figure noisy\n", 100*m.BusyStart, loadAvg())
+	}
 	rep := Report{Machine: m, Started: started, Options: map[string]any{
 		"only": o.only, "peers": o.peers, "duration": o.duration.String(), "conns": o.conns,
 		"p3_conns": o.p3Conns, "p3_peers": o.p3Peers, "p5_duration": o.p5Duration.String(), "p5_peers": o.p5Peers,
 		"p5_streams": o.p5Streams, "p5_mbps": o.p5Mbps, "p6_trials": o.p6Trials, "soak": o.soak.String(), "quick": o.quick,
+		"repeat": o.repeat,
 	}}
 
 	code := 0
@@ -311,7 +326,30 @@ func run(ctx context.Context, o options) (int, error) {
 	return code, nil
 }
 
+// measure runs one measure. With --repeat N the rate measures (tcp,
+// conns, udp) run N rounds, each round over all peers in turn, so that a
+// burst of outside load hits every peer alike; each figure is the median.
 func (h *harness) measure(ctx context.Context, name string) {
+	if h.opts.repeat > 1 && slices.Contains([]string{"tcp", "conns", "udp"}, name) {
+		h.rounds = &roundSink{byKey: map[string][]Result{}}
+		for i := range h.opts.repeat {
+			if ctx.Err() != nil {
+				break
+			}
+			h.logf("round %d of %d", i+1, h.opts.repeat)
+			h.measureOnce(ctx, name)
+		}
+		sink := h.rounds
+		h.rounds = nil
+		for _, k := range sink.order {
+			h.res.add(median(sink.byKey[k]))
+		}
+		return
+	}
+	h.measureOnce(ctx, name)
+}
+
+func (h *harness) measureOnce(ctx context.Context, name string) {
 	switch name {
 	case "tcp":
 		h.measureTCP(ctx)
@@ -439,7 +477,11 @@ func (h *harness) logf(format string, args ...any) {
 
 // record adds a result and logs it.
 func (h *harness) record(r Result) {
-	h.res.add(r)
+	if h.rounds != nil {
+		h.rounds.add(r)
+	} else {
+		h.res.add(r)
+	}
 	m, _ := metricByID(r.Metric)
 	if r.Error != "" {
 		h.logf("%-12s %-8s error: %s", r.Metric, r.Peer, firstLine(r.Error))
@@ -450,4 +492,43 @@ func (h *harness) record(r Result) {
 
 func (h *harness) recordErr(metricID, peer string, err error) {
 	h.record(Result{Metric: metricID, Peer: peer, Error: err.Error()})
+}
+
+// roundSink collects the rounds of a repeated measure.
+type roundSink struct {
+	order []string
+	byKey map[string][]Result
+}
+
+func (s *roundSink) add(r Result) {
+	k := r.Metric + "/" + r.Peer
+	if _, ok := s.byKey[k]; !ok {
+		s.order = append(s.order, k)
+	}
+	s.byKey[k] = append(s.byKey[k], r)
+}
+
+// median returns the round with the median value (the upper one of the
+// middle two for an even count), with the spread in its Detail. Failed
+// rounds are left out; if every round failed, the last error is returned.
+func median(rs []Result) Result {
+	var ok []Result
+	for _, r := range rs {
+		if r.Error == "" {
+			ok = append(ok, r)
+		}
+	}
+	if len(ok) == 0 {
+		return rs[len(rs)-1]
+	}
+	slices.SortFunc(ok, func(a, b Result) int { return cmp.Compare(a.Value, b.Value) })
+	m := ok[len(ok)/2]
+	d := maps.Clone(m.Detail)
+	if d == nil {
+		d = map[string]float64{}
+	}
+	d["rounds"], d["rounds_failed"] = float64(len(ok)), float64(len(rs)-len(ok))
+	d["min"], d["max"] = ok[0].Value, ok[len(ok)-1].Value
+	m.Detail = d
+	return m
 }

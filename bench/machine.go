@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Machine describes where the benchmark ran.
@@ -21,7 +24,9 @@ type Machine struct {
 	Sysctl map[string]string `json:"sysctl"`
 	// LoadStart is /proc/loadavg when the run began: other work on the
 	// machine makes every figure noisy.
-	LoadStart string            `json:"loadavg_start"`
+	LoadStart string `json:"loadavg_start"`
+	// BusyStart is the share of CPU time others used just before the run.
+	BusyStart float64           `json:"cpu_busy_start"`
 	Version   map[string]string `json:"versions"`
 }
 
@@ -73,7 +78,7 @@ func (m Machine) write(w io.Writer, markdown bool) {
 		sc = append(sc, k+"="+m.Sysctl[k])
 	}
 	fmt.Fprintf(w, "%ssysctl: %s\n", bullet, strings.Join(sc, ", "))
-	fmt.Fprintf(w, "%sload average at start (1, 5, 15 min): %s\n", bullet, m.LoadStart)
+	fmt.Fprintf(w, "%sbefore the run: CPU %.0f%% busy with other work; load average %s\n", bullet, 100*m.BusyStart, m.LoadStart)
 	var vs []string
 	for _, k := range []string{peerCamgate, peerHAProxy, peerNginx, peerSocat, peerRinetd, "iperf3", "wrk"} {
 		vs = append(vs, fmt.Sprintf("%s: %s", k, m.Version[k]))
@@ -126,11 +131,59 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// busy reports whether the machine is already loaded (1-minute load
-// average above a quarter of a core).
-func busy() (bool, string) {
-	l := loadAvg()
-	var one float64
-	fmt.Sscan(l, &one)
-	return one > 0.25, l
+// cpuBusy samples /proc/stat over d and returns the share of all cores'
+// time that was not idle, 0 to 1.
+func cpuBusy(d time.Duration) float64 {
+	read := func() (busy, total float64) {
+		b, _ := os.ReadFile("/proc/stat")
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		if len(f) < 5 || f[0] != "cpu" {
+			return 0, 0
+		}
+		for i, s := range f[1:] {
+			v, _ := strconv.ParseFloat(s, 64)
+			if i >= 7 { // guest time is already counted in user
+				break
+			}
+			total += v
+			if i != 3 && i != 4 { // idle, iowait
+				busy += v
+			}
+		}
+		return busy, total
+	}
+	b0, t0 := read()
+	time.Sleep(d)
+	b1, t1 := read()
+	if t1 <= t0 {
+		return 0
+	}
+	return (b1 - b0) / (t1 - t0)
+}
+
+// quietThreshold is the CPU use by others above which figures are noisy.
+const quietThreshold = 0.10
+
+// waitQuiet waits until the machine's CPU use is below quietThreshold for
+// two samples in a row, or until max passes. It returns the last sample.
+func waitQuiet(ctx context.Context, max time.Duration, log func(string, ...any)) float64 {
+	deadline := time.Now().Add(max)
+	calm := 0
+	for {
+		u := cpuBusy(2 * time.Second)
+		if u < quietThreshold {
+			calm++
+			if calm == 2 {
+				return u
+			}
+			continue
+		}
+		calm = 0
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return u
+		}
+		log("machine busy (%.0f%% CPU used by others); waiting for it to calm down", 100*u)
+		sleepCtx(ctx, 10*time.Second)
+	}
 }

@@ -202,3 +202,19 @@ func TestGoroutineCounter(t *testing.T) {
 		t.Errorf("log got %q, want only the log line", got)
 	}
 }
+
+func TestMedian(t *testing.T) {
+	rs := []Result{
+		{Metric: "tcp1", Peer: "camgate", Value: 30},
+		{Metric: "tcp1", Peer: "camgate", Error: "iperf3 crashed"},
+		{Metric: "tcp1", Peer: "camgate", Value: 10},
+		{Metric: "tcp1", Peer: "camgate", Value: 20},
+	}
+	m := median(rs)
+	if m.Value != 20 || m.Detail["rounds"] != 3 || m.Detail["rounds_failed"] != 1 || m.Detail["min"] != 10 || m.Detail["max"] != 30 {
+		t.Errorf("got %v %v, want 20 from 3 good rounds, 1 failed, spread 10-30", m.Value, m.Detail)
+	}
+	if m := median(rs[1:2]); m.Error == "" {
+		t.Error("all rounds failed: got no error, want the last one")
+	}
+}
