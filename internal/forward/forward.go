@@ -170,9 +170,11 @@ type Rule struct {
 	ctx    context.Context // cancelled by Close; parent of every connection
 	cancel context.CancelFunc
 
-	tcp []*tcpListener
-	udp []*udpRelay
-	wg  sync.WaitGroup // accept loops, relays, connections
+	tcp     []*tcpListener
+	udp     []*udpRelay
+	poller  *poller        // idle TCP directions; nil without TCP
+	wg      sync.WaitGroup // accept loops, relays, connections
+	polling bool           // poller.run started
 
 	mu    sync.Mutex // guards following
 	conns map[uint64]*Conn
@@ -208,6 +210,14 @@ func Bind(spec Spec) (*Rule, error) {
 	if !listen.IsValid() {
 		listen = netip.IPv4Unspecified()
 	}
+	if spec.TCP {
+		p, err := newPoller()
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("rule %q: %w", spec.Name, err)
+		}
+		r.poller = p
+	}
 	for i, p := range spec.Ports {
 		addr := netip.AddrPortFrom(listen, p)
 		if spec.TCP {
@@ -216,7 +226,7 @@ func Bind(spec Spec) (*Rule, error) {
 				r.Close()
 				return nil, fmt.Errorf("rule %q: listen tcp %s: %w", spec.Name, addr, err)
 			}
-			r.tcp = append(r.tcp, &tcpListener{rule: r, ln: ln, targetPort: spec.TargetPorts[i]})
+			r.tcp = append(r.tcp, newTCPListener(r, ln, spec.TargetPorts[i]))
 		}
 		if spec.UDP {
 			pc, err := listenUDP(addr)
@@ -232,6 +242,10 @@ func Bind(spec Spec) (*Rule, error) {
 
 // Start begins accepting connections and datagrams.
 func (r *Rule) Start() {
+	if r.poller != nil {
+		r.polling = true
+		go r.poller.run()
+	}
 	for _, l := range r.tcp {
 		r.wg.Add(1)
 		go l.acceptLoop()
@@ -275,6 +289,10 @@ func (r *Rule) Close() {
 		u.close()
 	}
 	r.wg.Wait()
+	// Every connection has finished, so none can re-arm: the poller can go.
+	if r.poller != nil {
+		r.poller.close(r.polling)
+	}
 }
 
 // Shutdown stops accepting at once, lets live TCP connections finish until

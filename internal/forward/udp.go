@@ -290,12 +290,5 @@ func (u *udpRelay) kill(id uint64) bool {
 	return false
 }
 
-// waitReadable parks until the socket has something to read (or an
-// error), without reading it.
-func waitReadable(rc syscall.RawConn) error {
-	_, err := waitQueued(rc)
-	return err
-}
-
 // bigPool holds datagram-sized buffers for the reply path.
 var bigPool = bufPool{size: maxDatagram}
