@@ -75,6 +75,7 @@ type lease struct {
 	suggested uint16
 	renewAt   time.Time
 	retryAt   time.Time
+	fails     int // failures in a row, for the retry backoff
 }
 
 func (l *lease) key() key { return key{l.Proto, l.Port} }

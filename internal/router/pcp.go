@@ -281,6 +281,7 @@ func pcpExchange(ctx context.Context, conn *net.UDPConn, gw netip.AddrPort, req 
 	if !ok {
 		deadline = time.Now().Add(defaultRequestTimeout)
 	}
+	defer context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })()
 	buf := make([]byte, pcpMaxLen+1)
 	wait := 250 * time.Millisecond
 	var last error
@@ -291,6 +292,9 @@ func pcpExchange(ctx context.Context, conn *net.UDPConn, gw netip.AddrPort, req 
 		next := time.Now().Add(wait)
 		if deadline.Before(next) {
 			next = deadline
+		}
+		if ctx.Err() != nil {
+			break
 		}
 		conn.SetReadDeadline(next)
 		for {

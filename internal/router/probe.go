@@ -70,7 +70,7 @@ func (c *Client) Probe(ctx context.Context, cfg *config.Config) (*Report, error)
 	if mode == config.RouterOff {
 		protos = protocolsFor(config.RouterAuto)
 	}
-	results := c.probeAll(ctx, protos, gw, local)
+	results := c.probeAll(ctx, protos, gw, local, false)
 	var upnp *upnpMapper
 	for _, r := range results {
 		ch := Check{Protocol: r.proto, Available: r.err == nil}

@@ -67,6 +67,8 @@ const (
 	// defaultSyncTimeout bounds one Sync, so serve is never held up for
 	// long; mappings not reached stay pending for Run.
 	defaultSyncTimeout = 30 * time.Second
+	// maxRetryInterval caps the backoff of a mapping that keeps failing.
+	maxRetryInterval = time.Hour
 	// maxQuietTimeouts is how many requests in a row may go unanswered
 	// before a pass stops asking a router that has gone quiet.
 	maxQuietTimeouts = 3
@@ -366,7 +368,7 @@ func (c *Client) discoverLocked(ctx context.Context) error {
 	}
 	c.local = local
 	mode := c.settings.EffectiveMode()
-	results := c.probeAll(ctx, protocolsFor(mode), gw, local)
+	results := c.probeAll(ctx, protocolsFor(mode), gw, local, true)
 	for _, r := range results {
 		if r.err == nil && r.m != nil {
 			c.m = r.m
@@ -454,18 +456,44 @@ type probeResult struct {
 
 // probeAll asks the gateway every protocol at once (so that auto mode
 // costs one timeout, not three, when nothing answers) and returns the
-// results in the order given. Every goroutine is waited for.
-func (c *Client) probeAll(ctx context.Context, protos []Protocol, gw, local netip.Addr) []probeResult {
+// results in the order given. With firstOnly, the probes of lower
+// priority are cancelled as soon as one answers whose betters all failed.
+// Every goroutine is waited for.
+func (c *Client) probeAll(ctx context.Context, protos []Protocol, gw, local netip.Addr, firstOnly bool) []probeResult {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	out := make([]probeResult, len(protos))
-	var wg sync.WaitGroup
-	for i, p := range protos {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i] = c.probe(ctx, p, gw, local)
-		}()
+	done := make([]bool, len(protos))
+	type indexed struct {
+		i int
+		r probeResult
 	}
-	wg.Wait()
+	ch := make(chan indexed, len(protos))
+	for i, p := range protos {
+		go func() { ch <- indexed{i, c.probe(ctx, p, gw, local)} }()
+	}
+	for range protos {
+		x := <-ch
+		out[x.i], done[x.i] = x.r, true
+		if !firstOnly {
+			continue
+		}
+		// The best answer so far wins once everything better has failed.
+		for j := range protos {
+			if !done[j] {
+				break
+			}
+			if out[j].err == nil {
+				cancel()
+				break
+			}
+		}
+	}
+	for i := range out {
+		if out[i].err == nil && out[i].m == nil {
+			out[i].err = errors.New("no answer")
+		}
+	}
 	return out
 }
 
@@ -579,6 +607,13 @@ func (c *Client) reconcileLocked(ctx context.Context, all bool) {
 	if len(todo) == 0 {
 		return
 	}
+	// Low ports last: routers built on miniupnpd (OpenWrt, many ISP
+	// boxes) forbid them by default and, over PCP and NAT-PMP, search
+	// the whole port space before answering, stalling for seconds; the
+	// other mappings should not wait behind that.
+	slices.SortStableFunc(todo, func(a, b *lease) int {
+		return cmp.Compare(lowPort(a.Port), lowPort(b.Port))
+	})
 	// Record the intent (with PCP nonces) before asking, so a crash in
 	// between still leaves enough to reclaim.
 	for _, l := range todo {
@@ -640,7 +675,7 @@ func (c *Client) mapOneLocked(ctx context.Context, l *lease) (timedOut bool) {
 	}
 	if err == nil {
 		l.Held = true
-		l.suggested = 0
+		l.suggested, l.fails = 0, 0
 		if g.external.Addr().IsValid() && !g.external.Addr().IsUnspecified() {
 			l.ExternalIP = g.external.Addr()
 			c.extIP = l.ExternalIP
@@ -655,11 +690,18 @@ func (c *Client) mapOneLocked(ctx context.Context, l *lease) (timedOut bool) {
 		return false
 	}
 	me := asMapError(err)
+	l.fails++
 	if errors.Is(err, errTimeout) {
 		// The router may have made the mapping and lost only the answer:
 		// keep it Held so that it is deleted later.
-		c.setStateLocked(l, StateError, err.Error(), 0)
-		l.retryAt = now.Add(c.retryInterval())
+		msg, suggested := err.Error(), uint16(0)
+		if l.Port < 1024 && family(l.Method) != "upnp" {
+			suggested = c.highPortLocked(l)
+			msg = fmt.Sprintf("%s; routers built on miniupnpd (OpenWrt and many ISP boxes) do not answer PCP or NAT-PMP for ports their rules forbid, "+
+				"and by default they forbid ports below 1024: use an external port of 1024 or more, such as %d, or mode upnp, whose routers say so plainly", err, suggested)
+		}
+		c.setStateLocked(l, StateError, msg, suggested)
+		l.retryAt = now.Add(c.backoff(l.fails))
 		return true
 	}
 	if me.state == StateConflict {
@@ -676,14 +718,47 @@ func (c *Client) mapOneLocked(ctx context.Context, l *lease) (timedOut bool) {
 			me.msg += fmt.Sprintf("; external port %d is free: change the rule's external_port, or free %d on the router", me.suggested, l.Port)
 		}
 	}
+	if me.state == StateRefused && l.Port < 1024 && me.suggested == 0 {
+		me.suggested = c.highPortLocked(l)
+		me.msg += fmt.Sprintf("; many routers allow only external ports of 1024 or more: try %d", me.suggested)
+	}
 	// A definite no means the router does not hold the mapping (a
 	// refused renewal means it dropped it); after a garbled answer it
 	// might, so it stays Held and is deleted when no longer wanted.
 	l.Held = me.state == StateError
 	l.Expires = time.Time{}
 	c.setStateLocked(l, me.state, me.Error(), me.suggested)
-	l.retryAt = now.Add(c.retryInterval())
+	l.retryAt = now.Add(c.backoff(l.fails))
 	return false
+}
+
+// backoff is the wait before the n-th retry of a failing mapping: the
+// retry interval, doubled per failure, up to an hour.
+func (c *Client) backoff(n int) time.Duration {
+	d := c.retryInterval()
+	for i := 1; i < n && d < maxRetryInterval; i++ {
+		d *= 2
+	}
+	return min(d, max(maxRetryInterval, c.retryInterval()))
+}
+
+func lowPort(p uint16) int {
+	if p < 1024 {
+		return 1
+	}
+	return 0
+}
+
+// highPortLocked suggests a port of 1024 or more for a low one that the
+// router will not map: 10000 plus the port (554 becomes 10554), or the
+// next one no rule wants.
+func (c *Client) highPortLocked(l *lease) uint16 {
+	for p := 10000 + int(l.Port); p <= 65535; p++ {
+		if !c.wantedLocked(l.Proto, uint16(p)) {
+			return uint16(p)
+		}
+	}
+	return 0
 }
 
 // wantedLocked reports whether camgate wants proto/port for some rule.

@@ -82,6 +82,8 @@ func ssdpSearch(ctx context.Context, log *slog.Logger, local, gw netip.Addr, mul
 		return ssdpReply{}, fmt.Errorf("ssdp: listen on %s: %w", local, err)
 	}
 	defer conn.Close()
+	// Cancelling ctx interrupts a pending read.
+	defer context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })()
 	if multicast {
 		if err := setMulticastInterface(conn, local); err != nil {
 			log.Debug("ssdp: cannot choose the multicast interface; using the routing table", "local", local, "err", err)
@@ -127,6 +129,9 @@ func ssdpSearch(ctx context.Context, log *slog.Logger, local, gw netip.Addr, mul
 			if g := now.Add(150 * time.Millisecond); g.Before(next) {
 				next = g
 			}
+		}
+		if ctx.Err() != nil {
+			break
 		}
 		conn.SetReadDeadline(next)
 		n, from, err := conn.ReadFromUDPAddrPort(buf)

@@ -269,7 +269,7 @@ func isTimeout(err error) bool {
 		return true
 	}
 	s := err.Error()
-	return strings.Contains(s, "deadline exceeded") || strings.Contains(s, "Client.Timeout") || strings.Contains(s, "i/o timeout")
+	return strings.Contains(s, "deadline exceeded") || strings.Contains(s, "Client.Timeout") || strings.Contains(s, "i/o timeout") || strings.Contains(s, "timeout awaiting")
 }
 
 // cleanGoupnp drops goupnp's "goupnp: " prefixes for the user.
