@@ -94,11 +94,11 @@ func TestClientPCP(t *testing.T) {
 // per-mapping state.
 func TestClientPCPAnswers(t *testing.T) {
 	tests := []struct {
-		name      string
-		knob      func(f *fakeNAT)
-		state     State
-		msg       string
-		suggested uint16
+		name       string
+		knob       func(f *fakeNAT)
+		state      State
+		msg        string
+		suggested  uint16
 		leftOnFake int
 	}{
 		{"not authorized", func(f *fakeNAT) { f.result = pcpNotAuthorized }, StateRefused, "NOT_AUTHORIZED", 0, 0},
