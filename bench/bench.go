@@ -268,6 +268,7 @@ func run(ctx context.Context, o options) (int, error) {
 	} else {
 		m.BusyStart = cpuBusy(2 * time.Second)
 	}
+	m.LoadStart = loadAvg()
 	if m.BusyStart >= quietThreshold {
 		fmt.Fprintf(h.log, "warning: the machine is busy (%.0f%% CPU used by others, load average %s): they compete for the cores and make every figure noisy\n", 100*m.BusyStart, loadAvg())
 	}
