@@ -134,4 +134,3 @@ func printDemoBanner(e *env, dvr *sim.Device, path string, web, rtsp, https, adm
 		dvr.Addr(sim.ServiceHTTP), dvr.Addr(sim.ServiceRTSP), dvr.Addr(sim.ServiceHTTPS), dvr.Addr(sim.ServiceSDK))
 	fmt.Fprintf(w, "Stop with Ctrl-C.\n\n")
 }
-
