@@ -194,7 +194,7 @@ func (h *harness) soak(ctx context.Context, d time.Duration) (*SoakReport, error
 		func() { h.soakBulk(lctx, in.addr(0), &load) },
 		func() { soakHTTP(lctx, in.addr(1), &load) },
 		func() { h.soakHold(lctx, in.addr(2), &load) },
-		func() { soakUDP(lctx, cam, in.addr(3), &load) },
+		func() { soakUDP(lctx, ctx, cam, in.addr(3), &load) },
 		func() { soakReload(lctx, in, routes, extra, &load) },
 	} {
 		wg.Add(1)
@@ -420,8 +420,10 @@ func (h *harness) soakHold(ctx context.Context, addr string, l *soakLoad) {
 	}
 }
 
-// soakUDP runs RTP-like cycles, each from new sockets.
-func soakUDP(ctx context.Context, cam *rtpCamera, addr string, l *soakLoad) {
+// soakUDP runs RTP-like cycles, each from new sockets, until ctx ends. A
+// cycle is cut short only by outer (an interrupt), not by the soak's end:
+// the last cycle is sized to end with it.
+func soakUDP(ctx, outer context.Context, cam *rtpCamera, addr string, l *soakLoad) {
 	for ctx.Err() == nil {
 		d := soakCycle
 		if dl, ok := ctx.Deadline(); ok {
@@ -430,7 +432,10 @@ func soakUDP(ctx context.Context, cam *rtpCamera, addr string, l *soakLoad) {
 		if d < time.Second {
 			return
 		}
-		st, err := runRTP(context.Background(), cam, addr, soakUDPStreams, soakUDPMbps, d)
+		st, err := runRTP(outer, cam, addr, soakUDPStreams, soakUDPMbps, d)
+		if outer.Err() != nil {
+			return
+		}
 		l.udpCycles.Add(1)
 		if err != nil {
 			l.udpFail.Add(1)
