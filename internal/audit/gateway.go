@@ -264,9 +264,9 @@ func RouterFindings(cfg *config.Config, local netip.Addr, entries []router.Entry
 		}
 		if rules, ok := devices[client]; ok && client != local {
 			out = append(out, Finding{ID: IDRouterDeviceMapping, Severity: High, Subject: "router", Rules: rules, Device: client.String(),
-				Title:   "the router forwards a port straight to a device: " + desc,
-				Meaning: "This mapping bypasses camgate, and with it the allowlists, the brute-force guard and the exploit filter. Hikvision devices create such mappings themselves when their UPnP setting is on.",
-				Fix:     "turn UPnP off on the device (Configuration → Network → Advanced Settings → NAT) and delete the mapping on the router",
+				Title:    "the router forwards a port straight to a device: " + desc,
+				Meaning:  "This mapping bypasses camgate, and with it the allowlists, the brute-force guard and the exploit filter. Hikvision devices create such mappings themselves when their UPnP setting is on.",
+				Fix:      "turn UPnP off on the device (Configuration → Network → Advanced Settings → NAT) and delete the mapping on the router",
 				Evidence: map[string]string{"mapping": desc}})
 			continue
 		}
@@ -277,9 +277,9 @@ func RouterFindings(cfg *config.Config, local netip.Addr, entries []router.Entry
 	}
 	if len(extra) > 0 {
 		out = append(out, Finding{ID: IDRouterExtraMappings, Severity: Medium, Subject: "router",
-			Title:   fmt.Sprintf("the router maps %d port(s) to this host that no enabled rule needs", len(extra)),
-			Meaning: "Every open port is exposure; a mapping left behind by a removed rule or another program keeps a door open that nobody watches.",
-			Fix:     "delete them on the router (upnpc -d PORT PROTO, or the router's UPnP page), or add the rules that need them",
+			Title:    fmt.Sprintf("the router maps %d port(s) to this host that no enabled rule needs", len(extra)),
+			Meaning:  "Every open port is exposure; a mapping left behind by a removed rule or another program keeps a door open that nobody watches.",
+			Fix:      "delete them on the router (upnpc -d PORT PROTO, or the router's UPnP page), or add the rules that need them",
 			Evidence: map[string]string{"mappings": strings.Join(extra, "; ")}})
 	}
 	return out

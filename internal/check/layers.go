@@ -157,11 +157,13 @@ func (r *runner) outsideLayer(ctx context.Context, rule *config.Rule, proto stri
 		return res
 	case ClassCGNAT:
 		res.Target = netip.AddrPortFrom(pa.IP, port).String()
-		res.Status, res.Reason, res.Fix = Fail, pa.Note, vpnAdvice
+		res.Status, res.Fix = Fail, vpnAdvice
+		res.Reason = fmt.Sprintf("the public address %s is carrier-grade NAT (CGNAT, 100.64.0.0/10): port forwarding cannot work from the internet", pa.IP)
 		return res
 	case ClassPrivate:
 		res.Target = netip.AddrPortFrom(pa.IP, port).String()
-		res.Status, res.Reason = Fail, pa.Note
+		res.Status = Fail
+		res.Reason = fmt.Sprintf("the public address %s is not an internet address (double NAT or no public address): port forwarding here alone cannot work from the internet", pa.IP)
 		res.Fix = "forward the same port on the modem or router in front too (or put it in bridge mode), or " + vpnAdvice
 		return res
 	}
@@ -189,7 +191,7 @@ func (r *runner) outsideLayer(ctx context.Context, rule *config.Rule, proto stri
 		return res
 	case o.status == OK:
 		res.Status = OK
-		res.Reason = fmt.Sprintf("reachable at %s %s: %s%s", target, path, o.summary, lab)
+		res.Reason = fmt.Sprintf("reachable at %s %s: %s%s", target, path, headline(o.summary), lab)
 		return res
 	}
 	// The probe failed.
@@ -217,3 +219,11 @@ func (r *runner) outsideLayer(ctx context.Context, rule *config.Rule, proto stri
 	return res
 }
 
+// headline is a summary's first clause ("answered HTTP 200"), for the
+// outside line, which would otherwise repeat the inside line in full.
+func headline(s string) string {
+	if i := strings.IndexAny(s, ",;("); i > 0 {
+		return strings.TrimSpace(s[:i])
+	}
+	return s
+}

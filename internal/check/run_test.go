@@ -108,7 +108,7 @@ rules:
 	}{
 		{"dvr-web", LayerGateway, OK, "camgate (this process"},
 		{"dvr-web", LayerInside, OK, "Hikvision web server"},
-		{"dvr-web", LayerOutside, Fail, "carrier-grade NAT"},
+		{"dvr-web", LayerOutside, Fail, "carrier-grade NAT (CGNAT"},
 		{"dvr-rtsp", LayerGateway, Fail, "connection refused"},
 		{"dvr-rtsp", LayerInside, Fail, "refused the connection"},
 		{"dvr-rtsp", LayerOutside, Fail, "carrier-grade NAT"},
