@@ -10,7 +10,8 @@
 //
 // Discover sends one probe of each kind per chosen interface address,
 // from a socket bound to that address with the multicast interface set,
-// and collects answers for a fixed window. SADP probes also go to the
+// repeats it at a third and two thirds of the window (UDP gets lost), and
+// collects answers until the window closes. SADP probes also go to the
 // limited and the subnet broadcast address, and a listener on the SADP
 // port catches devices that answer to the group rather than to us.
 //

@@ -267,8 +267,10 @@ func TestDiscoverLoopback(t *testing.T) {
 			t.Errorf("SADP responder got %q; only inquiry probes may be sent", p)
 		}
 	}
-	if len(sadpR.received()) != 1 || len(wsdR.received()) != 1 {
-		t.Errorf("got %d SADP and %d WSD probes, want 1 each (unicast target: no broadcast)", len(sadpR.received()), len(wsdR.received()))
+	// Sent at the start and again at a third and two thirds of the window;
+	// a unicast target gets no broadcast copies.
+	if len(sadpR.received()) != 3 || len(wsdR.received()) != 3 {
+		t.Errorf("got %d SADP and %d WSD probes, want 3 each", len(sadpR.received()), len(wsdR.received()))
 	}
 	if len(events) != 4 || events[0].Kind != Probing || events[3].Kind != Done || events[3].Replies != 2 {
 		t.Errorf("progress: got %+v, want probing, 2 replies, done(2)", events)

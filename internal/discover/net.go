@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
@@ -138,6 +139,7 @@ func (r *run) do(ctx context.Context, targets []ifaceAddr) ([]Device, error) {
 	}()
 
 	var events []Progress // events produced before the collector starts
+	var again []resend    // probes to repeat during the window
 	sent := 0
 	for _, at := range targets {
 		var failed []error
@@ -147,6 +149,7 @@ func (r *run) do(ctx context.Context, targets []ifaceAddr) ([]Device, error) {
 				failed = append(failed, fmt.Errorf("sadp: %w", err))
 			} else {
 				conns = append(conns, c)
+				again = append(again, resend{c, at, sadpTo, sadpProbe(uuid), true})
 				wg.Add(1)
 				go r.read(&wg, c, at, SourceSADP)
 			}
@@ -157,6 +160,7 @@ func (r *run) do(ctx context.Context, targets []ifaceAddr) ([]Device, error) {
 				failed = append(failed, fmt.Errorf("ws-discovery: %w", err))
 			} else {
 				conns = append(conns, c)
+				again = append(again, resend{c, at, wsdTo, wsdProbe(uuid), false})
 				wg.Add(1)
 				go r.read(&wg, c, at, SourceWSD)
 			}
@@ -185,8 +189,12 @@ func (r *run) do(ctx context.Context, targets []ifaceAddr) ([]Device, error) {
 	// closes the reply channel, which ends collect.
 	handedOver = true
 	go closeAtEnd(ctx, conns)
+	resent := make(chan struct{})
+	go r.repeat(ctx, again, resent)
 	go func() { wg.Wait(); close(r.replies) }()
-	return r.collect(targets, events), nil
+	devs := r.collect(targets, events)
+	<-resent
+	return devs, nil
 }
 
 // closeAtEnd closes the sockets when the discovery window ends.
@@ -195,6 +203,52 @@ func closeAtEnd(ctx context.Context, conns []net.PacketConn) {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// resend is a probe to repeat.
+type resend struct {
+	c         net.PacketConn
+	at        ifaceAddr
+	dst       netip.AddrPort
+	msg       []byte
+	broadcast bool
+}
+
+// repeat sends every probe again at one third and two thirds of the
+// window: UDP gets lost, and a link that has just come up drops its first
+// packets. Replies to the copies are merged like any other. It closes done
+// when it returns.
+func (r *run) repeat(ctx context.Context, probes []resend, done chan<- struct{}) {
+	defer close(done)
+	deadline, _ := ctx.Deadline()
+	step := time.Until(deadline) / 3
+	for range 2 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(step):
+		}
+		for _, p := range probes {
+			r.send(p.c, p.at, p.dst, p.msg, p.broadcast)
+		}
+	}
+}
+
+// send writes msg to dst, and for SADP to the group also to the
+// broadcast addresses.
+func (r *run) send(c net.PacketConn, at ifaceAddr, dst netip.AddrPort, msg []byte, broadcast bool) error {
+	if _, err := c.WriteTo(msg, net.UDPAddrFromAddrPort(dst)); err != nil {
+		return fmt.Errorf("send to %s: %w", dst, err)
+	}
+	r.log.Debug("probe sent", "to", dst, "from", at.label())
+	if broadcast && dst.Addr().IsMulticast() {
+		for _, b := range broadcastAddrs(at.prefix) {
+			if _, err := c.WriteTo(msg, net.UDPAddrFromAddrPort(netip.AddrPortFrom(b, dst.Port()))); err != nil {
+				r.log.Debug("broadcast probe failed", "to", b, "err", err)
+			}
+		}
+	}
+	return nil
 }
 
 // probe opens a socket on at, sends msg to dst (plus the broadcast
@@ -213,17 +267,9 @@ func (r *run) probe(ctx context.Context, at ifaceAddr, dst netip.AddrPort, msg [
 		p.SetMulticastLoopback(true) // a simulator or device on this host answers too
 		p.SetMulticastTTL(1)         // discovery is link-local by nature
 	}
-	if _, err := c.WriteTo(msg, net.UDPAddrFromAddrPort(dst)); err != nil {
+	if err := r.send(c, at, dst, msg, broadcast); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("send to %s: %w", dst, err)
-	}
-	r.log.Debug("probe sent", "to", dst, "from", at.label())
-	if broadcast && dst.Addr().IsMulticast() {
-		for _, b := range broadcastAddrs(at.prefix) {
-			if _, err := c.WriteTo(msg, net.UDPAddrFromAddrPort(netip.AddrPortFrom(b, dst.Port()))); err != nil {
-				r.log.Debug("broadcast probe failed", "to", b, "err", err)
-			}
-		}
+		return nil, err
 	}
 	return c, nil
 }
