@@ -65,7 +65,7 @@ func (d *Device) WriteBanner(w io.Writer, credentials string) {
 		if !d.cfg.listen().IsUnspecified() {
 			how = "unicast probes only (bound to one address)"
 		}
-		line(serviceLabel(s), "udp %s (%s)", d.addrs[s], how)
+		line(serviceLabel(s), "udp %s, %s", d.addrs[s], how)
 	}
 	if d.locks.max > 0 {
 		line("lockout", "%d failed logins lock a source IP for %v", d.locks.max, d.cfg.lockDuration())

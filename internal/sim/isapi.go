@@ -391,9 +391,10 @@ func (d *Device) handlePutDeviceInfo(w http.ResponseWriter, r *http.Request) {
 	writeStatus(w, r, http.StatusOK, 1, "OK", "ok")
 }
 
+// adminAccessXML is one entry. It has no XMLName: encoding/xml writes
+// xmlns="" for a nested element whose struct carries one without a
+// namespace, which would take the entry out of the ISAPI namespace.
 type adminAccessXML struct {
-	XMLName         xml.Name
-	Version         string `xml:"version,attr,omitempty"`
 	ID              int    `xml:"id"`
 	Enabled         bool   `xml:"enabled"`
 	Protocol        string `xml:"protocol"`
@@ -402,6 +403,13 @@ type adminAccessXML struct {
 	TLS11Enable     *bool  `xml:"TLS1_1Enable,omitempty"`
 	TLS12Enable     *bool  `xml:"TLS1_2Enable,omitempty"`
 	StreamOverTLS   *bool  `xml:"streamOverTls,omitempty"`
+}
+
+// adminAccessDocXML is one entry as its own document (GET .../{id}).
+type adminAccessDocXML struct {
+	XMLName xml.Name `xml:"http://www.hikvision.com/ver20/XMLSchema AdminAccessProtocol"`
+	Version string   `xml:"version,attr"`
+	adminAccessXML
 }
 
 type adminAccessListXML struct {
@@ -440,7 +448,7 @@ func (d *Device) adminAccesses() []adminAccessXML {
 	var out []adminAccessXML
 	for i, proto := range spec.protocols {
 		svc, std := protocolService(proto)
-		e := adminAccessXML{XMLName: xml.Name{Local: "AdminAccessProtocol"}, ID: i + 1, Protocol: proto}
+		e := adminAccessXML{ID: i + 1, Protocol: proto}
 		e.PortNo, e.Enabled = d.reportedPort(svc, std)
 		switch proto {
 		case protoHTTPS:
@@ -460,9 +468,7 @@ func (d *Device) handleAdminAccesses(w http.ResponseWriter, r *http.Request) {
 func (d *Device) handleAdminAccess(w http.ResponseWriter, r *http.Request) {
 	for _, e := range d.adminAccesses() {
 		if strconv.Itoa(e.ID) == r.PathValue("id") {
-			e.XMLName = xml.Name{Space: isapiNS, Local: "AdminAccessProtocol"}
-			e.Version = "2.0"
-			writeXML(w, http.StatusOK, e)
+			writeXML(w, http.StatusOK, adminAccessDocXML{Version: "2.0", adminAccessXML: e})
 			return
 		}
 	}
@@ -473,9 +479,8 @@ type ipAddrXML struct {
 	IPAddress string `xml:"ipAddress"`
 }
 
+// netIfXML is one interface (no XMLName, as adminAccessXML).
 type netIfXML struct {
-	XMLName   xml.Name
-	Version   string `xml:"version,attr,omitempty"`
 	ID        int    `xml:"id"`
 	IPAddress struct {
 		IPVersion      string    `xml:"ipVersion"`
@@ -495,6 +500,12 @@ type netIfXML struct {
 	} `xml:"Link"`
 }
 
+type netIfDocXML struct {
+	XMLName xml.Name `xml:"http://www.hikvision.com/ver20/XMLSchema NetworkInterface"`
+	Version string   `xml:"version,attr"`
+	netIfXML
+}
+
 type netIfListXML struct {
 	XMLName    xml.Name   `xml:"http://www.hikvision.com/ver20/XMLSchema NetworkInterfaceList"`
 	Version    string     `xml:"version,attr"`
@@ -506,7 +517,6 @@ func (d *Device) handleInterfaces(w http.ResponseWriter, r *http.Request) {
 	p := d.subnetOf(own)
 	gw := d.gatewayFor(own)
 	var n netIfXML
-	n.XMLName = xml.Name{Local: "NetworkInterface"}
 	n.ID = 1
 	n.IPAddress.IPVersion = "v4"
 	n.IPAddress.AddressingType = "static"
@@ -525,9 +535,7 @@ func (d *Device) handleInterfaces(w http.ResponseWriter, r *http.Request) {
 			handleISAPINotFound(w, r)
 			return
 		}
-		n.XMLName = xml.Name{Space: isapiNS, Local: "NetworkInterface"}
-		n.Version = "2.0"
-		writeXML(w, http.StatusOK, n)
+		writeXML(w, http.StatusOK, netIfDocXML{Version: "2.0", netIfXML: n})
 		return
 	}
 	writeXML(w, http.StatusOK, netIfListXML{Version: "2.0", Interfaces: []netIfXML{n}})

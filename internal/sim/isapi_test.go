@@ -45,6 +45,10 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
+	// Every element of an ISAPI document is in the ISAPI namespace.
+	if strings.Contains(string(b), `xmlns=""`) {
+		t.Errorf("GET %s: an element leaves the namespace:\n%s", url, b)
+	}
 	return res.StatusCode, string(b)
 }
 

@@ -51,16 +51,30 @@ type rtspConnState struct {
 }
 
 type rtspHandler struct {
-	d *Device
+	d   *Device
+	srv *gortsplib.Server
 
-	mu      sync.RWMutex // guards following
-	streams map[streamKind]*gortsplib.ServerStream
+	mu      sync.Mutex // guards following
+	ctx     context.Context // parent of the feeders; nil once shut down
+	feeders sync.WaitGroup
 }
 
-// serveRTSP runs the RTSP server and the two looping streams until ctx is
-// done.
+// rtspSession is per-session state. Every session gets its own stream and
+// feeder, started once PLAY has been answered, so that every viewer's
+// video begins with SPS, PPS and an IDR frame, as a camera's does, and a
+// decoder never sees frames that reference pictures it never got.
+type rtspSession struct {
+	kind   streamKind
+	stream *gortsplib.ServerStream
+
+	mu      sync.Mutex // guards following
+	started bool
+	stop    context.CancelFunc
+}
+
+// serveRTSP runs the RTSP server until ctx is done.
 func (d *Device) serveRTSP(ctx context.Context, ln net.Listener) error {
-	h := &rtspHandler{d: d}
+	h := &rtspHandler{d: d, ctx: ctx}
 	srv := &gortsplib.Server{
 		Handler:      h,
 		RTSPAddress:  ln.Addr().String(),
@@ -69,6 +83,7 @@ func (d *Device) serveRTSP(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:  60 * time.Second,
 		Listen:       func(string, string) (net.Listener, error) { return ln, nil },
 	}
+	h.srv = srv
 	if rtp := d.udp[ServiceRTP]; rtp != nil {
 		rtcp := d.rtcp
 		srv.UDPRTPAddress = rtp.LocalAddr().String()
@@ -88,56 +103,81 @@ func (d *Device) serveRTSP(ctx context.Context, ln net.Listener) error {
 		d.closeUDP(ServiceRTP)
 		return err
 	}
-
-	fctx, stopFeeders := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	streams := map[streamKind]*gortsplib.ServerStream{}
-	var startErr error
-	for kind, c := range d.clips {
-		st := &gortsplib.ServerStream{Server: srv, Desc: &description.Session{Medias: []*description.Media{{
-			Type:    description.MediaTypeVideo,
-			Formats: []format.Format{&format.H264{PayloadTyp: 96, SPS: c.sps, PPS: c.pps, PacketizationMode: 1}},
-		}}}}
-		if err := st.Initialize(); err != nil {
-			startErr = err
-			break
-		}
-		streams[kind] = st
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.feed(fctx, st, c)
-		}()
-	}
-	h.mu.Lock()
-	h.streams = streams
-	h.mu.Unlock()
-
 	waitc := make(chan error, 1)
 	go func() { waitc <- srv.Wait() }()
 	var err error
-	if startErr == nil {
-		select {
-		case <-ctx.Done():
-		case err = <-waitc:
-		}
-	} else {
-		err = startErr
+	select {
+	case <-ctx.Done():
+	case err = <-waitc:
+		waitc <- err
 	}
-	stopFeeders()
-	wg.Wait()
-	for _, st := range streams {
-		st.Close()
-	}
-	srv.Close()
-	if e := <-waitc; err == nil && ctx.Err() == nil {
-		err = e
+	h.mu.Lock()
+	h.ctx = nil // no new feeders; the running ones see ctx done
+	h.mu.Unlock()
+	srv.Close() // closes every session, and so every per-session stream
+	<-waitc
+	h.feeders.Wait()
+	if ctx.Err() != nil {
+		return nil
 	}
 	return err
 }
 
-// feed loops clip c into stream in real time until ctx is done. The clip
-// restarts on its IDR frame; RTP timestamps keep counting across loops.
+// newStream makes a session's stream of the given kind.
+func (h *rtspHandler) newStream(kind streamKind) (*gortsplib.ServerStream, error) {
+	c := h.d.clips[kind]
+	st := &gortsplib.ServerStream{Server: h.srv, Desc: &description.Session{Medias: []*description.Media{{
+		Type:    description.MediaTypeVideo,
+		Formats: []format.Format{&format.H264{PayloadTyp: 96, SPS: c.sps, PPS: c.pps, PacketizationMode: 1}},
+	}}}}
+	if err := st.Initialize(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// startFeeder starts the session's feeder once (PLAY may come twice).
+func (h *rtspHandler) startFeeder(s *rtspSession) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ctx == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return
+	}
+	ctx, cancel := context.WithCancel(h.ctx)
+	s.started, s.stop = true, cancel
+	h.feeders.Add(1)
+	go func() {
+		defer h.feeders.Done()
+		h.d.feed(ctx, s.stream, h.d.clips[s.kind])
+	}()
+}
+
+// OnSessionClose implements gortsplib.ServerHandlerOnSessionClose: it
+// stops the session's feeder and closes its stream (gortsplib has already
+// removed the session from the stream's readers).
+func (h *rtspHandler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	s, ok := ctx.Session.UserData().(*rtspSession)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.started = true // never start one now
+	stop := s.stop
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.stream.Close()
+}
+
+// feed loops clip c into stream in real time, from its first (IDR) frame,
+// until ctx is done. The clip restarts on its IDR frame; RTP timestamps
+// keep counting across loops.
 func (d *Device) feed(ctx context.Context, stream *gortsplib.ServerStream, c *clip) {
 	medi := stream.Desc.Medias[0]
 	enc, err := medi.Formats[0].(*format.H264).CreateEncoder()
@@ -212,6 +252,13 @@ func (h *rtspHandler) OnResponse(sc *gortsplib.ServerConn, res *base.Response) {
 				res.Header["Content-Base"] = base.HeaderValue{st.base}
 			}
 		case base.Play:
+			// The session is now an active reader of its stream (gortsplib
+			// answered PLAY), so the first frame sent reaches it.
+			if ss := sc.Session(); ss != nil {
+				if s, ok := ss.UserData().(*rtspSession); ok {
+					h.startFeeder(s)
+				}
+			}
 			if st.trackURL != "" {
 				var ri headers.RTPInfo
 				if ri.Unmarshal(res.Header["RTP-Info"]) == nil {
@@ -282,12 +329,6 @@ func (d *Device) streamFor(path string) (streamKind, bool) {
 	return kind, ch >= 1 && ch <= d.id.channels()
 }
 
-func (h *rtspHandler) stream(kind streamKind) *gortsplib.ServerStream {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.streams[kind]
-}
-
 func addrPortOf(a net.Addr) netip.AddrPort {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		return unmapAP(ta.AddrPort())
@@ -351,7 +392,7 @@ func (h *rtspHandler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*ba
 		return res, nil, nil
 	}
 	kind, ok := h.d.streamFor(ctx.Path)
-	if !ok || h.stream(kind) == nil {
+	if !ok {
 		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
 	}
 	local := addrPortOf(ctx.Conn.NetConn().LocalAddr())
@@ -403,10 +444,21 @@ func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Res
 		return res, nil, nil
 	}
 	kind, ok := h.d.streamFor(ctx.Path)
-	stream := h.stream(kind)
-	if !ok || stream == nil {
+	if !ok {
 		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
 	}
+	sess, _ := ctx.Session.UserData().(*rtspSession)
+	if sess == nil {
+		stream, err := h.newStream(kind)
+		if err != nil {
+			return &base.Response{StatusCode: base.StatusInternalServerError}, nil, err
+		}
+		sess = &rtspSession{kind: kind, stream: stream}
+		ctx.Session.SetUserData(sess)
+	} else if sess.kind != kind {
+		return &base.Response{StatusCode: base.StatusBadRequest}, nil, nil
+	}
+	stream := sess.stream
 	local := addrPortOf(ctx.Conn.NetConn().LocalAddr())
 	own := h.d.ownAddr(local.Addr(), 0, addrPortOf(ctx.Conn.NetConn().RemoteAddr()).Addr())
 	connState(ctx.Conn).trackURL = "rtsp://" + netip.AddrPortFrom(own, local.Port()).String() +
