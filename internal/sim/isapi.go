@@ -481,7 +481,7 @@ type ipAddrXML struct {
 
 // netIfXML is one interface (no XMLName, as adminAccessXML).
 type netIfXML struct {
-	ID        int    `xml:"id"`
+	ID        int `xml:"id"`
 	IPAddress struct {
 		IPVersion      string    `xml:"ipVersion"`
 		AddressingType string    `xml:"addressingType"`

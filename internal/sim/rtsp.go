@@ -54,7 +54,7 @@ type rtspHandler struct {
 	d   *Device
 	srv *gortsplib.Server
 
-	mu      sync.Mutex // guards following
+	mu      sync.Mutex      // guards following
 	ctx     context.Context // parent of the feeders; nil once shut down
 	feeders sync.WaitGroup
 }
