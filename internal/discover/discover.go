@@ -315,7 +315,7 @@ func (p Progress) Format() string {
 	return fmt.Sprintf("%s (%s)", p.Interface, p.Addr)
 }
 
-// Sources joins a device's sources for display: "sadp+wsd".
+// SourceList joins a device's sources for display: "sadp+wsd".
 func (d *Device) SourceList() string {
 	s := make([]string, len(d.Sources))
 	for i, x := range d.Sources {
