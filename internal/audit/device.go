@@ -215,7 +215,7 @@ func (d *deviceAudit) run(ctx context.Context, disc *discover.Device) {
 		d.lockedOut(nil)
 	}
 	if !pr.Hikvision {
-		d.add(IDNotHikvision, Info, fmt.Sprintf("%s does not look like a Hikvision device", d.rep.WebURL),
+		d.add(IDNotHikvision, Info, fmt.Sprintf("does not look like a Hikvision device (at %s)", d.rep.WebURL),
 			"The device checks (firmware, HTTPS, default password) are written for Hikvision's ISAPI and were skipped.",
 			"nothing to do if this is another brand; otherwise check the rule points at the device's web port", map[string]string{"server": pr.Server})
 		d.rep.DefaultPassword = "not tested: not a Hikvision device"
@@ -227,7 +227,7 @@ func (d *deviceAudit) run(ctx context.Context, disc *discover.Device) {
 	}
 	d.defaultPassword(ctx)
 	if !d.rep.Authenticated && !d.rep.Firmware.Known() {
-		d.add(IDNotInspected, Info, "firmware and HTTPS state unknown (no credentials given, no SADP answer)",
+		d.add(IDNotInspected, Info, "could not be inspected fully: firmware and HTTPS state unknown (no credentials given, no SADP answer)",
 			"Without credentials camgate cannot read the device's firmware build or its HTTPS setting, so it cannot tell whether a known vulnerability applies.",
 			"run camgate audit --user admin --password-file FILE (the password is read from the file or CAMGATE_DEVICE_PASSWORD, never the command line)", nil)
 	}

@@ -183,7 +183,7 @@ func FirmwareFindings(f Firmware, device string, now time.Time) []Finding {
 			sev, which = High, "a recorder (the advisory lists some)"
 		}
 		out = append(out, Finding{ID: IDCVE202136260, Severity: sev, Subject: subject, Device: device, Evidence: ev,
-			Title: fmt.Sprintf("possibly vulnerable to CVE-2021-36260: %s, firmware %s is older than the fix (build 210628)", which, f),
+			Title: fmt.Sprintf("is possibly vulnerable to CVE-2021-36260: %s, firmware %s is older than the fix (build 210628)", which, f),
 			Meaning: "CVE-2021-36260 is an unauthenticated command injection in the web server (CVSS 9.8, in CISA's Known Exploited Vulnerabilities list, used by the Moobot botnet): anyone who reaches the HTTP or HTTPS port can take over the device. " +
 				"This is a heuristic from the build date, not a test: some older builds are unaffected. Verify the model and firmware on Hikvision's advisory HSRC-202109-01.",
 			Fix: "update the firmware from Hikvision's site, and until then expose no HTTP/HTTPS rule for this device (or keep camgate's exploit filter on and an allowlist)"})
@@ -197,7 +197,7 @@ func FirmwareFindings(f Firmware, device string, now time.Time) []Finding {
 		for _, r := range cve20177921Ranges {
 			if r.model.MatchString(f.Model) && cmpPoint(v, build, r.from) >= 0 && cmpPoint(v, build, r.to) <= 0 {
 				out = append(out, Finding{ID: IDCVE20177921, Severity: Critical, Subject: subject, Device: device, Evidence: ev,
-					Title: fmt.Sprintf("possibly vulnerable to CVE-2017-7921: %s (series %s) with firmware %s is in the affected range", f.Model, r.series, f),
+					Title: fmt.Sprintf("is possibly vulnerable to CVE-2017-7921: %s (series %s) with firmware %s is in the affected range", f.Model, r.series, f),
 					Meaning: "CVE-2017-7921 (ICSA-17-124-01, CVSS 10) is an authentication bypass: a fixed auth= value in the URL gives anyone the device's configuration, user list and snapshots. " +
 						"camgate compared the model and firmware with the advisory's ranges and did not try the bypass; verify on the vendor's advisory.",
 					Fix: "update the firmware (5.4.41 or later for most affected series); until then expose no HTTP/HTTPS rule for this device"})
@@ -207,7 +207,7 @@ func FirmwareFindings(f Firmware, device string, now time.Time) []Finding {
 	}
 	if !f.Build.IsZero() && now.Sub(f.Build) > oldFirmware {
 		out = append(out, Finding{ID: IDFirmwareOld, Severity: Low, Subject: subject, Device: device, Evidence: ev,
-			Title:   fmt.Sprintf("firmware %s is %d years old", f, int(now.Sub(f.Build).Hours()/24/365)),
+			Title:   fmt.Sprintf("runs firmware %s, %d years old", f, int(now.Sub(f.Build).Hours()/24/365)),
 			Meaning: "Old firmware misses security fixes published since; Hikvision publishes advisories at hikvision.com/en/support/cybersecurity.",
 			Fix:     "check Hikvision's download portal for a newer build for this model and update"})
 	}

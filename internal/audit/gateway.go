@@ -173,7 +173,7 @@ func certFindings(files []certFile, now time.Time) []Finding {
 		data, err := os.ReadFile(f.path)
 		if err != nil {
 			out = append(out, Finding{ID: IDCertUnreadable, Severity: Medium, Subject: "certificate " + f.path,
-				Title: fmt.Sprintf("cannot read the certificate of the %s", f.use), Meaning: "camgate will fail to serve TLS with it at the next start or reload.",
+				Title: fmt.Sprintf("(used by the %s) cannot be read", f.use), Meaning: "camgate will fail to serve TLS with it at the next start or reload.",
 				Fix: "check the path and the file's permissions", Evidence: map[string]string{"error": err.Error()}})
 			continue
 		}
@@ -187,7 +187,7 @@ func certFindings(files []certFile, now time.Time) []Finding {
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
 			out = append(out, Finding{ID: IDCertUnreadable, Severity: Medium, Subject: "certificate " + f.path,
-				Title: fmt.Sprintf("the certificate of the %s does not parse", f.use), Meaning: "camgate cannot serve TLS with a broken certificate.",
+				Title: fmt.Sprintf("(used by the %s) does not parse", f.use), Meaning: "camgate cannot serve TLS with a broken certificate.",
 				Fix: "replace the file with a valid PEM certificate", Evidence: map[string]string{"error": err.Error()}})
 			continue
 		}
@@ -195,12 +195,12 @@ func certFindings(files []certFile, now time.Time) []Finding {
 		switch {
 		case now.After(c.NotAfter):
 			out = append(out, Finding{ID: IDCertExpired, Severity: High, Subject: "certificate " + f.path, Evidence: ev,
-				Title:   fmt.Sprintf("the certificate of the %s expired on %s", f.use, c.NotAfter.UTC().Format("2006-01-02")),
+				Title:   fmt.Sprintf("(used by the %s) expired on %s", f.use, c.NotAfter.UTC().Format("2006-01-02")),
 				Meaning: "Browsers and apps refuse the connection or teach users to click through warnings, which is how an impostor gets in.",
 				Fix:     "renew it (a generated self-signed certificate is renewed when deleted and camgate restarts)"})
 		case c.NotAfter.Sub(now) < certWarning:
 			out = append(out, Finding{ID: IDCertExpiring, Severity: Medium, Subject: "certificate " + f.path, Evidence: ev,
-				Title:   fmt.Sprintf("the certificate of the %s expires on %s", f.use, c.NotAfter.UTC().Format("2006-01-02")),
+				Title:   fmt.Sprintf("(used by the %s) expires on %s", f.use, c.NotAfter.UTC().Format("2006-01-02")),
 				Meaning: "In less than 30 days clients will refuse it.",
 				Fix:     "renew it before then"})
 		}
@@ -217,7 +217,7 @@ func routerFindings(ctx context.Context, c *Config, cfg *config.Config) []Findin
 			msg = err.Error()
 		}
 		return []Finding{{ID: IDRouterUnreachable, Severity: Info, Subject: "router",
-			Title:   "the router's port mappings could not be read",
+			Title:   "did not answer, so its port mappings were not compared with the rules",
 			Meaning: "camgate could not compare the router's mappings with the rules.",
 			Fix:     "check `camgate router status`", Evidence: map[string]string{"error": msg}}}
 	}
@@ -264,7 +264,7 @@ func RouterFindings(cfg *config.Config, local netip.Addr, entries []router.Entry
 		}
 		if rules, ok := devices[client]; ok && client != local {
 			out = append(out, Finding{ID: IDRouterDeviceMapping, Severity: High, Subject: "router", Rules: rules, Device: client.String(),
-				Title:    "the router forwards a port straight to a device: " + desc,
+				Title:    "forwards a port straight to a device: " + desc,
 				Meaning:  "This mapping bypasses camgate, and with it the allowlists, the brute-force guard and the exploit filter. Hikvision devices create such mappings themselves when their UPnP setting is on.",
 				Fix:      "turn UPnP off on the device (Configuration → Network → Advanced Settings → NAT) and delete the mapping on the router",
 				Evidence: map[string]string{"mapping": desc}})
@@ -277,7 +277,7 @@ func RouterFindings(cfg *config.Config, local netip.Addr, entries []router.Entry
 	}
 	if len(extra) > 0 {
 		out = append(out, Finding{ID: IDRouterExtraMappings, Severity: Medium, Subject: "router",
-			Title:    fmt.Sprintf("the router maps %d port(s) to this host that no enabled rule needs", len(extra)),
+			Title:    fmt.Sprintf("maps %d port(s) to this host that no enabled rule needs", len(extra)),
 			Meaning:  "Every open port is exposure; a mapping left behind by a removed rule or another program keeps a door open that nobody watches.",
 			Fix:      "delete them on the router (upnpc -d PORT PROTO, or the router's UPnP page), or add the rules that need them",
 			Evidence: map[string]string{"mappings": strings.Join(extra, "; ")}})

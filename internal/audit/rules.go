@@ -128,9 +128,12 @@ func ruleFindings(r *config.Rule, https map[string][]string) []Finding {
 				fmt.Sprintf("set tls: terminate on rule %s (camgate serves HTTPS in front of the device), or enable HTTPS on the device and forward that instead", r.Name))
 		}
 	}
-	if openToWorld(r) && !r.AuthGuard() {
-		sev := Medium
-		add(IDRuleOpenToWorld, sev, "is open to the whole internet, with no allowlist and no brute-force guard",
+	if openToWorld(r) && !r.Proto().HasTCP() {
+		add(IDRuleOpenToWorld, Low, "is open to the whole internet, with no allowlist",
+			"Anyone can send datagrams to the device's UDP port; UDP carries no login camgate could guard, so an allowlist is the only protection.",
+			fmt.Sprintf("add allow: [the CIDRs you connect from] to rule %s", r.Name))
+	} else if openToWorld(r) && !r.AuthGuard() {
+		add(IDRuleOpenToWorld, Medium, "is open to the whole internet, with no allowlist and no brute-force guard",
 			"Anyone can try passwords. Hikvision devices lock the source address after 7 failures for 30 minutes, and behind camgate every remote user shares camgate's address, so one guesser locks everyone out; without a lock, nothing stops the guessing.",
 			fmt.Sprintf("add allow: [the CIDRs you connect from] to rule %s, or guard: auth (camgate bans a source after a few failed logins, below the device's lockout)", r.Name))
 	}
@@ -195,8 +198,8 @@ func duplicates(rules []*config.Rule) []Finding {
 			}
 			out = append(out, Finding{ID: IDRuleDuplicate, Severity: Medium,
 				Subject: fmt.Sprintf("rules %s and %s", a.Name, b.Name), Rules: []string{a.Name, b.Name}, Device: a.InternalIP,
-				Title: fmt.Sprintf("rules %s (external %s) and %s (external %s) both forward to %s port %s",
-					a.Name, a.ExternalPort, b.Name, b.ExternalPort, a.InternalIP, overlap(a.Internal(), b.Internal())),
+				Title: fmt.Sprintf("(external ports %s and %s) both forward to %s port %s",
+					a.ExternalPort, b.ExternalPort, a.InternalIP, overlap(a.Internal(), b.Internal())),
 				Meaning: "The same device port is reachable through two doors. Each is one more place to keep allowlists and guards in step, and the forgotten one is usually the weaker.",
 				Fix:     fmt.Sprintf("keep one of %s and %s and remove the other", a.Name, b.Name),
 				Evidence: map[string]string{"internal": a.InternalIP + ":" + overlap(a.Internal(), b.Internal()),

@@ -58,6 +58,8 @@ func TestRuleFindings(t *testing.T) {
 		{"https other device", `{name: dvr-web, external_port: 8082, internal_ip: 192.168.1.64, ` + allowed + `}
   - {name: cam-https, external_port: 8443, internal_ip: 192.168.1.65, internal_port: 443, ` + allowed + `}`,
 			[]string{"rule-plain-http low rule dvr-web"}},
+		{"udp open to world", `{name: media, protocol: udp, external_port: 20000, internal_ip: 192.168.1.64}`,
+			[]string{"rule-open-to-world low rule media"}},
 		{"open to world", `{name: cam-rtsp, external_port: 10554, internal_ip: 192.168.1.64, internal_port: 554}`,
 			[]string{"rule-open-to-world medium rule cam-rtsp"}},
 		{"allow everyone explicitly", `{name: cam-rtsp, external_port: 10554, internal_ip: 192.168.1.64, internal_port: 554, allow: ["0.0.0.0/0", "::/0"]}`,
