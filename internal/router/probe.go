@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/camgate/camgate/internal/config"
 )
@@ -131,7 +132,11 @@ func (c *Client) Probe(ctx context.Context, cfg *config.Config) (*Report, error)
 				continue
 			}
 			if e.InternalClient == local.String() && e.InternalPort == k.Port {
-				m.State, m.Message = StateMapped, fmt.Sprintf("%q, lease %d s left (0: permanent)", e.Description, e.LeaseSeconds)
+				left := "permanent"
+				if e.LeaseSeconds > 0 {
+					left = (time.Duration(e.LeaseSeconds) * time.Second).String() + " left"
+				}
+				m.State, m.Message = StateMapped, fmt.Sprintf("%q, %s", e.Description, left)
 			} else {
 				m.State = StateConflict
 				m.Message = fmt.Sprintf("held by %s:%d (%q)", e.InternalClient, e.InternalPort, e.Description)

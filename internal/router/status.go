@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -148,3 +149,6 @@ func asMapError(err error) *mapError {
 	}
 	return &mapError{state: StateError, err: err}
 }
+
+// StatusJSON returns Status encoded as JSON, for the admin API.
+func (c *Client) StatusJSON() ([]byte, error) { return json.Marshal(c.Status()) }
