@@ -1,11 +1,440 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/camgate/camgate/internal/admin"
+	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/store"
 )
 
-// runRule is not built yet; its feature's issue replaces this file.
+const ruleHelp = `
+List and change the port-forwarding rules, like the router's Port
+Forwarding menu:
+
+  camgate rule list
+  camgate rule add --name dvr-web --external-port 8082 --internal-ip 192.168.1.64 [--internal-port 80]
+                   [--protocol tcp|udp|both] [--description TEXT] [--disabled] [--allow CIDR,...] [--deny CIDR,...]
+  camgate rule rm NAME
+  camgate rule enable NAME
+  camgate rule disable NAME
+
+When a gateway is running (its admin API answers at admin.listen), the
+change goes through the API: it is validated, applied live (other rules keep
+their connections) and saved by the gateway. The API needs a token: create
+one in the web UI (API tokens) and pass it with --token-file or the
+CAMGATE_TOKEN environment variable. The gateway's certificate is checked
+against the one in its state directory (or admin.cert_file).
+
+When no gateway answers, the config file is edited directly (validated, then
+written atomically); reload a gateway started later with SIGHUP. --file
+forces editing the file.`
+
+// ruleOpts are the flags every rule subcommand takes.
+type ruleOpts struct {
+	config    string
+	tokenFile string
+	file      bool
+	asJSON    bool
+	timeout   time.Duration
+}
+
 func runRule(ctx context.Context, e *env, args []string) error {
-	return errors.New("not available in this build yet")
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(e.stdout, strings.TrimSpace(ruleHelp))
+		if len(args) == 0 {
+			return fmt.Errorf("%w: missing action (list, add, rm, enable, disable)", errUsage)
+		}
+		return nil
+	}
+	action, args := args[0], args[1:]
+	var o ruleOpts
+	fl := newFlags(e, "rule "+action, "[flags]", ruleHelp)
+	fl.StringVar(&o.config, "config", "camgate.yaml", "config file")
+	fl.StringVar(&o.tokenFile, "token-file", "", "file holding an API token (else $CAMGATE_TOKEN)")
+	fl.BoolVar(&o.file, "file", false, "edit the config file even if a gateway is running")
+	fl.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the gateway's API")
+	var r config.Rule
+	var ext, in, proto, allow, deny string
+	var disabled bool
+	switch action {
+	case "list":
+		fl.BoolVar(&o.asJSON, "json", false, "print JSON")
+	case "add":
+		fl.StringVar(&r.Name, "name", "", "rule name: lower-case letters, digits and '-' (required)")
+		fl.StringVar(&r.Description, "description", "", "free text")
+		fl.StringVar(&proto, "protocol", "tcp", "tcp, udp or both")
+		fl.StringVar(&ext, "external-port", "", "port (or range \"10000-10009\") people connect to (required)")
+		fl.StringVar(&r.InternalIP, "internal-ip", "", "the device's LAN address (required)")
+		fl.StringVar(&in, "internal-port", "", "the device's port (default: the external port)")
+		fl.BoolVar(&disabled, "disabled", false, "add the rule switched off")
+		fl.StringVar(&allow, "allow", "", "comma-separated source addresses or CIDRs that may connect")
+		fl.StringVar(&deny, "deny", "", "comma-separated source addresses or CIDRs that may not")
+	case "rm", "enable", "disable":
+	default:
+		return fmt.Errorf("%w: unknown action %q (list, add, rm, enable, disable)", errUsage, action)
+	}
+	pos, err := parseInterspersed(fl, args)
+	if err != nil {
+		return err
+	}
+	var name string
+	switch action {
+	case "list", "add":
+		if len(pos) > 0 {
+			return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+		}
+	default:
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: camgate rule %s NAME", errUsage, action)
+		}
+		name = pos[0]
+	}
+	if action == "add" {
+		if r.Name == "" || ext == "" || r.InternalIP == "" {
+			return fmt.Errorf("%w: rule add needs --name, --external-port and --internal-ip", errUsage)
+		}
+		if r.ExternalPort, err = config.ParsePortRange(ext); err != nil {
+			return fmt.Errorf("%w: --external-port: %v", errUsage, err)
+		}
+		if in != "" {
+			if r.InternalPort, err = config.ParsePortRange(in); err != nil {
+				return fmt.Errorf("%w: --internal-port: %v", errUsage, err)
+			}
+		}
+		r.Protocol = config.ParseProtocol(proto)
+		r.Allow, r.Deny = splitList(allow), splitList(deny)
+		if disabled {
+			r.SetEnabled(false)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	t, err := ruleTarget(ctx, e, o)
+	if err != nil {
+		return err
+	}
+	if t.note != "" {
+		fmt.Fprintln(e.stderr, t.note)
+	}
+	switch action {
+	case "list":
+		rules, err := t.list(ctx)
+		if err != nil {
+			return err
+		}
+		return printRules(e.stdout, rules, o.asJSON)
+	case "add":
+		err = t.change(ctx, "rule.create", r.Name, func(cfg *config.Config) error {
+			if cfg.Rule(r.Name) != nil {
+				return fmt.Errorf("a rule called %q exists already", r.Name)
+			}
+			cfg.Rules = append(cfg.Rules, r)
+			return nil
+		}, http.MethodPost, "/api/v1/rules", &r)
+	case "rm":
+		err = t.change(ctx, "rule.delete", name, func(cfg *config.Config) error {
+			for i := range cfg.Rules {
+				if cfg.Rules[i].Name == name {
+					cfg.Rules = append(cfg.Rules[:i], cfg.Rules[i+1:]...)
+					return nil
+				}
+			}
+			return fmt.Errorf("no rule called %q", name)
+		}, http.MethodDelete, "/api/v1/rules/"+url.PathEscape(name), nil)
+	case "enable", "disable":
+		on := action == "enable"
+		err = t.change(ctx, "rule."+action, name, func(cfg *config.Config) error {
+			rule := cfg.Rule(name)
+			if rule == nil {
+				return fmt.Errorf("no rule called %q", name)
+			}
+			rule.SetEnabled(on)
+			return nil
+		}, http.MethodPost, "/api/v1/rules/"+url.PathEscape(name)+"/"+action, nil)
+	}
+	if err != nil {
+		return err
+	}
+	verb := map[string]string{"add": "added", "rm": "removed", "enable": "enabled", "disable": "disabled"}[action]
+	if name == "" {
+		name = r.Name
+	}
+	if t.api != nil {
+		fmt.Fprintf(e.stdout, "rule %q %s and applied by the running gateway\n", name, verb)
+	} else {
+		fmt.Fprintf(e.stdout, "rule %q %s in %s\n", name, verb, o.config)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// ruleBackend is where rule changes go: the running gateway's API, or the
+// config file.
+type ruleBackend struct {
+	path     string
+	stateDir string
+	api      *apiClient
+	note     string
+}
+
+func ruleTarget(ctx context.Context, e *env, o ruleOpts) (*ruleBackend, error) {
+	t := &ruleBackend{path: o.config}
+	cfg, err := store.Load(o.config)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("cannot read %s: %w", o.config, pe.Err)
+		}
+		return nil, problemsError(o.config, err)
+	}
+	t.stateDir = store.StateDir(o.config, cfg)
+	if o.file || !cfg.Admin.IsEnabled() {
+		if !cfg.Admin.IsEnabled() && !o.file {
+			t.note = "note: the admin API is off (admin.enabled: false), so the file is edited; reload a running gateway with SIGHUP"
+		}
+		return t, nil
+	}
+	ep, err := cfg.Admin.Endpoint()
+	if err != nil {
+		return nil, err
+	}
+	addr := ep.Addr
+	if addr.Addr().IsUnspecified() {
+		lo := netip.MustParseAddr("127.0.0.1")
+		if addr.Addr().Is6() {
+			lo = netip.IPv6Loopback()
+		}
+		addr = netip.AddrPortFrom(lo, addr.Port())
+	}
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	c, err := d.DialContext(dctx, "tcp", addr.String())
+	cancel()
+	if err != nil {
+		// Nobody listens: no gateway is running with this config.
+		return t, nil
+	}
+	c.Close()
+	token := strings.TrimSpace(e.getenv("CAMGATE_TOKEN"))
+	if o.tokenFile != "" {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		token = firstLine(strings.TrimSpace(string(b)))
+	}
+	if token == "" {
+		return nil, fmt.Errorf("a gateway is running (its API answers at %s), so the change must go through it: "+
+			"create an API token in the web UI (API tokens) and pass --token-file FILE or set CAMGATE_TOKEN "+
+			"(or use --file to edit the file anyway, then reload the gateway with SIGHUP)", addr)
+	}
+	base := "http://" + addr.String()
+	if ep.HTTPS {
+		base = "https://" + addr.String()
+	}
+	hc := &http.Client{Timeout: o.timeout}
+	if ep.HTTPS {
+		certPath, _, _ := admin.CertPaths(cfg.Admin, o.config, t.stateDir)
+		tc, err := pinnedTLS(certPath)
+		if err != nil {
+			return nil, err
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: tc, Proxy: nil}
+	}
+	t.api = &apiClient{base: base, token: token, hc: hc}
+	return t, nil
+}
+
+// pinnedTLS trusts exactly the certificate in certPath: the gateway's
+// own, self-signed or not, so that no CA or host name is involved.
+func pinnedTLS(certPath string) (*tls.Config, error) {
+	b, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the gateway's certificate to verify it: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("%s: no PEM certificate", certPath)
+	}
+	want, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", certPath, err)
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Verification is done below, by comparing the certificate with
+		// the pinned one; a self-signed certificate has no CA to check.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, want.Raw) {
+				return fmt.Errorf("the gateway's certificate is not the one in %s", certPath)
+			}
+			return nil
+		},
+	}, nil
+}
+
+func problemsError(path string, err error) error {
+	var b strings.Builder
+	for _, p := range config.ProblemsOf(err) {
+		loc := path
+		if p.Line > 0 {
+			loc = fmt.Sprintf("%s:%d", path, p.Line)
+			p.Line = 0
+		}
+		fmt.Fprintf(&b, "\n  %s: %s", loc, p.Error())
+	}
+	return fmt.Errorf("the rule table has problems; nothing changed:%s", b.String())
+}
+
+func (t *ruleBackend) list(ctx context.Context) ([]config.Rule, error) {
+	if t.api == nil {
+		cfg, err := store.Load(t.path)
+		if err != nil {
+			return nil, problemsError(t.path, err)
+		}
+		return cfg.Rules, nil
+	}
+	var out struct {
+		Rules []config.Rule `json:"rules"`
+	}
+	if err := t.api.do(ctx, http.MethodGet, "/api/v1/rules", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Rules, nil
+}
+
+// change applies a rule change through the API (method, path, body) or,
+// without a gateway, with edit on the file.
+func (t *ruleBackend) change(ctx context.Context, action, target string, edit func(*config.Config) error, method, path string, body any) error {
+	if t.api != nil {
+		return t.api.do(ctx, method, path, body, nil)
+	}
+	cfg, err := store.Load(t.path)
+	if err != nil {
+		return problemsError(t.path, err)
+	}
+	if err := edit(cfg); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return problemsError(t.path, err)
+	}
+	if err := store.Save(t.path, cfg); err != nil {
+		return err
+	}
+	if err := admin.Append(t.stateDir, admin.AuditEntry{Who: "cli", Action: action, Target: target, From: "local", OK: true,
+		Detail: "edited " + t.path}); err != nil {
+		return fmt.Errorf("saved, but the audit log: %w", err)
+	}
+	return nil
+}
+
+// apiClient calls a running gateway's admin API with a bearer token.
+type apiClient struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("gateway API %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode >= 300 {
+		var ae struct {
+			Error    string           `json:"error"`
+			Problems []config.Problem `json:"problems"`
+		}
+		json.Unmarshal(b, &ae)
+		if ae.Error == "" {
+			ae.Error = strings.TrimSpace(string(b))
+		}
+		msg := fmt.Sprintf("the gateway refused (%s): %s", resp.Status, ae.Error)
+		if len(ae.Problems) > 1 {
+			for _, p := range ae.Problems {
+				msg += "\n  " + p.Error()
+			}
+		}
+		return errors.New(msg)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func printRules(w io.Writer, rules []config.Rule, asJSON bool) error {
+	if asJSON {
+		type view struct {
+			config.Rule
+			Enabled bool `json:"enabled"`
+		}
+		out := make([]view, 0, len(rules))
+		for _, r := range rules {
+			out = append(out, view{Rule: r, Enabled: r.IsEnabled()})
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tDESCRIPTION\tEXTERNAL PORT\tINTERNAL IP\tINTERNAL PORT\tPROTOCOL\tENABLED")
+	for i := range rules {
+		r := &rules[i]
+		en := "yes"
+		if !r.IsEnabled() {
+			en = "no"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Description, r.ExternalPort, r.InternalIP, r.Internal(), r.Proto(), en)
+	}
+	return tw.Flush()
 }

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/camgate/camgate/internal/netlab"
+)
+
+// TestAdminUIInChromium drives the admin UI in real Chromium through
+// web/e2e.mjs (playwright-core): first-run setup with the token from the
+// log, login, adding a TCP rule to a device on loopback, traffic through
+// it (checked here with curl), the dashboard's byte counters, cutting a
+// connection, disabling the rule (curl is refused), and `camgate rule list`
+// through the API with a token created in the UI. Screenshots of every
+// page land in artifacts/admin-e2e/.
+func TestAdminUIInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser end-to-end test skipped in -short mode")
+	}
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("needs node (apt-get install nodejs) to run web/e2e.mjs")
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skipf("needs Chromium at %s (apt-get install chromium; scripts/test.sh installs it)", chromium)
+	}
+	webDir, _ := filepath.Abs(filepath.Join("..", "..", "web"))
+	if _, err := os.Stat(filepath.Join(webDir, "node_modules", "playwright-core")); err != nil {
+		t.Skipf("needs playwright-core in web/node_modules: run `npm ci` in %s (scripts/test.sh does)", webDir)
+	}
+	need(t, "curl")
+
+	// CAMGATE_BIN runs a binary built beforehand instead.
+	bin := os.Getenv("CAMGATE_BIN")
+	if bin == "" {
+		binDir := filepath.Join(os.TempDir(), "camgate-admin-e2e-bin")
+		os.MkdirAll(binDir, 0o755)
+		if bin, err = netlab.BuildCamgate(binDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The "device": a web page on loopback, big enough to show on the
+	// dashboard.
+	page := strings.Repeat("camgate test DVR page\n", 2000)
+	dev, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	devSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, page)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go devSrv.Serve(dev)
+	defer devSrv.Close()
+	devPort := dev.Addr().(*net.TCPAddr).Port
+	rulePort := freeTCPPort(t)
+
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, `version: 1
+listen_address: 127.0.0.1
+rules: []
+admin:
+  listen: "https://127.0.0.1:0"
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	gw := netlab.StartCmd(exec.CommandContext(ctx, bin, "serve", "--config", cfgPath))
+	defer gw.Stop()
+	if !gw.WaitFor("setup_url=", 15*time.Second) {
+		t.Fatalf("camgate did not print a setup URL:\n%s", gw.Output())
+	}
+	m := regexp.MustCompile(`setup_url="?([^"\s]+)`).FindStringSubmatch(gw.Output())
+	if m == nil {
+		t.Fatalf("no setup URL in:\n%s", gw.Output())
+	}
+	setupURL := m[1]
+	// The admin listener's real address, for `camgate rule` below.
+	u := regexp.MustCompile(`url=https://(127\.0\.0\.1:\d+)`).FindStringSubmatch(gw.Output())
+	if u == nil {
+		t.Fatalf("no admin URL in:\n%s", gw.Output())
+	}
+
+	artifacts, _ := filepath.Abs(filepath.Join("..", "..", "artifacts", "admin-e2e"))
+	os.RemoveAll(artifacts)
+	cmd := exec.CommandContext(ctx, node, filepath.Join(webDir, "e2e.mjs"))
+	cmd.Dir = webDir
+	cmd.Env = append(os.Environ(),
+		"CAMGATE_SETUP_URL="+setupURL,
+		"RULE_PORT="+strconv.Itoa(rulePort),
+		"TARGET_IP=127.0.0.1",
+		"TARGET_PORT="+strconv.Itoa(devPort),
+		"ARTIFACTS="+artifacts,
+		"CHROMIUM="+chromium,
+	)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf(format, args...)
+		fmt.Fprintf(stdin, "fail %s\n", fmt.Sprintf(format, args...))
+	}
+	ok := func() { io.WriteString(stdin, "ok\n") }
+	ruleURL := fmt.Sprintf("http://127.0.0.1:%d/", rulePort)
+	var held net.Conn
+	defer func() {
+		if held != nil {
+			held.Close()
+		}
+	}()
+	var token string
+	done := false
+	var stopLoad, loadDone chan struct{}
+	defer func() {
+		if stopLoad != nil {
+			select {
+			case <-stopLoad:
+			default:
+				close(stopLoad)
+			}
+		}
+	}()
+
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		t.Logf("e2e: %s", line)
+		switch {
+		case line == "CHECK flows dvr-web":
+			out, err := exec.CommandContext(ctx, "curl", "-sS", "--fail", "--max-time", "5", ruleURL).Output()
+			if err != nil || string(out) != page {
+				fail("curl through the new rule: %v (%d bytes)", err, len(out))
+				continue
+			}
+			// Keep traffic flowing while the dashboard draws its graph,
+			// until the connection is cut below.
+			stopLoad = make(chan struct{})
+			loadDone = make(chan struct{})
+			go func() {
+				defer close(loadDone)
+				hc := &http.Client{Timeout: 5 * time.Second}
+				for {
+					select {
+					case <-stopLoad:
+						return
+					case <-time.After(150 * time.Millisecond):
+					}
+					if resp, err := hc.Get(ruleURL); err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				}
+			}()
+			// Hold a connection open for the Connections page.
+			held, err = net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", rulePort), 3*time.Second)
+			if err != nil {
+				fail("dial the rule: %v", err)
+				continue
+			}
+			fmt.Fprintf(held, "GET / HTTP/1.1\r\nHost: dvr\r\n\r\n")
+			ok()
+		case line == "CHECK cut dvr-web":
+			close(stopLoad)
+			<-loadDone
+			held.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err := io.Copy(io.Discard, held)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				fail("the held connection was not cut by Disconnect")
+				continue
+			}
+			ok()
+		case line == "CHECK refused dvr-web":
+			err := exec.CommandContext(ctx, "curl", "-sS", "--fail", "--max-time", "5", ruleURL).Run()
+			var ee *exec.ExitError
+			// curl exit 7: failed to connect (connection refused).
+			if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+				fail("curl after disabling: got %v, want connection refused (exit 7)", err)
+				continue
+			}
+			ok()
+		case strings.HasPrefix(line, "TOKEN "):
+			token = strings.TrimPrefix(line, "TOKEN ")
+		case line == "CHECK cli dvr-web":
+			// CLI parity: `camgate rule list` finds the running gateway
+			// from the config and uses the API with the token.
+			cliCfg := writeConfig(t, t.TempDir(), fmt.Sprintf("version: 1\nstate_dir: %s\nrules: []\nadmin:\n  listen: \"https://%s\"\n",
+				filepath.Join(dir, "camgate-state"), u[1]))
+			c := exec.CommandContext(ctx, bin, "rule", "list", "--config", cliCfg)
+			c.Env = append(os.Environ(), "CAMGATE_TOKEN="+token)
+			out, err := c.CombinedOutput()
+			if err != nil || !regexp.MustCompile(`dvr-web\s+DVR web page\s+\d+\s+127\.0\.0\.1\s+\d+\s+tcp\s+no`).Match(out) {
+				fail("camgate rule list through the API: %v\n%s", err, out)
+				continue
+			}
+			ok()
+		case line == "DONE":
+			done = true
+		}
+	}
+	stdin.Close()
+	err = cmd.Wait()
+	if err != nil || !done {
+		t.Fatalf("web/e2e.mjs: %v\n%s\ncamgate log:\n%s", err, stderr.String(), gw.Output())
+	}
+	t.Logf("screenshots in %s", artifacts)
+
+	// The file the UI changed is what a restart would run.
+	b, _ := os.ReadFile(cfgPath)
+	if !strings.Contains(string(b), "name: dvr-web") || !strings.Contains(string(b), "enabled: false") {
+		t.Fatalf("config file after the UI session:\n%s", b)
+	}
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

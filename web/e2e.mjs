@@ -1,0 +1,218 @@
+// Browser end-to-end test of camgate's admin UI in real Chromium.
+//
+// Run by cmd/camgate/admin_e2e_test.go, which starts `camgate serve`, a
+// test "device" behind it, and this script. They talk over stdio: the
+// script prints "CHECK <what> <rule>" when the Go side should verify
+// something with a real client (curl), and waits for "ok" (or "fail ...")
+// on stdin. Screenshots of every page go to $ARTIFACTS.
+//
+// Environment:
+//   CAMGATE_SETUP_URL  the one-time setup URL from camgate's log (required)
+//   RULE_PORT          external port for the rule to add (required)
+//   TARGET_IP, TARGET_PORT  the test device (required)
+//   ARTIFACTS          screenshot directory (default ../artifacts/admin-e2e)
+//   CHROMIUM           browser binary (default /usr/bin/chromium)
+//
+// The browser is the system's; playwright-core never downloads one.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import path from 'node:path';
+
+const env = (k, d) => {
+  const v = process.env[k] ?? d;
+  if (v === undefined) { console.error(`e2e: ${k} is not set`); process.exit(2); }
+  return v;
+};
+const setupURL = env('CAMGATE_SETUP_URL');
+const rulePort = env('RULE_PORT');
+const targetIP = env('TARGET_IP');
+const targetPort = env('TARGET_PORT');
+const artifacts = env('ARTIFACTS', path.join(import.meta.dirname, '..', 'artifacts', 'admin-e2e'));
+const executablePath = env('CHROMIUM', '/usr/bin/chromium');
+const password = 'kiwi-lantern-47-grove';
+mkdirSync(artifacts, { recursive: true });
+
+const lines = createInterface({ input: process.stdin });
+const waiting = [];
+lines.on('line', (l) => { const w = waiting.shift(); if (w) w(l.trim()); });
+// check asks the Go test to verify something and waits for its verdict.
+async function check(what) {
+  console.log(`CHECK ${what}`);
+  const answer = await new Promise((resolve) => waiting.push(resolve));
+  if (answer !== 'ok') throw new Error(`check ${what}: ${answer}`);
+}
+const step = (s) => console.error(`e2e: ${s}`);
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+// launch() uses a fresh temporary profile (user-data-dir) every time.
+const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 } });
+const page = await context.newPage();
+page.setDefaultTimeout(15000);
+const consoleErrors = [];
+// Refused API calls (401, 422...) are logged by Chromium as "Failed to load
+// resource"; those are expected. Anything else is a bug in the UI.
+page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text()); });
+page.on('pageerror', (e) => consoleErrors.push(String(e)));
+const nav = (name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
+const shot = (name) => page.screenshot({ path: path.join(artifacts, name), fullPage: true });
+
+try {
+  // 1. First-run setup with the token from the log.
+  step('setup');
+  await page.goto(setupURL);
+  await page.getByRole('heading', { name: 'Welcome to camgate' }).waitFor();
+  if (new URL(page.url()).hash.includes('token')) throw new Error('the setup token stayed in the address bar');
+  await page.getByLabel('User name').fill('owner');
+  await page.getByLabel('Password', { exact: true }).fill('password123');
+  await page.getByText(/most common passwords|could be cracked/).waitFor();
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByLabel('Repeat the password').fill(password);
+  await page.getByText('Strong enough').waitFor();
+  await shot('01-setup.png');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('heading', { name: 'Port Forwarding' }).waitFor();
+
+  // 2. Log out and log in again; a wrong password is refused first.
+  step('login');
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('heading', { name: 'Log in to camgate' }).waitFor();
+  await page.getByLabel('User name').fill('owner');
+  await page.getByLabel('Password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByText('wrong user name or password').waitFor();
+  await page.getByLabel('Password').fill(password);
+  await shot('02-login.png');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+
+  // 3. Add a TCP rule; a bad one first shows the API's messages inline.
+  step('add rule');
+  await nav('Port Forwarding');
+  await page.getByRole('button', { name: 'Add rule' }).click();
+  const dlg = page.locator('dialog');
+  await dlg.getByLabel('Name').fill('DVR Web');
+  await dlg.getByLabel('External Port').fill('70000');
+  await dlg.getByLabel('Internal IP').fill('192.168.1.300');
+  await dlg.getByRole('button', { name: 'Add rule' }).click();
+  await dlg.getByText('must be lower-case letters').waitFor();
+  await dlg.getByText('outside 1-65535').waitFor();
+  await dlg.getByText('is not a valid IP address').waitFor();
+  if (await dlg.getByLabel('External Port').getAttribute('aria-invalid') !== 'true') throw new Error('external port not marked invalid');
+  await shot('03-rule-errors.png');
+  await dlg.getByLabel('Name').fill('dvr-web');
+  await dlg.getByLabel('Description').fill('DVR web page');
+  await dlg.getByLabel('External Port').fill(rulePort);
+  await dlg.getByLabel('Internal IP').fill(targetIP);
+  await dlg.getByLabel('Internal Port').fill(targetPort);
+  await dlg.getByRole('button', { name: 'Add rule' }).click();
+  const row = page.locator('tr[data-rule="dvr-web"]');
+  await row.waitFor();
+  const sw = page.getByRole('switch', { name: 'Enable rule dvr-web' });
+  if (!(await sw.isChecked())) throw new Error('new rule is not enabled');
+  await shot('04-rules.png');
+
+  // 4. Traffic flows through it (the Go test runs curl), and it holds a
+  // connection open for the Connections page.
+  step('traffic');
+  await check('flows dvr-web');
+
+  // 6. The dashboard shows the bytes (checked while the rule runs:
+  // disabling a rule closes it and its counters with it).
+  step('dashboard');
+  await nav('Dashboard');
+  const card = page.locator('article[data-rule="dvr-web"]');
+  await card.waitFor();
+  await page.waitForFunction(() => {
+    const dd = document.querySelector('article[data-rule="dvr-web"] dd[data-k="bytes_out"]');
+    return dd && dd.textContent !== '0 B';
+  });
+  await page.waitForTimeout(8000); // samples for the sparkline (and the docs screenshot)
+  const out = await card.locator('dd[data-k="bytes_out"]').textContent();
+  step(`dashboard shows ${out} sent to the client`);
+  await shot('05-dashboard.png');
+
+  // Live connections, and cutting one.
+  step('connections');
+  await nav('Connections');
+  const conn = page.getByRole('button', { name: /^Disconnect .* from dvr-web$/ });
+  await conn.first().waitFor();
+  await shot('06-connections.png');
+  await conn.first().click();
+  await check('cut dvr-web');
+
+  // 5. Disable the rule in the UI: traffic is refused.
+  step('disable');
+  await nav('Port Forwarding');
+  await sw.waitFor();
+  await sw.uncheck();
+  await page.locator('tr.off[data-rule="dvr-web"]').waitFor();
+  if (await sw.isChecked()) throw new Error('switch still on');
+  await check('refused dvr-web');
+
+  // API token, shown once; the Go test uses it with `camgate rule list`.
+  step('tokens');
+  await nav('API tokens');
+  await page.locator('main').getByLabel('Name').fill('cli');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const secret = (await page.locator('#token-secret').textContent()).trim();
+  console.log(`TOKEN ${secret}`);
+  await check('cli dvr-web');
+  await page.getByRole('button', { name: 'Done' }).click();
+  await page.getByRole('button', { name: 'Revoke token cli' }).waitFor();
+  await shot('07-tokens.png');
+
+  step('audit');
+  await nav('Audit log');
+  await page.getByText('rule.disable').waitFor();
+  await page.getByText('connection.kill').waitFor();
+  await shot('08-audit.png');
+
+  step('preset');
+  await nav('Port Forwarding');
+  await page.getByRole('button', { name: 'Hikvision DVR/NVR preset' }).click();
+  await dlg.getByLabel('DVR/NVR address').fill('192.168.1.64');
+  const server = dlg.getByRole('switch', { name: /Server\/SDK port/ });
+  if (await server.isChecked()) throw new Error('the server port row is on by default');
+  await dlg.getByText('frequent target of attacks').waitFor();
+  await shot('09-preset.png');
+  await dlg.getByRole('button', { name: 'Cancel' }).click();
+
+  step('bans and account');
+  await nav('Bans');
+  await page.getByRole('heading', { name: 'Bans' }).waitFor();
+  await shot('10-bans.png');
+  await nav('Account');
+  await page.getByRole('heading', { name: 'Change password' }).waitFor();
+  await shot('11-account.png');
+
+  // Readable on a phone: the table turns into cards.
+  step('phone');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await nav('Port Forwarding');
+  await row.waitFor();
+  await shot('12-rules-phone.png');
+  await nav('Dashboard');
+  await card.waitFor();
+  await shot('13-dashboard-phone.png');
+
+  // Keyboard: the first Tab reaches the skip link.
+  await page.keyboard.press('Tab');
+  const focused = await page.evaluate(() => document.activeElement && document.activeElement.textContent);
+  if (!/Skip to content/.test(focused || '')) throw new Error(`first Tab focused ${JSON.stringify(focused)}`);
+
+  if (consoleErrors.length) throw new Error('browser console errors:\n' + consoleErrors.join('\n'));
+  console.log('DONE');
+} catch (e) {
+  await shot('failure.png').catch(() => {});
+  console.error('e2e: FAILED: ' + (e.stack || e));
+  process.exitCode = 1;
+} finally {
+  lines.close();
+  await browser.close();
+}
