@@ -183,7 +183,7 @@ func Run(ctx context.Context, c Config, cfg *config.Config) Report {
 	rep.Findings = append(rep.Findings, RuleFindings(cfg)...)
 	if !c.SkipDevices {
 		f, devs := deviceFindings(ctx, &c, cfg)
-		rep.Findings = append(rep.Findings, f...)
+		rep.Findings = append(upgradePlainHTTP(rep.Findings, devs), f...)
 		rep.Devices = devs
 	}
 	rep.Findings = append(rep.Findings, GatewayFindings(cfg, c.ConfigPath, c.StateDir, c.now())...)

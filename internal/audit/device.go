@@ -50,6 +50,8 @@ type DeviceReport struct {
 	// HTTPSEnabled is the device's adminAccesses HTTPS flag; nil when
 	// not read.
 	HTTPSEnabled *bool `json:"https_enabled,omitempty"`
+	// HTTPSPort is the device's HTTPS port from adminAccesses, 0 if unknown.
+	HTTPSPort uint16 `json:"https_port,omitempty"`
 	// Activated is SADP's flag; nil when no SADP answer said.
 	Activated *bool `json:"activated,omitempty"`
 	// Authenticated: ISAPI was read with credentials.
@@ -288,6 +290,9 @@ func (d *deviceAudit) readWith(ctx context.Context, user, pass string, tryingDef
 	svc, ok := ports.Get(hikvision.ProtoHTTPS)
 	on := ok && svc.Enabled
 	d.rep.HTTPSEnabled = &on
+	if on {
+		d.rep.HTTPSPort = svc.Port
+	}
 	if !on {
 		ev := map[string]string{"adminAccesses": "no HTTPS entry"}
 		if ok {

@@ -44,7 +44,7 @@ func simRules(t *testing.T, d *sim.Device) string {
 func deviceIDs(rep Report) []string {
 	var out []string
 	for _, f := range rep.Findings {
-		if strings.HasPrefix(f.ID, "device-") {
+		if strings.HasPrefix(f.ID, "device-") || strings.HasPrefix(f.ID, "rule-plain-http-with") {
 			out = append(out, f.ID+" "+string(f.Severity))
 		}
 	}
@@ -81,7 +81,7 @@ func TestDeviceFindings(t *testing.T) {
 		{"other user, then one default try", sim.Config{Profile: sim.ProfileVulnerable, User: "viewer", Password: strong}, &Credentials{"viewer", strong}, true, nil,
 			[]string{"device-cve-2021-36260-possible high", "device-firmware-old low", "device-https-disabled medium"}, 1, "not in use"},
 		{"patched camera", sim.Config{Profile: sim.ProfilePatched, Password: strong}, &Credentials{"admin", strong}, false, nil,
-			[]string{"device-firmware-old low"}, 0, "not in use"},
+			[]string{"device-firmware-old low", "rule-plain-http-with-https medium"}, 0, "not in use"},
 		{"not activated, firmware from SADP", sim.Config{Profile: sim.ProfileVulnerable}, nil, false,
 			[]discover.Device{{IP: lo, Model: "DS-7204HQHI-K1", DeviceType: "DVR", Firmware: "V4.22.005build 200318", Activated: new(bool)}},
 			[]string{"device-cve-2021-36260-possible high", "device-firmware-old low", "device-not-activated critical"}, 0, "not tested"},

@@ -222,3 +222,25 @@ func sameHost(a, b string) bool {
 	}
 	return strings.EqualFold(a, b)
 }
+
+// upgradePlainHTTP turns rule-plain-http into rule-plain-http-with-https
+// for devices whose adminAccesses shows HTTPS on: the safer door exists
+// on the device, only the rule does not use it.
+func upgradePlainHTTP(fs []Finding, devs []DeviceReport) []Finding {
+	for i := range fs {
+		f := &fs[i]
+		if f.ID != IDRulePlainHTTP {
+			continue
+		}
+		for _, d := range devs {
+			if d.Address != f.Device || d.HTTPSEnabled == nil || !*d.HTTPSEnabled {
+				continue
+			}
+			f.ID, f.Severity = IDRulePlainHTTPBeside, Medium
+			f.Title = fmt.Sprintf("exposes the device's web page over plain HTTP although the device has HTTPS on (port %d)", d.HTTPSPort)
+			f.Fix = fmt.Sprintf("forward the device's HTTPS port %d instead of rule %s, or set tls: terminate on it", d.HTTPSPort, f.Rules[0])
+			f.Evidence["device_https_port"] = fmt.Sprint(d.HTTPSPort)
+		}
+	}
+	return fs
+}
