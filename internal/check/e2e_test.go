@@ -179,6 +179,7 @@ rules:
   - {name: cam-https, external_port: 8443, internal_ip: %[2]s, internal_port: 443}
   - {name: cam-rtsp, external_port: 10554, internal_ip: %[2]s, internal_port: 554}
   - {name: cam-server, external_port: 18000, internal_ip: %[2]s, internal_port: 8000}
+  - {name: udp-echo, protocol: udp, external_port: 19000, internal_ip: %[2]s, internal_port: 9000}
 `, camgateIP, camHost)), 0o600)
 	gw := l.Start(l.LAN, bin, "serve", "--config", cfgPath)
 	if !gw.WaitFor("camgate is running", 15*time.Second) {
@@ -186,7 +187,7 @@ rules:
 	}
 
 	t.Run("patched camera through a hairpin", func(t *testing.T) {
-		rep, code, raw := runCheck(t, l, bin, cfgPath, "--public-ip", publicIP)
+		rep, code, raw := runCheck(t, l, bin, cfgPath, "--public-ip", publicIP, "cam-web", "cam-https", "cam-rtsp", "cam-server")
 		if code != 0 || rep.Failed != 0 || rep.Unknown != 0 {
 			t.Errorf("got exit %d with %d ✗ and %d ?, want exit 0 and every layer ✓\n%s", code, rep.Failed, rep.Unknown, raw)
 		}
@@ -204,7 +205,7 @@ rules:
 		if rep.Public.Class != check.ClassReserved || rep.Public.Source != "flag" {
 			t.Errorf("public address: got %+v, want the lab address from --public-ip", rep.Public)
 		}
-		text, _ := l.Command(l.LAN, bin, "check", "--config", cfgPath, "--public-ip", publicIP).CombinedOutput()
+		text, _ := l.Command(l.LAN, bin, "check", "--config", cfgPath, "--public-ip", publicIP, "cam-web", "cam-https", "cam-rtsp", "cam-server").CombinedOutput()
 		t.Logf("camgate check:\n%s", text)
 		if d := result(t, rep, "cam-https", check.LayerInside).Details; d["cert_subject"] == "" || d["cert_not_after"] == "" {
 			t.Errorf("https details: got %v, want the certificate subject and expiry", d)
@@ -220,6 +221,28 @@ rules:
 			{"cam-web", check.LayerOutside, check.OK, "from network namespace " + l.WAN},
 			{"cam-rtsp", check.LayerOutside, check.OK, "from network namespace " + l.WAN},
 		})
+	})
+
+	t.Run("udp rule", func(t *testing.T) {
+		rep, code, raw := runCheck(t, l, bin, cfgPath, "--public-ip", publicIP, "udp-echo")
+		if code != 1 {
+			t.Errorf("got exit %d, want 1 (nothing listens on the device's UDP port)", code)
+		}
+		var gw, in check.Result
+		for _, r := range rep.Rules[0].Results {
+			switch r.Layer {
+			case check.LayerGateway:
+				gw = r
+			case check.LayerInside:
+				in = r
+			}
+		}
+		if gw.Status != check.OK || gw.Protocol != "udp" || !strings.Contains(gw.Reason, "camgate") {
+			t.Errorf("gateway: got %s %q, want ✓ camgate's UDP socket\n%s", gw.Status.Symbol(), gw.Reason, raw)
+		}
+		if in.Status != check.Fail || !strings.Contains(in.Reason, "port unreachable") {
+			t.Errorf("inside: got %s %q, want ✗ port unreachable\n%s", in.Status.Symbol(), in.Reason, raw)
+		}
 	})
 
 	t.Run("CGNAT", func(t *testing.T) {
