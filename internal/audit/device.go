@@ -133,7 +133,7 @@ func lookupDiscovered(disc []discover.Device, addr string) *discover.Device {
 func deviceFindings(ctx context.Context, c *Config, cfg *config.Config) ([]Finding, []DeviceReport) {
 	var disc []discover.Device
 	var discErr error
-	if c.Discover != nil {
+	if c.Discover != nil && len(deviceTargets(cfg, nil)) > 0 {
 		disc, discErr = c.Discover(ctx)
 	}
 	var out []Finding
