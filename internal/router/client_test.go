@@ -279,6 +279,35 @@ func TestClientQuietRouter(t *testing.T) {
 	}
 	// dvr-web was mapped before; it stays in the status as it was.
 	wantState(t, &st, "tcp", 18080, StateMapped)
+
+	// A reload while the router is still quiet fails discovery but must
+	// not delete anything; when it is back, the mappings are renewed.
+	if err := c.Sync(ctx, mustConfig(t, loopbackYAML("pcp", f.addr, ruleWeb))); !errors.Is(err, ErrNoRouter) {
+		t.Fatalf("sync with a silent router: got %v, want ErrNoRouter", err)
+	}
+	f.set(func(f *fakeNAT) { f.silent = false })
+	if err := c.Sync(ctx, mustConfig(t, loopbackYAML("pcp", f.addr, ruleWeb))); err != nil {
+		t.Fatal(err)
+	}
+	st = c.Status()
+	wantState(t, &st, "tcp", 18080, StateMapped)
+	var deletes []string
+	for _, r := range f.log() {
+		if strings.Contains(r, "life 0") {
+			deletes = append(deletes, r)
+		}
+		if strings.HasPrefix(r, "pcp map tcp 18080 life 0") {
+			t.Errorf("a wanted mapping was deleted: %q", r)
+		}
+	}
+	// Only the ports that were asked (and may have been made) are deleted
+	// now that their rule is gone; the pending ones were never sent.
+	if len(deletes) != maxQuietTimeouts {
+		t.Errorf("got %d deletes, want %d: %q", len(deletes), maxQuietTimeouts, deletes)
+	}
+	if n := f.count(); n != 1 {
+		t.Errorf("fake holds %d mappings, want 1", n)
+	}
 }
 
 // TestClientRenewal: Run renews at half of the lifetime the router

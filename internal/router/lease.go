@@ -75,7 +75,8 @@ type lease struct {
 	suggested uint16
 	renewAt   time.Time
 	retryAt   time.Time
-	fails     int // failures in a row, for the retry backoff
+	fails     int  // failures in a row, for the retry backoff
+	wasHeld   bool // Held before the current request was planned
 }
 
 func (l *lease) key() key { return key{l.Proto, l.Port} }

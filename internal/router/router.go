@@ -221,7 +221,7 @@ func (c *Client) Sync(ctx context.Context, cfg *config.Config) error {
 		c.finishLocked()
 		return nil
 	}
-	if c.m == nil || changed {
+	if c.m == nil || changed || c.localChanged() {
 		if err := c.discoverLocked(ctx); err != nil {
 			c.removeStaleLocked(ctx, true)
 			c.finishLocked()
@@ -357,48 +357,53 @@ func (c *Client) dropMapperLocked() {
 // discoverLocked finds the router per the settings and adopts the
 // leases that belong to it.
 func (c *Client) discoverLocked(ctx context.Context) error {
-	c.dropMapperLocked()
+	// The mappings made so far stay where they are until another router
+	// answers: a router that is only slow to come back must not see them
+	// deleted.
+	c.m, c.epoch = nil, epochMark{}
 	c.discAt = time.Now()
 	gw, local, err := c.endpoints()
 	if err != nil {
-		c.discErr = err
-		c.local = netip.Addr{}
+		c.discErr = fmt.Errorf("%w: %v", ErrNoRouter, err)
 		c.markAllLocked(StateError, err.Error())
-		return fmt.Errorf("%w: %v", ErrNoRouter, err)
+		return c.discErr
 	}
 	c.local = local
 	mode := c.settings.EffectiveMode()
 	results := c.probeAll(ctx, protocolsFor(mode), gw, local, true)
-	for _, r := range results {
-		if r.err == nil && r.m != nil {
-			c.m = r.m
+	var found *probeResult
+	for i := range results {
+		if results[i].err == nil && results[i].m != nil {
+			found = &results[i]
 			break
 		}
 	}
-	if c.m == nil {
+	if found == nil {
 		err := noRouterError(mode, gw, results)
 		c.discErr = err
 		c.log.Warn("no router answered; will try again", "mode", mode, "gateway", gw, "err", err)
 		c.markAllLocked(StateError, err.Error())
 		return err
 	}
-	c.discErr = nil
-	for _, r := range results {
-		if r.m != c.m {
-			continue
-		}
-		if r.ext.IsValid() {
-			c.extIP = r.ext
-		}
-		if r.hasEpoch {
-			c.epoch = epochMark{valid: true, server: r.epoch, client: time.Now()}
-		}
+	c.m, c.discErr = found.m, nil
+	if found.ext.IsValid() {
+		c.extIP = found.ext
+	}
+	if found.hasEpoch {
+		c.epoch = epochMark{valid: true, server: found.epoch, client: time.Now()}
 	}
 	device, control := c.m.describe()
 	c.log.Info("router found", "protocol", c.m.protocol(), "gateway", gw, "local_address", local, "device", device, "control_url", control)
-	// Adopt leases from an earlier run or an earlier discovery that this
-	// router can renew: PCP needs their nonce, and nobody wants the
-	// mapping deleted and made again.
+	// Mappings made through another router, protocol or address are
+	// deleted through that one; those from an earlier run or an earlier
+	// discovery that this router can renew are adopted (PCP needs their
+	// nonce, and nobody wants a mapping deleted and made again).
+	for _, k := range sortedKeys(c.leases) {
+		if l := c.leases[k]; !l.belongsTo(c.m, c.local) {
+			delete(c.leases, k)
+			c.stale = append(c.stale, l)
+		}
+	}
 	kept := c.stale[:0]
 	for _, l := range c.stale {
 		if l.belongsTo(c.m, c.local) && c.leases[l.key()] == nil {
@@ -409,6 +414,16 @@ func (c *Client) discoverLocked(ctx context.Context) error {
 	}
 	c.stale = kept
 	return nil
+}
+
+// localChanged reports whether this host's address toward the router in
+// use has changed (a new DHCP lease), which calls for a new discovery.
+func (c *Client) localChanged() bool {
+	if c.m == nil || c.settings.LocalAddr().IsValid() {
+		return false
+	}
+	local, err := localAddrFor(c.m.gateway())
+	return err == nil && local != c.local
 }
 
 // endpoints resolves the gateway and this host's LAN address.
@@ -617,7 +632,7 @@ func (c *Client) reconcileLocked(ctx context.Context, all bool) {
 	// Record the intent (with PCP nonces) before asking, so a crash in
 	// between still leaves enough to reclaim.
 	for _, l := range todo {
-		l.Held = true
+		l.wasHeld, l.Held = l.Held, true
 	}
 	c.saveStateLocked()
 	c.mapAllLocked(ctx, todo)
@@ -649,6 +664,7 @@ func (c *Client) mapAllLocked(ctx context.Context, todo []*lease) {
 			}
 			c.setStateLocked(l, StatePending, "not asked yet: "+why+"; will retry", 0)
 			l.retryAt = time.Now().Add(c.retryInterval())
+			l.Held = l.wasHeld // never sent: the router has what it had
 			continue
 		}
 		if c.mapOneLocked(ctx, l) {
@@ -866,7 +882,8 @@ func (c *Client) maintain(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.syncTimeout())
 	defer cancel()
-	if c.settings.Enabled() && c.m == nil && len(c.order) > 0 && !time.Now().Before(c.discAt.Add(c.retryInterval())) {
+	if c.settings.Enabled() && len(c.order) > 0 && (c.localChanged() ||
+		c.m == nil && !time.Now().Before(c.discAt.Add(c.retryInterval()))) {
 		if err := c.discoverLocked(ctx); err != nil {
 			c.removeStaleLocked(ctx, false)
 			c.finishLocked()
