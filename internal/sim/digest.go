@@ -85,21 +85,21 @@ func newDigestAuth(realm string, algos []string, lifetime time.Duration) (*diges
 		algos = []string{"SHA-256", "MD5"}
 	}
 	if len(algos) == 0 {
-		return nil, errors.New("sim: digest algorithms: empty list")
+		return nil, errors.New("digest algorithms: empty list")
 	}
 	for _, n := range algos {
 		al, ok := lookupAlgo(n)
 		if !ok {
-			return nil, fmt.Errorf("sim: digest algorithm %q: want MD5, SHA-256, MD5-sess or SHA-256-sess", n)
+			return nil, fmt.Errorf("digest algorithm %q: want MD5, SHA-256, MD5-sess or SHA-256-sess", n)
 		}
 		a.algos = append(a.algos, al)
 	}
 	if _, err := rand.Read(a.key[:]); err != nil {
-		return nil, fmt.Errorf("sim: digest key: %w", err)
+		return nil, fmt.Errorf("digest key: %w", err)
 	}
 	var op [16]byte
 	if _, err := rand.Read(op[:]); err != nil {
-		return nil, fmt.Errorf("sim: digest opaque: %w", err)
+		return nil, fmt.Errorf("digest opaque: %w", err)
 	}
 	a.opaque = hex.EncodeToString(op[:])
 	return a, nil

@@ -38,11 +38,11 @@ func loadClips() (map[streamKind]*clip, error) {
 	for kind, name := range map[streamKind]string{streamMain: "media/main.h264", streamSub: "media/sub.h264"} {
 		b, err := mediaFiles.ReadFile(name)
 		if err != nil {
-			return nil, fmt.Errorf("sim: clip %s: %w", name, err)
+			return nil, fmt.Errorf("clip %s: %w", name, err)
 		}
 		c, err := parseClip(name, b)
 		if err != nil {
-			return nil, fmt.Errorf("sim: clip %s: %w", name, err)
+			return nil, fmt.Errorf("clip %s: %w", name, err)
 		}
 		out[kind] = c
 	}

@@ -66,20 +66,20 @@ func (d *Device) bind() error {
 		}
 		port := d.cfg.Ports.Port(s)
 		if port > 65535 {
-			return fmt.Errorf("sim: %s port %d: out of range", s, port)
+			return fmt.Errorf("%s port %d: out of range", s, port)
 		}
 		switch {
 		case s == ServiceRTP:
 			rtp, rtcp, err := bindRTPPair(host, port)
 			if err != nil {
-				return fmt.Errorf("sim: %s: %w", s, err)
+				return fmt.Errorf("%s: %w", s, err)
 			}
 			d.udp[s], d.rtcp = rtp, rtcp
 			d.addrs[s] = rtp.LocalAddr().(*net.UDPAddr).AddrPort()
 		case s.udp():
 			c, err := listenDiscovery(host, port)
 			if err != nil {
-				return fmt.Errorf("sim: %s: listen udp %s: %w", s, netip.AddrPortFrom(host, uint16(port)), err)
+				return fmt.Errorf("%s: %w", s, err)
 			}
 			d.udp[s] = c
 			d.addrs[s] = unmapAP(c.LocalAddr().(*net.UDPAddr).AddrPort())
@@ -90,7 +90,7 @@ func (d *Device) bind() error {
 			ap := netip.AddrPortFrom(host, uint16(port))
 			ln, err := net.Listen("tcp4", ap.String())
 			if err != nil {
-				return fmt.Errorf("sim: %s: listen tcp %s: %w", s, ap, err)
+				return fmt.Errorf("%s: %w", s, err)
 			}
 			d.tcp[s] = ln
 			d.addrs[s] = unmapAP(ln.Addr().(*net.TCPAddr).AddrPort())
@@ -140,19 +140,19 @@ func bindRTPPair(host netip.Addr, port int) (*net.UDPConn, *net.UDPConn, error) 
 		}
 		rtp, err := listen(port)
 		if err != nil {
-			return nil, nil, fmt.Errorf("listen udp %s: %w", netip.AddrPortFrom(host, uint16(port)), err)
+			return nil, nil, err
 		}
 		rtcp, err := listen(port + 1)
 		if err != nil {
 			rtp.Close()
-			return nil, nil, fmt.Errorf("listen udp %s: %w", netip.AddrPortFrom(host, uint16(port+1)), err)
+			return nil, nil, err
 		}
 		return rtp, rtcp, nil
 	}
 	for range 100 {
 		rtp, err := listen(0)
 		if err != nil {
-			return nil, nil, fmt.Errorf("listen udp %s: %w", netip.AddrPortFrom(host, 0), err)
+			return nil, nil, err
 		}
 		p := rtp.LocalAddr().(*net.UDPAddr).Port
 		if p%2 != 0 || p >= 65535 {
@@ -181,7 +181,7 @@ func (d *Device) joinGroup(s Service, c *net.UDPConn) error {
 	names := d.cfg.MulticastInterfaces
 	for _, n := range names {
 		if !slices.ContainsFunc(d.ifaces, func(i ifaceInfo) bool { return i.ifi.Name == n }) {
-			return fmt.Errorf("sim: %s: multicast interface %q: no such interface", s, n)
+			return fmt.Errorf("%s: multicast interface %q: no such interface", s, n)
 		}
 	}
 	var joined []string
@@ -197,7 +197,7 @@ func (d *Device) joinGroup(s Service, c *net.UDPConn) error {
 		}
 		if err := pc.JoinGroup(&ifi, group); err != nil {
 			if names != nil {
-				return fmt.Errorf("sim: %s: join %s on %s: %w", s, discoveryGroup(), ifi.Name, err)
+				return fmt.Errorf("%s: join %s on %s: %w", s, discoveryGroup(), ifi.Name, err)
 			}
 			d.log.Warn("cannot join the discovery group", "service", string(s), "interface", ifi.Name, "err", err)
 			continue

@@ -245,7 +245,7 @@ func (id Identity) resolve(base Identity) (Identity, error) {
 	}
 	id.Activated = ptr(*id.Activated)
 	if len(id.MAC) != 6 {
-		return id, fmt.Errorf("sim: identity: mac %q: want 6 bytes", id.MAC)
+		return id, fmt.Errorf("identity: mac %q: want 6 bytes", id.MAC)
 	}
 	if id.DeviceID == "" {
 		sum := sha256.Sum256([]byte(id.SerialNumber))
@@ -259,16 +259,16 @@ func (id Identity) resolve(base Identity) (Identity, error) {
 		{"sadp device type", id.SADPDeviceType},
 	} {
 		if err := checkText(f.v, 64); err != nil {
-			return id, fmt.Errorf("sim: identity: %s %q: %w", f.name, f.v, err)
+			return id, fmt.Errorf("identity: %s %q: %w", f.name, f.v, err)
 		}
 	}
 	for _, b := range []struct{ name, v string }{{"firmware build", id.FirmwareBuild}, {"encoder build", id.EncoderBuild}} {
 		if !buildRE.MatchString(b.v) {
-			return id, fmt.Errorf("sim: identity: %s %q: want a date as YYMMDD, like 210628", b.name, b.v)
+			return id, fmt.Errorf("identity: %s %q: want a date as YYMMDD, like 210628", b.name, b.v)
 		}
 	}
 	if id.AnalogChannels < 0 || id.IPChannels < 0 || id.AnalogChannels+id.IPChannels > 64 {
-		return id, fmt.Errorf("sim: identity: channels %d+%d: want 0 to 64 in all", id.AnalogChannels, id.IPChannels)
+		return id, fmt.Errorf("identity: channels %d+%d: want 0 to 64 in all", id.AnalogChannels, id.IPChannels)
 	}
 	return id, nil
 }
@@ -328,7 +328,7 @@ func RandomPassword() (string, error) {
 	pick := func(set string) (byte, error) {
 		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(set))))
 		if err != nil {
-			return 0, fmt.Errorf("sim: generate password: %w", err)
+			return 0, fmt.Errorf("generate password: %w", err)
 		}
 		return set[n.Int64()], nil
 	}

@@ -306,7 +306,7 @@ func New(cfg Config) (*Device, error) {
 	}
 	spec, ok := lookupProfile(cfg.Profile)
 	if !ok {
-		return nil, fmt.Errorf("sim: profile %q: unknown (want one of %s)", cfg.Profile, profileNames())
+		return nil, fmt.Errorf("profile %q: unknown (want one of %s)", cfg.Profile, profileNames())
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -332,7 +332,7 @@ func New(cfg Config) (*Device, error) {
 		d.user = "admin"
 	}
 	if strings.ContainsAny(d.user, ":\"\\") || len(d.user) > 32 {
-		return nil, fmt.Errorf("sim: user %q: must be at most 32 characters without ':', '\"' or '\\'", d.user)
+		return nil, fmt.Errorf("user %q: must be at most 32 characters without ':', '\"' or '\\'", d.user)
 	}
 	d.password = cfg.Password
 	if d.password == "" {
@@ -353,16 +353,16 @@ func New(cfg Config) (*Device, error) {
 	d.locks = newLockout(cfg.maxFailedLogins(), cfg.lockDuration())
 	d.reqs = newRequestLog(cfg.requestLogSize())
 	if cfg.Listen.IsValid() && !cfg.Listen.Unmap().Is4() && !cfg.Listen.IsUnspecified() {
-		return nil, fmt.Errorf("sim: listen %s: only IPv4 addresses are supported", cfg.Listen)
+		return nil, fmt.Errorf("listen %s: only IPv4 addresses are supported", cfg.Listen)
 	}
 	if cfg.Advertise.IsValid() && !cfg.Advertise.Unmap().Is4() {
-		return nil, fmt.Errorf("sim: advertise %s: must be an IPv4 address", cfg.Advertise)
+		return nil, fmt.Errorf("advertise %s: must be an IPv4 address", cfg.Advertise)
 	}
 	if d.clips, err = loadClips(); err != nil {
 		return nil, err
 	}
 	if d.ifaces, err = snapshotInterfaces(); err != nil {
-		return nil, fmt.Errorf("sim: list network interfaces: %w", err)
+		return nil, fmt.Errorf("list network interfaces: %w", err)
 	}
 	if err := d.loadOrMakeCert(); err != nil {
 		return nil, err
@@ -447,7 +447,7 @@ func (d *Device) Run(ctx context.Context) error {
 			defer wg.Done()
 			err := r.fn(ctx)
 			if err != nil && ctx.Err() == nil {
-				err = fmt.Errorf("sim: %s: %w", r.name, err)
+				err = fmt.Errorf("%s: %w", r.name, err)
 				d.log.Error("service stopped", "service", r.name, "err", err)
 				errc <- err
 				cancel()

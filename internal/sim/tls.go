@@ -20,22 +20,22 @@ func (d *Device) loadOrMakeCert() error {
 	if d.cfg.TLSCertFile != "" || d.cfg.TLSKeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(d.cfg.TLSCertFile, d.cfg.TLSKeyFile)
 		if err != nil {
-			return fmt.Errorf("sim: tls certificate %s / key %s: %w", d.cfg.TLSCertFile, d.cfg.TLSKeyFile, err)
+			return fmt.Errorf("tls certificate %s / key %s: %w", d.cfg.TLSCertFile, d.cfg.TLSKeyFile, err)
 		}
 		x, err := x509.ParseCertificate(cert.Certificate[0])
 		if err != nil {
-			return fmt.Errorf("sim: tls certificate %s: %w", d.cfg.TLSCertFile, err)
+			return fmt.Errorf("tls certificate %s: %w", d.cfg.TLSCertFile, err)
 		}
 		d.cert, d.certX509 = cert, x
 		return nil
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return fmt.Errorf("sim: tls key: %w", err)
+		return fmt.Errorf("tls key: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 63))
 	if err != nil {
-		return fmt.Errorf("sim: tls serial: %w", err)
+		return fmt.Errorf("tls serial: %w", err)
 	}
 	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	cn := "127.0.0.1"
@@ -72,11 +72,11 @@ func (d *Device) loadOrMakeCert() error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return fmt.Errorf("sim: self-signed certificate: %w", err)
+		return fmt.Errorf("self-signed certificate: %w", err)
 	}
 	x, err := x509.ParseCertificate(der)
 	if err != nil {
-		return fmt.Errorf("sim: self-signed certificate: %w", err)
+		return fmt.Errorf("self-signed certificate: %w", err)
 	}
 	d.cert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: x}
 	d.certX509 = x
