@@ -42,7 +42,7 @@ func (d *Device) WriteBanner(w io.Writer, credentials string) {
 		m, s := d.clips[streamMain], d.clips[streamSub]
 		line("RTSP", "%s (main %dx%d)", d.RTSPURL("101"), m.width, m.height)
 		line("", "%s (sub %dx%d); channels 1-%d as N01/N02", d.RTSPURL("102"), s.width, s.height, id.channels())
-		if a := d.addrs[ServiceRTP]; a.IsValid() {
+		if a := d.DialAddr(ServiceRTP); a.IsValid() {
 			line("RTP/RTCP", "udp %s-%d (RTSP over UDP; TCP interleaved always works)", a, a.Port()+1)
 		} else {
 			line("RTP/RTCP", "off: RTSP over TCP interleaved only")

@@ -172,7 +172,7 @@ type Config struct {
 	// off. The zero value puts every service on a free port.
 	Ports Ports
 
-	// Listen is the address every socket binds. The zero value means
+	// Listen is the IPv4 address every socket binds. The zero value means
 	// 0.0.0.0. SADP and WS-Discovery receive multicast probes only when
 	// Listen is unspecified (a socket bound to a unicast address does not
 	// see group traffic); bound to one address they still answer unicast
