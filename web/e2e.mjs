@@ -187,6 +187,13 @@ try {
   await nav('Bans');
   await page.getByRole('heading', { name: 'Bans' }).waitFor();
   await shot('10-bans.png');
+
+  if (await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Router', exact: true }).isVisible()) {
+    await nav('Router');
+    await page.getByRole('heading', { name: 'Router' }).waitFor();
+    await page.waitForTimeout(300);
+    await shot('10-router.png');
+  }
   await nav('Account');
   await page.getByRole('heading', { name: 'Change password' }).waitFor();
   await shot('11-account.png');

@@ -39,6 +39,7 @@
 
   function render(...nodes) {
     stopTimer();
+    state.onStatus = null;
     main.replaceChildren(...nodes);
   }
 
@@ -279,6 +280,7 @@
     const st = await api('GET', '/api/v1/status');
     if (st.ok) document.getElementById('nav-router').hidden = !st.data.router;
     route();
+    statusLoop();
   }
 
   const pages = {
@@ -318,31 +320,63 @@
   }
 
   // ---- Dashboard ----------------------------------------------------------
-  function pageDashboard() {
-    const stats = h('div', { class: 'stats', 'aria-live': 'off' });
-    const cards = h('div', { class: 'cards2' });
-    const err = h('div', { class: 'form-error', role: 'alert' });
-    render(pagehead('Dashboard'), err, stats, h('h2', { text: 'Rules' }), cards);
-    poll(async () => {
-      const r = await api('GET', '/api/v1/status');
-      if (!r.ok) { err.textContent = r.data.error || 'cannot load the status'; return; }
-      err.textContent = r.data.last_error ? 'Last change failed: ' + r.data.last_error : '';
-      drawDashboard(r.data, stats, cards);
-    }, 1000);
+  // The status is sampled in the background on every page (every 3 s,
+  // every second on the dashboard), so the graphs already show the last
+  // half minute when the dashboard opens.
+  function statusLoop() {
+    clearTimeout(state.statusTimer);
+    const gen = (state.statusGen = (state.statusGen || 0) + 1);
+    const tick = async () => {
+      if (!state.session || gen !== state.statusGen) return;
+      if (!document.hidden) {
+        const r = await api('GET', '/api/v1/status', null, { noLogin: true });
+        if (r.status === 401) return;
+        if (r.ok) {
+          sample(r.data);
+          if (state.onStatus) state.onStatus(r.data);
+        } else if (state.onStatus) {
+          state.onStatus(null, r.data.error || 'cannot load the status');
+        }
+      }
+      if (gen === state.statusGen) state.statusTimer = setTimeout(tick, state.onStatus ? 1000 : 3000);
+    };
+    tick();
   }
 
-  function drawDashboard(st, stats, cards) {
+  // sample keeps the last 30 s of counter readings per rule.
+  function sample(st) {
     const t = Date.parse(st.time) / 1000;
-    let totalIn = 0, totalOut = 0, rateIn = 0, rateOut = 0, listening = 0, enabled = 0;
     const seen = new Set();
     for (const r of st.rules) {
       seen.add(r.name);
       let hist = state.history.get(r.name);
       if (!hist) { hist = []; state.history.set(r.name, hist); }
       const last = hist[hist.length - 1];
+      // A counter going down means the rule was restarted or disabled.
+      if (last && (r.stats.bytes_in < last.bin || r.stats.bytes_out < last.bout)) hist.length = 0;
       if (!last || t > last.t) hist.push({ t, bin: r.stats.bytes_in, bout: r.stats.bytes_out });
-      while (hist.length > 61) hist.shift();
-      const rates = ratesOf(hist);
+      while (hist.length > 31) hist.shift();
+    }
+    for (const k of state.history.keys()) if (!seen.has(k)) state.history.delete(k);
+  }
+
+  function pageDashboard() {
+    const stats = h('div', { class: 'stats', 'aria-live': 'off' });
+    const cards = h('div', { class: 'cards2' });
+    const err = h('div', { class: 'form-error', role: 'alert' });
+    render(pagehead('Dashboard'), err, stats, h('h2', { text: 'Rules' }), cards);
+    state.onStatus = (st, msg) => {
+      if (!st) { err.textContent = msg; return; }
+      err.textContent = st.last_error ? 'Last change failed: ' + st.last_error : '';
+      drawDashboard(st, stats, cards);
+    };
+    statusLoop();
+  }
+
+  function drawDashboard(st, stats, cards) {
+    let totalIn = 0, totalOut = 0, rateIn = 0, rateOut = 0, listening = 0, enabled = 0;
+    for (const r of st.rules) {
+      const rates = ratesOf(state.history.get(r.name) || []);
       const cur = rates[rates.length - 1] || { i: 0, o: 0 };
       r._rate = cur;
       r._rates = rates;
@@ -351,7 +385,6 @@
       if (r.enabled) enabled++;
       if (r.state === 'listening') listening++;
     }
-    for (const k of state.history.keys()) if (!seen.has(k)) state.history.delete(k);
     const ok = !st.last_error && listening === enabled;
     stats.replaceChildren(
       stat('Gateway', h('span', { class: 'badge ' + (ok ? 'ok' : 'warn'), text: ok ? 'Running' : 'Attention' })),
@@ -364,8 +397,7 @@
       cards.replaceChildren(h('p', { class: 'empty' }, 'No rules yet. ', h('a', { href: '#/rules', text: 'Add one on the Port Forwarding page.' })));
       return;
     }
-    const nodes = st.rules.map((r) => ruleCard(r));
-    cards.replaceChildren(...nodes);
+    cards.replaceChildren(...st.rules.map((r) => ruleCard(r)));
     for (const r of st.rules) {
       const c = cards.querySelector(`[data-rule="${CSS.escape(r.name)}"] canvas`);
       if (c) sparkline(c, r._rates);
@@ -393,7 +425,7 @@
       h('header', null, h('h3', { text: r.name }), badge),
       h('div', { class: 'sub', text: `${r.protocol.toUpperCase()} ${portText(r.external_port)} → ${r.internal_ip}:${portText(r.internal_port)}` }),
       h('canvas', { width: 300, height: 64, role: 'img', 'aria-label': `Throughput of ${r.name}: ${fmtRate(r._rate.i)} in, ${fmtRate(r._rate.o)} out` }),
-      h('div', { class: 'legend' }, h('span', { class: 'in', text: '━ in ' }), fmtRate(r._rate.i), '  ', h('span', { class: 'out', text: '━ out ' }), fmtRate(r._rate.o)),
+      h('div', { class: 'legend' }, h('span', { class: 'in', text: '━ in ' }), fmtRate(r._rate.i), '  ', h('span', { class: 'out', text: '━ out ' }), fmtRate(r._rate.o), h('span', { class: 'window', text: 'last 30 s' })),
       h('dl', null,
         dd('active', 'Active', r.protocol === 'udp' ? s.udp_sessions : s.active),
         dd('total', 'Total', s.total + s.udp_sessions_total),
@@ -411,7 +443,7 @@
     g.scale(dpr, dpr);
     const css = getComputedStyle(document.documentElement);
     const max = Math.max(1000, ...rates.map((x) => Math.max(x.i, x.o)));
-    const n = 60;
+    const n = 30;
     const x = (i) => w - (rates.length - 1 - i) * (w / n);
     const y = (v) => ht - 3 - (v / max) * (ht - 8);
     for (const [key, color] of [['o', css.getPropertyValue('--out')], ['i', css.getPropertyValue('--in')]]) {
@@ -716,6 +748,7 @@
       }
       return dl;
     }
+    if (typeof v === 'string' && /^\d{4}-\d\d-\d\dT/.test(v)) return h('span', { text: fmtTime(v) });
     return h('span', { text: valueText(v) });
   }
 
