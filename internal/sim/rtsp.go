@@ -100,7 +100,10 @@ func (d *Device) serveRTSP(ctx context.Context, ln net.Listener) error {
 	}
 	if err := srv.Start(); err != nil {
 		ln.Close()
-		d.closeUDP(ServiceRTP)
+		if rtp := d.udp[ServiceRTP]; rtp != nil {
+			rtp.Close()
+			d.rtcp.Close()
+		}
 		return err
 	}
 	waitc := make(chan error, 1)

@@ -379,8 +379,12 @@ func (d *Device) serviceOn(s Service) bool {
 	if d.cfg.Ports.Port(s) < 0 {
 		return false
 	}
-	if s == ServiceHTTPS {
+	switch s {
+	case ServiceHTTPS:
 		return d.httpsOn
+	case ServiceRTP:
+		// The RTP pair belongs to the RTSP server.
+		return d.cfg.Ports.RTSP >= 0
 	}
 	return true
 }
@@ -434,11 +438,6 @@ func (d *Device) Run(ctx context.Context) error {
 			return d.serveDiscovery(ctx, ServiceWSDiscovery, c, d.answerWSDiscovery)
 		}})
 	}
-	if d.tcp[ServiceRTSP] == nil {
-		// RTP sockets belong to the RTSP server; without it, release them.
-		d.closeUDP(ServiceRTP)
-	}
-
 	errc := make(chan error, len(rs))
 	var wg sync.WaitGroup
 	for _, r := range rs {
@@ -486,17 +485,6 @@ func (d *Device) closeSockets() {
 	}
 	if d.rtcp != nil {
 		d.rtcp.Close()
-	}
-}
-
-func (d *Device) closeUDP(s Service) {
-	if c := d.udp[s]; c != nil {
-		c.Close()
-		delete(d.udp, s)
-	}
-	if s == ServiceRTP && d.rtcp != nil {
-		d.rtcp.Close()
-		d.rtcp = nil
 	}
 }
 
