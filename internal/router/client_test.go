@@ -660,3 +660,81 @@ func TestClientLowPortTimeout(t *testing.T) {
 		t.Errorf("got %q suggested %d", m.Message, m.SuggestedPort)
 	}
 }
+
+// TestCapturedSOAP replays miniupnpd 2.3.1's captured SOAP answers
+// (testdata) to the client and checks what it makes of each.
+func TestCapturedSOAP(t *testing.T) {
+	tests := []struct {
+		capture string
+		state   State
+		msg     string
+	}{
+		{"miniupnpd-2.3.1-soap-addok.http", StateMapped, ""},
+		{"miniupnpd-2.3.1-soap-fault-718.http", StateConflict, "718 ConflictInMappingEntry"},
+		{"miniupnpd-2.3.1-soap-fault-606.http", StateRefused, "606 Action not authorized"},
+		{"miniupnpd-2.3.1-soap-fault-713.http", StateError, "UPnP error 713 SpecifiedArrayIndexInvalid"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.capture, func(t *testing.T) {
+			g := newFakeIGD(t)
+			resp, body := readCapture(t, tc.capture)
+			_, extIP := readCapture(t, "miniupnpd-2.3.1-soap-getexternalip.http")
+			replay := func(w http.ResponseWriter, status int, b []byte) {
+				w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+				w.WriteHeader(status)
+				w.Write(b)
+			}
+			g.set(func(g *fakeIGD) {
+				g.override = func(action string, w http.ResponseWriter) bool {
+					switch action {
+					case "AddPortMapping":
+						replay(w, resp.StatusCode, body)
+					case "GetExternalIPAddress":
+						replay(w, 200, extIP)
+					default:
+						return false
+					}
+					return true
+				}
+			})
+			c := testClient(t, g.addr, "")
+			if err := c.Sync(context.Background(), mustConfig(t, loopbackYAML("upnp", g.addr, ruleWeb))); err != nil {
+				t.Fatal(err)
+			}
+			st := c.Status()
+			m := wantState(t, &st, "tcp", 18080, tc.state)
+			if !strings.Contains(m.Message, tc.msg) {
+				t.Errorf("got %q, want %q", m.Message, tc.msg)
+			}
+			if st.ExternalIP.String() != "198.18.0.1" {
+				t.Errorf("external IP from the capture: got %s", st.ExternalIP)
+			}
+		})
+	}
+}
+
+// TestCapturedNATPMP replays miniupnpd 2.3.1's captured NAT-PMP answers
+// through go-nat-pmp.
+func TestCapturedNATPMP(t *testing.T) {
+	f := newFakeNAT(t)
+	f.set(func(f *fakeNAT) {
+		f.replay = map[byte][]byte{
+			0: readTestdata(t, "miniupnpd-2.3.1-natpmp-external-address.bin"),
+			2: readTestdata(t, "miniupnpd-2.3.1-natpmp-map-tcp.bin"),
+		}
+	})
+	c := testClient(t, f.addr, "")
+	port18096 := "  - {name: cap, external_port: 18096, internal_ip: 198.19.0.65, router: true}\n"
+	if err := c.Sync(context.Background(), mustConfig(t, loopbackYAML("natpmp", f.addr, port18096))); err != nil {
+		t.Fatal(err)
+	}
+	st := c.Status()
+	m := wantState(t, &st, "tcp", 18096, StateMapped)
+	if st.ExternalIP.String() != "198.18.0.1" || time.Until(m.Expires) > 600*time.Second {
+		t.Errorf("got %s", &st)
+	}
+	f.set(func(f *fakeNAT) { f.replay[2] = readTestdata(t, "miniupnpd-2.3.1-natpmp-delete.bin") })
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -52,6 +52,9 @@ type fakeNAT struct {
 	lifetime   uint32    // grant this lifetime (0: as asked)
 	junkFirst  bool      // send a malformed packet before each answer
 	extIP      netip.Addr
+	// replay answers NAT-PMP requests with these captured packets, by
+	// opcode.
+	replay map[byte][]byte
 }
 
 type fakeMapping struct {
@@ -203,6 +206,10 @@ func (f *fakeNAT) pcpLocked(b []byte) []byte {
 
 func (f *fakeNAT) natpmpLocked(b []byte) []byte {
 	op := b[1]
+	if r, ok := f.replay[op]; ok {
+		f.requests = append(f.requests, fmt.Sprintf("natpmp replay %d", op))
+		return r
+	}
 	resp := make([]byte, 16)
 	resp[1] = op | 0x80
 	binary.BigEndian.PutUint32(resp[4:8], f.epoch)
