@@ -48,6 +48,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -521,6 +522,8 @@ func (d *Device) Profile() Profile { return d.cfg.Profile }
 // any change made through PUT /ISAPI/System/deviceInfo.
 func (d *Device) Identity() Identity {
 	id := d.id
+	id.MAC = slices.Clone(d.id.MAC)
+	id.Activated = ptr(*d.id.Activated)
 	d.mu.Lock()
 	id.DeviceName = d.deviceName
 	d.mu.Unlock()
