@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -736,5 +737,47 @@ func TestCapturedNATPMP(t *testing.T) {
 	f.set(func(f *fakeNAT) { f.replay[2] = readTestdata(t, "miniupnpd-2.3.1-natpmp-delete.bin") })
 	if err := c.Close(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClientStaleQuietRouter: mappings left by an earlier run at a router
+// that no longer answers are tried a bounded number of times, and Run
+// does not spin on them.
+func TestClientStaleQuietRouter(t *testing.T) {
+	f := newFakeNAT(t)
+	f.set(func(f *fakeNAT) { f.silent = true })
+	dir := t.TempDir()
+	var ls []*lease
+	for p := uint16(19000); p < 19005; p++ {
+		ls = append(ls, &lease{Rule: "old", Proto: "tcp", Port: p, Internal: netip.MustParseAddr("127.0.0.1"), Method: ProtoPCP,
+			Gateway: f.addr, Nonce: newNonce().String(), Held: true, Expires: time.Now().Add(time.Hour)})
+	}
+	data, _ := encodeState(ls)
+	if err := writeState(dir, data); err != nil {
+		t.Fatal(err)
+	}
+	c := testClient(t, f.addr, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	if err := c.Sync(ctx, mustConfig(t, loopbackYAML("off", f.addr, ruleWeb))); err != nil {
+		t.Fatal(err)
+	}
+	asked := len(f.log())
+	go func() { c.Run(ctx); close(done) }()
+	time.Sleep(time.Second)
+	cancel()
+	<-done
+	ports := map[string]bool{}
+	for _, r := range f.log() {
+		ports[r] = true
+	}
+	if len(ports) != maxQuietTimeouts {
+		t.Errorf("asked about %d stale mappings, want %d before giving the quiet router a rest: %v", len(ports), maxQuietTimeouts, ports)
+	}
+	if n := len(f.log()); n != asked {
+		t.Errorf("Run sent %d more requests within a second; want none until the retry interval", n-asked)
+	}
+	if st := c.Status(); st.Stale != 5 {
+		t.Errorf("stale: got %d, want 5 (kept for later)", st.Stale)
 	}
 }

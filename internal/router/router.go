@@ -380,8 +380,12 @@ func (c *Client) discoverLocked(ctx context.Context) error {
 	}
 	if found == nil {
 		err := noRouterError(mode, gw, results)
+		level := slog.LevelWarn
+		if c.discErr != nil && c.discErr.Error() == err.Error() {
+			level = slog.LevelDebug // said so already; retries are quiet
+		}
 		c.discErr = err
-		c.log.Warn("no router answered; will try again", "mode", mode, "gateway", gw, "err", err)
+		c.log.Log(ctx, level, "no router answered; will try again", "mode", mode, "gateway", gw, "retry_in", c.retryInterval(), "err", err)
 		c.markAllLocked(StateError, err.Error())
 		return err
 	}
@@ -830,7 +834,11 @@ func (c *Client) removeStaleLocked(ctx context.Context, all bool) {
 			continue // the router does not have it any more
 		case !l.Method.valid():
 			continue // never asked: a placeholder from a failed discovery
-		case (!all && now.Before(l.retryAt)) || quiet[where] >= maxQuietTimeouts || ctx.Err() != nil:
+		case !all && now.Before(l.retryAt):
+			kept = append(kept, l)
+			continue
+		case quiet[where] >= maxQuietTimeouts || ctx.Err() != nil:
+			l.retryAt = now.Add(c.retryInterval()) // not now: that router is quiet
 			kept = append(kept, l)
 			continue
 		}
