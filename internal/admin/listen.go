@@ -62,14 +62,20 @@ func Listen(ctx context.Context, s *Server, a config.Admin) (*Running, error) {
 		s.log.Warn("the admin UI is served over plain HTTP on a network address (admin.insecure_http: true): "+
 			"the password and session cross the network in clear; use HTTPS unless a trusted proxy terminates TLS", "listen", ep.Addr)
 	}
+	// "tcp" on 0.0.0.0 would open a dual-stack socket; an IPv4 address
+	// means IPv4 only, and "::" means both, as for rules.
+	network := "tcp"
+	if ep.Addr.Addr().Is4() {
+		network = "tcp4"
+	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", ep.Addr.String())
+	ln, err := lc.Listen(ctx, network, ep.Addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("admin UI: %w", err)
 	}
 	bound := ep.Addr
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
-		bound = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		bound = netip.AddrPortFrom(ep.Addr.Addr(), ap.Port())
 	}
 	ep.Addr = bound
 	run := &Running{
