@@ -923,7 +923,7 @@ func TestBansAndRouter(t *testing.T) {
 			t.Fatalf("got %s", r.raw)
 		}
 		c.must(400, "DELETE", "/api/v1/bans?src=nope", nil)
-		if r := c.must(200, "DELETE", "/api/v1/bans?src=203.0.113.9&rule=dvr-web", nil); r.body["removed"] != 1.0 {
+		if r := c.must(200, "DELETE", "/api/v1/bans?src=203.0.113.9/32&rule=dvr-web", nil); r.body["removed"] != 1.0 {
 			t.Fatalf("got %s", r.raw)
 		}
 		if r := c.must(200, "DELETE", "/api/v1/bans", nil); r.body["removed"] != 2.0 {

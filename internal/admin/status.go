@@ -167,8 +167,8 @@ func (s *Server) listBans(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// unban lifts bans: ?src=ADDR (omitted: every source) and ?rule=NAME
-// (omitted: every rule).
+// unban lifts bans: ?src=ADDR or PREFIX (omitted: every source) and
+// ?rule=NAME (omitted: every rule).
 func (s *Server) unban(w http.ResponseWriter, r *http.Request) error {
 	p := s.banPolicy()
 	if p == nil {
@@ -177,9 +177,15 @@ func (s *Server) unban(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	var src netip.Addr
 	if v := q.Get("src"); v != "" {
+		// A ban names its source as a prefix (an IPv4 /32, an IPv6 /64);
+		// accept that form as well as a plain address.
 		a, err := netip.ParseAddr(v)
 		if err != nil {
-			return apiError{Status: http.StatusBadRequest, Message: "src is not an IP address", Problems: problem("src", "%q is not an IP address", v)}
+			p, perr := netip.ParsePrefix(v)
+			if perr != nil {
+				return apiError{Status: http.StatusBadRequest, Message: "src is not an IP address", Problems: problem("src", "%q is not an IP address", v)}
+			}
+			a = p.Addr()
 		}
 		src = a.Unmap()
 	}
