@@ -215,6 +215,10 @@ type harness struct {
 	// rounds, while a repeated measure runs, collects its figures instead
 	// of res; see measure.
 	rounds *roundSink
+	// noise tells how much CPU others took; mark is when the figure being
+	// measured now began (the previous record, or the measure's start).
+	noise *noiseSampler
+	mark  time.Time
 }
 
 // Report is everything a run produced, as written by --json.
@@ -246,8 +250,11 @@ func run(ctx context.Context, o options) (int, error) {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	h := &harness{opts: o, procs: &procs{dir: dir}, ports: &ports{}, dir: dir, log: os.Stderr}
+	h := &harness{opts: o, procs: &procs{dir: dir}, ports: &ports{}, dir: dir, log: os.Stderr, noise: &noiseSampler{}}
 	defer h.procs.stopAll()
+	nctx, stopNoise := context.WithCancel(ctx)
+	defer stopNoise()
+	go h.noise.run(nctx)
 
 	h.camgate = o.camgate
 	if h.camgate == "" {
@@ -302,6 +309,7 @@ func run(ctx context.Context, o options) (int, error) {
 			}
 			fmt.Fprintf(h.log, "== %s\n", name)
 			t0 := time.Now()
+			h.mark = t0
 			h.measure(ctx, name)
 			fmt.Fprintf(h.log, "   (%s took %s)\n", name, time.Since(t0).Round(100*time.Millisecond))
 		}
@@ -383,6 +391,9 @@ func (h *harness) print(w io.Writer, m Machine, ts []TargetResult, markdown bool
 		m.write(w, true)
 		fmt.Fprintln(w, "\n### Results")
 		h.res.table(peers).writeMarkdown(w)
+		if n := noiseSummary(h.res.list); n != "" {
+			fmt.Fprintln(w, "\n"+n+".")
+		}
 		fmt.Fprintln(w, "\n### Targets")
 		writeTargets(w, ts, true)
 	} else {
@@ -390,6 +401,9 @@ func (h *harness) print(w io.Writer, m Machine, ts []TargetResult, markdown bool
 		m.write(w, false)
 		fmt.Fprintln(w, "\nResults (ratios: camgate's figure divided by the other's; for rows marked lower-is-better, below 1 is better)")
 		h.res.table(peers).writeText(w)
+		if n := noiseSummary(h.res.list); n != "" {
+			fmt.Fprintln(w, n)
+		}
 		fmt.Fprintln(w, "\nTargets")
 		writeTargets(w, ts, false)
 	}
@@ -476,8 +490,25 @@ func (h *harness) logf(format string, args ...any) {
 	fmt.Fprintf(h.log, "   "+format+"\n", args...)
 }
 
-// record adds a result and logs it.
+// record adds a result and logs it, with the CPU share other work took
+// since the previous figure.
 func (h *harness) record(r Result) {
+	others := -1.0
+	if h.noise != nil {
+		others = h.noise.since(h.mark)
+		h.mark = time.Now()
+	}
+	if others >= 0 {
+		r.Detail = maps.Clone(r.Detail)
+		if r.Detail == nil {
+			r.Detail = map[string]float64{}
+		}
+		r.Detail["others_cpu_pct"] = 100 * others
+	}
+	noisy := ""
+	if others >= quietThreshold {
+		noisy = fmt.Sprintf("   (other work took %.0f%% CPU meanwhile)", 100*others)
+	}
 	if h.rounds != nil {
 		h.rounds.add(r)
 	} else {
@@ -485,10 +516,10 @@ func (h *harness) record(r Result) {
 	}
 	m, _ := metricByID(r.Metric)
 	if r.Error != "" {
-		h.logf("%-12s %-8s error: %s", r.Metric, r.Peer, firstLine(r.Error))
+		h.logf("%-12s %-8s error: %s%s", r.Metric, r.Peer, firstLine(r.Error), noisy)
 		return
 	}
-	h.logf("%-12s %-8s "+m.format+" %s", r.Metric, r.Peer, r.Value, m.unit)
+	h.logf("%-12s %-8s "+m.format+" %s%s", r.Metric, r.Peer, r.Value, m.unit, noisy)
 }
 
 func (h *harness) recordErr(metricID, peer string, err error) {

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// noiseSampler measures how much CPU other work on the machine took while
+// the harness ran: every interval it reads the machine's busy time from
+// /proc/stat and subtracts the CPU time of the harness's own process tree
+// (itself, the peers, the backends, the load generators, and the children
+// they have reaped). On a 2-core machine shared with anything else, this
+// is the figure that says whether a result can be trusted.
+type noiseSampler struct {
+	mu      sync.Mutex // guards following
+	samples []noiseSample
+}
+
+type noiseSample struct {
+	at     time.Time
+	others float64 // share of all cores' time used by others, 0 to 1
+}
+
+const noiseInterval = 500 * time.Millisecond
+
+// run samples until ctx ends.
+func (n *noiseSampler) run(ctx context.Context) {
+	self := os.Getpid()
+	busy0, total0 := machineTicks()
+	ours0 := treeTicks(self)
+	t := time.NewTicker(noiseInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		busy1, total1 := machineTicks()
+		ours1 := treeTicks(self)
+		if total1 > total0 {
+			// Our tree's ticks can jump when a child exits (its time moves
+			// from the child to the parent's cumulative fields), so clamp.
+			others := (busy1 - busy0 - max(0, ours1-ours0)) / (total1 - total0)
+			n.mu.Lock()
+			n.samples = append(n.samples, noiseSample{at: time.Now(), others: min(1, max(0, others))})
+			n.mu.Unlock()
+		}
+		busy0, total0, ours0 = busy1, total1, ours1
+	}
+}
+
+// since returns the mean share taken by others since t, or -1 without
+// samples.
+func (n *noiseSampler) since(t time.Time) float64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	sum, k := 0.0, 0
+	for i := len(n.samples) - 1; i >= 0 && n.samples[i].at.After(t); i-- {
+		sum += n.samples[i].others
+		k++
+	}
+	if k == 0 {
+		return -1
+	}
+	return sum / float64(k)
+}
+
+// machineTicks returns busy and total clock ticks over all cores.
+func machineTicks() (busy, total float64) {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, s := range f[1:] {
+		if i >= 7 { // guest time is already counted in user
+			break
+		}
+		v, _ := strconv.ParseFloat(s, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}
+
+// treeTicks returns the CPU ticks (utime+stime+cutime+cstime) of pid and
+// all its live descendants.
+func treeTicks(pid int) float64 {
+	var sum float64
+	for _, p := range descendants(pid) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		// After ")": state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		for _, k := range []int{11, 12, 13, 14} {
+			v, _ := strconv.ParseFloat(f[k], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// noiseSummary describes the others' share over all results.
+func noiseSummary(rs []Result) string {
+	worst, worstAt, sum, k := -1.0, "", 0.0, 0
+	for _, r := range rs {
+		v, ok := r.Detail["others_cpu_pct"]
+		if !ok || v < 0 {
+			continue
+		}
+		sum += v
+		k++
+		if v > worst {
+			worst, worstAt = v, r.Metric+"/"+r.Peer
+		}
+	}
+	if k == 0 {
+		return ""
+	}
+	return fmt.Sprintf("CPU used by other work on the machine while measuring: mean %.0f%%, worst %.0f%% (%s)", sum/float64(k), worst, worstAt)
+}
