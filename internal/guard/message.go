@@ -540,11 +540,13 @@ func copyChunked(dst io.Writer, src *bufio.Reader, buf []byte) error {
 			return err
 		}
 		crlf, err := readLine(src, 0, 400)
-		if err != nil || len(crlf) != 0 {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = malformed("chunk not followed by CRLF")
-			}
+		switch {
+		case errors.Is(err, io.EOF):
+			return io.ErrUnexpectedEOF
+		case err != nil:
 			return err
+		case len(crlf) != 0:
+			return malformed("chunk not followed by CRLF")
 		}
 		if _, err := dst.Write([]byte("\r\n")); err != nil {
 			return err

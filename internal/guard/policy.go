@@ -120,7 +120,9 @@ type ruleGuard struct {
 	tls     *tls.Config
 }
 
-func (rg *ruleGuard) l7() bool { return rg.service != "" && (rg.filter != nil || rg.auth != nil) || rg.tls != nil }
+func (rg *ruleGuard) l7() bool {
+	return rg.service != "" && (rg.filter != nil || rg.auth != nil) || rg.tls != nil
+}
 
 // Hooks returns the rule's admission check and, when the rule enables a
 // protocol-aware guard or TLS termination, its connection handler. Plain
