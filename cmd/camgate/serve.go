@@ -56,6 +56,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			"config", *path,
 			"next", "set internal_ip to the DVR's LAN address and enabled: true on the rules you want, then reload with SIGHUP (or run with --watch)")
 	}
+	// Start watching before the first read: a change that lands between
+	// the read and the watcher's first look must not be missed (at worst
+	// it causes one extra, harmless, reload).
+	var changed <-chan struct{}
+	if *watch {
+		changed = watchFile(ctx, *path, 500*time.Millisecond)
+	}
 	cfg, err := store.Load(*path)
 	if err != nil {
 		logProblems(log, *path, err)
@@ -96,10 +103,6 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	var changed <-chan struct{}
-	if *watch {
-		changed = watchFile(ctx, *path, 500*time.Millisecond)
-	}
 	summary := time.NewTicker(*summaryEvery)
 	defer summary.Stop()
 	for {
@@ -178,8 +181,8 @@ func watchFile(ctx context.Context, path string, every time.Duration) <-chan str
 		b, _ := os.ReadFile(path)
 		return sha256.Sum256(b)
 	}
+	last := sum() // taken now, not when the goroutine first runs
 	go func() {
-		last := sum()
 		var lastMod time.Time
 		var lastSize int64
 		t := time.NewTicker(every)
