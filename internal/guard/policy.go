@@ -25,8 +25,9 @@ type Config struct {
 	// Empty keeps bans in memory only and certificates are generated per
 	// start.
 	StateDir string
-	// PollInterval is how often Run looks for changes to the ban file made
-	// by `camgate ban clear`. 0 means 1 s.
+	// PollInterval is how often the ban file is checked for changes made
+	// by `camgate ban clear`: at most this often when a connection is
+	// admitted or the list is read, and this often by Run. 0 means 1 s.
 	PollInterval time.Duration
 	// Now returns the current time. Nil means time.Now; tests move the
 	// clock.
@@ -45,6 +46,10 @@ type Policy struct {
 
 	// maxPerIP is limits.max_connections_per_ip (0: none).
 	maxPerIP atomic.Int64
+	// lastPoll is when the ban file was last checked (monotonic nanos
+	// since start), so that admission looks at most once per poll.
+	lastPoll atomic.Int64
+	start    time.Time
 
 	mu       sync.Mutex // guards following
 	rules    map[string]*ruleState
@@ -73,6 +78,7 @@ func NewPolicy(c Config) (*Policy, error) {
 		trackers: map[string]*tracker{},
 		global:   map[netip.Prefix]int{},
 		bans:     map[netip.Prefix][]Ban{},
+		start:    time.Now(),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -245,6 +251,11 @@ func (p *Policy) AllCounters() map[string]Counters {
 
 // Bans returns the bans in force, oldest first.
 func (p *Policy) Bans() []Ban {
+	p.pollBans()
+	return p.bansNow()
+}
+
+func (p *Policy) bansNow() []Ban {
 	now := p.now()
 	p.bmu.Lock()
 	var all []Ban
@@ -322,6 +333,7 @@ func orAll(s string) string {
 
 // banned returns the ban in force for src on rule or device, if any.
 func (p *Policy) banned(src netip.Prefix, rule, device string, now time.Time) (Ban, bool) {
+	p.pollBans()
 	p.bmu.Lock()
 	defer p.bmu.Unlock()
 	for _, b := range p.bans[src] {
@@ -360,7 +372,7 @@ func (p *Policy) saveBans() error {
 			p.applyClear(cr, now)
 		}
 		f.Cleared = nil
-		f.Bans = p.Bans()
+		f.Bans = p.bansNow()
 		return true, nil
 	})
 	p.bmu.Lock()
@@ -403,7 +415,7 @@ func (p *Policy) syncBans() (bool, error) {
 			return false, nil
 		}
 		f.Cleared = nil
-		f.Bans = p.Bans()
+		f.Bans = p.bansNow()
 		return true, nil
 	})
 	p.bmu.Lock()
@@ -412,9 +424,35 @@ func (p *Policy) syncBans() (bool, error) {
 	return changed, err
 }
 
-// Run watches the ban file for changes made by other processes (`camgate
-// ban clear`) and prunes expired bans, until ctx is done. Without a state
-// directory it only prunes.
+// pollBans merges the ban file if another process changed it since it
+// was last read, checking at most once per poll interval. This is how a
+// running gateway picks up `camgate ban clear` without a goroutine: the
+// next connection from a cleared source looks, and is admitted.
+func (p *Policy) pollBans() {
+	if p.stateDir == "" {
+		return
+	}
+	now := int64(time.Since(p.start))
+	last := p.lastPoll.Load()
+	if now-last < int64(p.poll) || !p.lastPoll.CompareAndSwap(last, now) {
+		return
+	}
+	p.bmu.Lock()
+	was := p.stamp
+	p.bmu.Unlock()
+	if stampOf(BanFile(p.stateDir)) == was {
+		return
+	}
+	if _, err := p.syncBans(); err != nil {
+		p.log.Error("cannot read the ban list", "err", err)
+	}
+}
+
+// Run checks the ban file for changes every poll interval and prunes
+// expired bans once a minute, until ctx is done. It is optional:
+// admission and Bans check the file too, so Run only makes a clear show
+// in the log (and the file lose expired bans) without waiting for
+// traffic.
 func (p *Policy) Run(ctx context.Context) {
 	t := time.NewTicker(p.poll)
 	defer t.Stop()
@@ -425,16 +463,7 @@ func (p *Policy) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if p.stateDir != "" {
-			p.bmu.Lock()
-			was := p.stamp
-			p.bmu.Unlock()
-			if stampOf(BanFile(p.stateDir)) != was {
-				if _, err := p.syncBans(); err != nil {
-					p.log.Error("cannot read the ban list", "err", err)
-				}
-			}
-		}
+		p.pollBans()
 		if now := p.now(); now.Sub(lastPrune) >= time.Minute {
 			lastPrune = now
 			if p.pruneBans(now) {

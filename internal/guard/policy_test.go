@@ -335,3 +335,25 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestClearBansWithoutRun: admission itself notices the file changed.
+func TestClearBansWithoutRun(t *testing.T) {
+	dir := t.TempDir()
+	clock := newClock()
+	p, err := NewPolicy(Config{StateDir: dir, Now: clock.Now, PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admit := hooks(t, p, config.Rule{Name: "web"})
+	p.addBan(testBan("198.18.0.11", "web", "192.168.1.64", clock.Now()))
+	if _, err := admit(ap("198.18.0.11:1"), "tcp"); err == nil {
+		t.Fatal("banned source admitted")
+	}
+	if n, err := ClearBans(dir, netip.Addr{}, "web", clock.Now()); n != 1 || err != nil {
+		t.Fatalf("ClearBans: %d %v", n, err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if _, err := admit(ap("198.18.0.11:1"), "tcp"); err != nil {
+		t.Fatalf("after camgate ban clear: got %v, want admitted", err)
+	}
+}
