@@ -32,8 +32,10 @@ const (
 	DefaultBanDuration = 30 * time.Minute
 	// DefaultPerIPConnections caps concurrent TCP connections from one
 	// source (an IPv4 address or an IPv6 /64) on one rule. A 16-channel
-	// NVR viewed from one office uses 16 RTSP connections; two viewers, 32.
-	DefaultPerIPConnections = 32
+	// NVR viewed from one office uses 16 RTSP connections, main and sub
+	// streams 32; 64 leaves room for two viewers and keeps one source
+	// under 1% of the gateway-wide cap.
+	DefaultPerIPConnections = 64
 	// DefaultPerIPRate is the sustained rate of new TCP connections one
 	// source may open on one rule, per second, and DefaultPerIPBurst the
 	// bucket size (a browser opening the web UI needs a burst).

@@ -92,6 +92,12 @@ func (p *Policy) admit(rs *ruleState, rg *ruleGuard, src netip.AddrPort, proto s
 			"rule", rg.name, "client", src, "proto", proto, "until", b.Until.Format(time.RFC3339))
 		return nil, refuse("source %s is banned until %s", key, b.Until.Format(time.RFC3339))
 	}
+	if addr.IsLoopback() {
+		// The host itself, or a reverse proxy on it: per-source limits
+		// would cap every client behind it at once. (Loopback sources
+		// cannot come from the network: the kernel drops them.)
+		return nil, nil
+	}
 	if proto == "udp" {
 		return p.admitUDP(rs, rg, key, src, now)
 	}

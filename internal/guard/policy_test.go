@@ -357,3 +357,16 @@ func TestClearBansWithoutRun(t *testing.T) {
 		t.Fatalf("after camgate ban clear: got %v, want admitted", err)
 	}
 }
+
+func TestAdmitLoopbackExempt(t *testing.T) {
+	p := newPolicy(t, nil, "")
+	admit := hooks(t, p, config.Rule{Name: "r", Deny: []string{"127.0.0.2"}, Guard: config.Guard{PerIPConnections: 1, PerIPRate: 1, PerIPBurst: 1}})
+	for i := 0; i < 5; i++ {
+		if _, err := admit(ap("127.0.0.1:1"), "tcp"); err != nil {
+			t.Fatalf("loopback connection %d: %v", i, err)
+		}
+	}
+	if _, err := admit(ap("127.0.0.2:1"), "tcp"); err == nil {
+		t.Fatal("deny still applies to loopback: got admitted")
+	}
+}
