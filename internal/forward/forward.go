@@ -234,7 +234,13 @@ func Bind(spec Spec) (*Rule, error) {
 				r.Close()
 				return nil, fmt.Errorf("rule %q: listen udp %s: %w", spec.Name, addr, err)
 			}
-			r.udp = append(r.udp, newUDPRelay(r, pc, spec.TargetPorts[i]))
+			u, err := newUDPRelay(r, pc, spec.TargetPorts[i])
+			if err != nil {
+				pc.Close()
+				r.Close()
+				return nil, fmt.Errorf("rule %q: listen udp %s: %w", spec.Name, addr, err)
+			}
+			r.udp = append(r.udp, u)
 		}
 	}
 	return r, nil

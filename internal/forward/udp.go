@@ -9,22 +9,29 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxDatagram is the largest UDP payload (65,535 minus the 8-byte UDP and
 // 20-byte IPv4 headers is 65,507; IPv6 allows a little more).
 const maxDatagram = 65536
 
-// udpRelay serves one external UDP port. One goroutine reads every
-// datagram from clients; each client address gets a session with its own
-// connected socket to the device, so the device's replies can be matched
-// to the client by socket alone, and a goroutine that sends them back from
-// the external port.
+// udpRelay serves one external UDP port. One goroutine reads the clients'
+// datagrams in batches (recvmmsg); each client address gets a session with
+// its own connected socket to the device, so the device's replies are
+// matched to the client by socket alone, and a goroutine that sends them
+// back in batches (sendmmsg) from the external port. Per-client order is
+// kept: a client's datagrams go through one socket in arrival order.
 type udpRelay struct {
 	rule       *Rule
 	pc         *net.UDPConn
+	rc         syscall.RawConn // pc's
+	family     int             // pc's address family: how replies are addressed
+	gso        *gso            // pc's segmentation offload, for replies
 	targetPort uint16
 	target     string
+	dest       netip.AddrPort // device address when Spec.Target is an IP literal
 	// now is a coarse clock, advanced by the janitor, so that the hot path
 	// stamps sessions without calling time.Now per datagram.
 	now atomic.Int64
@@ -40,22 +47,37 @@ type udpRelay struct {
 type udpSession struct {
 	id      uint64
 	client  netip.AddrPort
+	name    sockaddr // client as a sockaddr of the relay's family
+	namelen uint32
 	dev     *net.UDPConn
+	rc      syscall.RawConn // dev's
+	gso     *gso            // dev's segmentation offload
 	started time.Time
 	last    atomic.Int64 // relay.now at the last datagram either way
 	in, out atomic.Uint64
 	release func()
 }
 
-func newUDPRelay(r *Rule, pc *net.UDPConn, targetPort uint16) *udpRelay {
+func newUDPRelay(r *Rule, pc *net.UDPConn, targetPort uint16) (*udpRelay, error) {
 	u := &udpRelay{
 		rule: r, pc: pc, targetPort: targetPort,
 		target:   net.JoinHostPort(r.spec.Target, strconv.Itoa(int(targetPort))),
 		stop:     make(chan struct{}),
 		sessions: map[netip.AddrPort]*udpSession{},
 	}
+	if a, err := netip.ParseAddr(r.spec.Target); err == nil {
+		u.dest = netip.AddrPortFrom(a.Unmap(), targetPort)
+	}
+	var err error
+	if u.rc, err = pc.SyscallConn(); err != nil {
+		return nil, err
+	}
+	if u.family, err = sockFamily(u.rc); err != nil {
+		return nil, err
+	}
+	u.gso = newGSO(u.family)
 	u.now.Store(time.Now().UnixNano())
-	return u
+	return u, nil
 }
 
 func (u *udpRelay) close() {
@@ -75,15 +97,53 @@ func (u *udpRelay) close() {
 	})
 }
 
+// recvBatch waits until rc has datagrams and reads up to udpBatch of them
+// into a pooled batch. It holds no batch while it waits.
+func recvBatch(rc syscall.RawConn) (*batch, int, error) {
+	var rd batchReader
+	err := rc.Read(rd.try)
+	if err == nil {
+		err = rd.err
+	}
+	if err != nil {
+		if rd.b != nil {
+			batches.put(rd.b)
+		}
+		return nil, 0, err
+	}
+	return rd.b, rd.n, nil
+}
+
+// batchReader is recvBatch's poller callback and its results.
+type batchReader struct {
+	b   *batch
+	n   int
+	err error
+}
+
+func (rd *batchReader) try(fd uintptr) bool {
+	if rd.b == nil {
+		if rd.b, rd.err = batches.get(); rd.err != nil {
+			return true
+		}
+	}
+	rd.n, rd.err = rd.b.recv(int(fd))
+	if rd.err == unix.EAGAIN {
+		batches.put(rd.b) // nothing queued: wait empty-handed
+		rd.b, rd.err = nil, nil
+		return false
+	}
+	return true
+}
+
 // serve is the client-side read loop.
 func (u *udpRelay) serve() {
 	r := u.rule
 	defer r.wg.Done()
 	r.wg.Add(1)
 	go u.janitor()
-	buf := make([]byte, maxDatagram)
 	for {
-		n, src, err := u.pc.ReadFromUDPAddrPort(buf)
+		b, n, err := recvBatch(u.rc)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -91,21 +151,71 @@ func (u *udpRelay) serve() {
 			r.log.Debug("udp read", "err", err)
 			continue
 		}
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		s := u.session(src)
+		u.toDevice(b, n)
+		batches.put(b)
+	}
+}
+
+// toDevice sends a batch of client datagrams on to their sessions: one
+// table lookup under the lock for the whole batch, then one sendmmsg per
+// session present in the batch.
+func (u *udpRelay) toDevice(b *batch, n int) {
+	r := u.rule
+	var srcs [udpBatch]netip.AddrPort
+	var sess [udpBatch]*udpSession
+	misses := 0
+	u.mu.Lock()
+	for i := 0; i < n; i++ {
+		srcs[i] = b.addr(i)
+		if sess[i] = u.sessions[srcs[i]]; sess[i] == nil {
+			misses++
+		}
+	}
+	u.mu.Unlock()
+	if misses > 0 {
+		// New clients: create their sessions (this dials; rare).
+		var tried [udpBatch]bool
+		for i := 0; i < n; i++ {
+			if sess[i] != nil || tried[i] {
+				continue
+			}
+			s := u.session(srcs[i]) // nil: refused or unreachable, dropped below
+			for j := i; j < n; j++ {
+				if srcs[j] == srcs[i] {
+					sess[j], tried[j] = s, true
+				}
+			}
+		}
+	}
+	now := u.now.Load()
+	var done [udpBatch]bool
+	for i := 0; i < n; i++ {
+		if done[i] {
+			continue
+		}
+		s := sess[i]
 		if s == nil {
 			r.stats.Dropped.Add(1)
 			continue
 		}
-		s.last.Store(u.now.Load())
-		if _, err := s.dev.Write(buf[:n]); err != nil {
+		for j := i; j < n; j++ {
+			if !done[j] && sess[j] == s {
+				b.queue(j)
+				done[j] = true
+			}
+		}
+		s.last.Store(now)
+		sent, dropped, err := b.send(s.rc, nil, 0, s.gso)
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			r.log.Debug("udp send to device", "client", s.client, "err", err)
+		}
+		if dropped > 0 {
 			// ECONNREFUSED here is the device's ICMP "port unreachable"
 			// for an earlier datagram: count it, keep the session.
-			r.stats.Dropped.Add(1)
-			continue
+			r.stats.Dropped.Add(uint64(dropped))
 		}
-		s.in.Add(uint64(n))
-		r.stats.BytesIn.Add(uint64(n))
+		s.in.Add(uint64(sent))
+		r.stats.BytesIn.Add(uint64(sent))
 	}
 }
 
@@ -129,8 +239,17 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 		}
 		release = rel
 	}
-	d := net.Dialer{Timeout: r.spec.dialTimeout()}
-	c, err := d.Dial("udp", u.target)
+	dev, err := u.dial()
+	var rc syscall.RawConn
+	family := 0
+	if err == nil {
+		if rc, err = dev.SyscallConn(); err == nil {
+			family, err = sockFamily(rc)
+		}
+		if err != nil {
+			dev.Close()
+		}
+	}
 	if err != nil {
 		if release != nil {
 			release()
@@ -139,9 +258,9 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 		r.log.Warn("cannot reach device", "target", u.target, "client", src, "err", err)
 		return nil
 	}
-	dev := c.(*net.UDPConn)
 	setBuffers(dev)
-	s = &udpSession{id: r.ids.Add(1), client: src, dev: dev, started: time.Now(), release: release}
+	s = &udpSession{id: r.ids.Add(1), client: src, dev: dev, rc: rc, gso: newGSO(family), started: time.Now(), release: release}
+	s.namelen = encodeSockaddr(&s.name, src, u.family)
 	s.last.Store(u.now.Load())
 	u.mu.Lock()
 	if u.closed {
@@ -164,6 +283,18 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 	return s
 }
 
+func (u *udpRelay) dial() (*net.UDPConn, error) {
+	d := net.Dialer{Timeout: u.rule.spec.dialTimeout()}
+	if u.dest.IsValid() {
+		return d.DialUDP(u.rule.ctx, "udp", netip.AddrPort{}, u.dest)
+	}
+	c, err := d.DialContext(u.rule.ctx, "udp", u.target)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.UDPConn), nil
+}
+
 // evictOldestLocked ends the least recently active session to make room.
 // A linear scan is fine: it runs only when the table is full.
 func (u *udpRelay) evictOldestLocked() {
@@ -181,47 +312,34 @@ func (u *udpRelay) evictOldestLocked() {
 }
 
 // replies carries the device's datagrams back to one client, from the
-// external port, until the session's socket is closed (idle expiry,
-// eviction, rule removal).
+// external port, in batches, until the session's socket is closed (idle
+// expiry, eviction, rule removal).
 func (u *udpRelay) replies(s *udpSession) {
 	r := u.rule
 	defer r.wg.Done()
 	defer u.endSession(s)
-	rc, err := s.dev.SyscallConn()
-	if err != nil {
-		return
-	}
 	for {
-		// Wait without a buffer, then borrow one only to move a datagram:
-		// thousands of quiet sessions must not pin 64 KiB each.
-		if err := waitReadable(rc); err != nil {
+		b, n, err := recvBatch(s.rc)
+		if err != nil {
 			if errors.Is(err, syscall.ECONNREFUSED) {
 				r.stats.Dropped.Add(1) // ICMP unreachable from the device
 				continue
 			}
 			return
 		}
-		bp := bigPool.get()
-		n, err := s.dev.Read(*bp)
-		if n > 0 {
-			if _, werr := u.pc.WriteToUDPAddrPort((*bp)[:n], s.client); werr != nil {
-				r.stats.Dropped.Add(1)
-			} else {
-				s.out.Add(uint64(n))
-				r.stats.BytesOut.Add(uint64(n))
-			}
-			s.last.Store(u.now.Load())
+		for i := 0; i < n; i++ {
+			b.queue(i)
 		}
-		bigPool.put(bp)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				r.stats.Dropped.Add(1)
-				continue
-			}
-			return
+		s.last.Store(u.now.Load())
+		sent, dropped, err := b.send(u.rc, &s.name, s.namelen, u.gso)
+		batches.put(b)
+		if dropped > 0 {
+			r.stats.Dropped.Add(uint64(dropped))
+		}
+		s.out.Add(uint64(sent))
+		r.stats.BytesOut.Add(uint64(sent))
+		if err != nil && errors.Is(err, net.ErrClosed) {
+			return // the rule is closing
 		}
 	}
 }
@@ -290,5 +408,12 @@ func (u *udpRelay) kill(id uint64) bool {
 	return false
 }
 
-// bigPool holds datagram-sized buffers for the reply path.
-var bigPool = bufPool{size: maxDatagram}
+// sockFamily returns a socket's address family (AF_INET or AF_INET6).
+func sockFamily(rc syscall.RawConn) (int, error) {
+	var family int
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		family, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+	})
+	return family, errors.Join(err, serr)
+}

@@ -25,6 +25,7 @@ func newUDPDevice(t *testing.T) *udpDevice {
 	if err != nil {
 		t.Fatal(err)
 	}
+	setBuffers(pc) // bursts in the tests must not overflow the device
 	d := &udpDevice{pc: pc, port: uint16(pc.LocalAddr().(*net.UDPAddr).Port)}
 	d.wg.Add(1)
 	go func() {
@@ -199,5 +200,95 @@ func TestBothProtocolsOnOnePort(t *testing.T) {
 	uc.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if n, err := uc.Read(b); err != nil || string(b[:n]) != "udp" {
 		t.Fatalf("udp: got %q, %v", b[:n], err)
+	}
+}
+
+// TestUDPBurstKeepsOrder sends bursts from several clients at once, so
+// batches mix clients, and checks that each client gets every echo back in
+// the order it sent them.
+func TestUDPBurstKeepsOrder(t *testing.T) {
+	dev := newUDPDevice(t)
+	r, addr := startRule(t, Spec{UDP: true, TargetPorts: []uint16{dev.port}})
+	const clients, burst = 4, 200
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			conn, err := net.Dial("udp4", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			setBuffers(conn.(*net.UDPConn))
+			for i := 0; i < burst; i++ {
+				conn.Write([]byte(fmt.Sprintf("%d:%04d", c, i)))
+			}
+			buf := make([]byte, 64)
+			for i := 0; i < burst; i++ {
+				conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, err := conn.Read(buf)
+				if err != nil {
+					errs <- fmt.Errorf("client %d: datagram %d: %v", c, i, err)
+					return
+				}
+				if want := fmt.Sprintf("%d:%04d", c, i); string(buf[:n]) != want {
+					errs <- fmt.Errorf("client %d: got %q, want %q", c, buf[:n], want)
+					return
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.Logf("stats %+v", r.Stats().Snapshot())
+	}
+	if s := r.Stats().Snapshot(); s.Dropped != 0 || s.SessTotal != clients {
+		t.Fatalf("got %d drops and %d sessions, want 0 and %d", s.Dropped, s.SessTotal, clients)
+	}
+}
+
+// TestUDPDualStack listens on "::" and serves an IPv4 and an IPv6 client:
+// replies must be addressed in the listener's family (IPv4-mapped for the
+// IPv4 client).
+func TestUDPDualStack(t *testing.T) {
+	dev := newUDPDevice(t)
+	port := freePort(t)
+	r, err := Bind(Spec{Name: "dual", Listen: netip.IPv6Unspecified(), Ports: []uint16{port},
+		Target: "127.0.0.1", TargetPorts: []uint16{dev.port}, UDP: true})
+	if err != nil {
+		t.Skipf("no dual-stack UDP here: %v", err)
+	}
+	r.Start()
+	defer r.Close()
+	for _, tc := range []struct{ network, addr string }{
+		{"udp4", "127.0.0.1"},
+		{"udp6", "[::1]"},
+	} {
+		t.Run(tc.network, func(t *testing.T) {
+			c, err := net.Dial(tc.network, tc.addr+":"+itoa(int(port)))
+			if err != nil {
+				t.Skip(err)
+			}
+			defer c.Close()
+			c.Write([]byte("ping " + tc.network))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 32)
+			n, err := c.Read(buf)
+			if err != nil || string(buf[:n]) != "ping "+tc.network {
+				t.Fatalf("got %q, %v; want %q", buf[:n], err, "ping "+tc.network)
+			}
+		})
+	}
+	for _, ci := range r.Conns() {
+		if ci.Client.Addr().Is4In6() {
+			t.Errorf("session client %v is IPv4-mapped; want it unmapped", ci.Client)
+		}
 	}
 }

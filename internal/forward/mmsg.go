@@ -1,0 +1,303 @@
+package forward
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Why our own recvmmsg/sendmmsg (measured; see docs/PERFORMANCE.md):
+// golang.org/x/net/ipv4's ReadBatch reports each sender as a net.Addr, which
+// costs two allocations per datagram (the *net.UDPAddr and its net.IP), and
+// the session table is keyed by netip.AddrPort anyway. These wrappers
+// decode the sockaddr in place: a batch of datagrams costs no allocation.
+//
+// A batch's datagram buffers are one anonymous mapping of udpBatch slots of
+// maxDatagram bytes. Any datagram up to 65,507 bytes fits its slot, yet
+// only the pages datagrams actually touch become resident: 64 datagrams of
+// 1,400 bytes pin 64 pages, not 4 MiB. A batch is borrowed only while
+// datagrams move (the readers take it inside the poller callback and give
+// it back on EAGAIN), so idle ports and sessions hold none.
+
+// udpBatch is the most datagrams moved per recvmmsg/sendmmsg.
+const udpBatch = 32
+
+// mmsghdr is struct mmsghdr from <sys/socket.h>.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// sockaddr holds a struct sockaddr_in or sockaddr_in6.
+type sockaddr [unix.SizeofSockaddrInet6]byte
+
+// batch is a set of datagram slots with their headers, reused for receiving
+// and then sending the same datagrams.
+type batch struct {
+	mem   []byte // udpBatch slots of maxDatagram bytes, mmap'd
+	hdrs  [udpBatch]mmsghdr
+	iovs  [udpBatch]unix.Iovec
+	names [udpBatch]sockaddr
+	lens  [udpBatch]int // received length of each slot
+	// q lists the slots to send, in order; out, outIov, outCtl and cnt
+	// are the messages built from it (cnt[m] datagrams in message m).
+	q      [udpBatch]int
+	nq     int
+	out    [udpBatch]mmsghdr
+	outIov [udpBatch]unix.Iovec
+	outCtl [udpBatch][cmsgSegSpace]byte
+	cnt    [udpBatch]int
+	// send's state, shared with its poller callback trySend.
+	sgso             *gso
+	snm, sm, spos    int
+	sdropped, sbytes int
+	serr             error
+	srebuild         bool
+	trySendFn        func(uintptr) bool
+	clean            runtime.Cleanup
+}
+
+type batchPool struct{ p sync.Pool }
+
+func (bp *batchPool) get() (*batch, error) {
+	if v := bp.p.Get(); v != nil {
+		return v.(*batch), nil
+	}
+	mem, err := unix.Mmap(-1, 0, udpBatch*maxDatagram, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, err
+	}
+	b := &batch{mem: mem}
+	for i := range b.hdrs {
+		b.iovs[i] = unix.Iovec{Base: &b.mem[i*maxDatagram]}
+		b.iovs[i].SetLen(maxDatagram)
+		b.hdrs[i].hdr = unix.Msghdr{Name: &b.names[i][0], Iov: &b.iovs[i], Iovlen: 1}
+	}
+	b.trySendFn = b.trySend
+	b.clean = runtime.AddCleanup(b, func(m []byte) { unix.Munmap(m) }, mem)
+	return b, nil
+}
+
+func (bp *batchPool) put(b *batch) { bp.p.Put(b) }
+
+// batches is shared by every UDP port and session of the process; like
+// the buffer pools it is a cache the GC may empty at any time.
+var batches batchPool
+
+// data returns datagram i as received.
+func (b *batch) data(i int) []byte { return b.mem[i*maxDatagram : i*maxDatagram+b.lens[i]] }
+
+// recv reads up to udpBatch datagrams from fd without blocking and returns
+// how many arrived (EAGAIN when none). Senders are in b.names.
+func (b *batch) recv(fd int) (int, error) {
+	for i := range b.hdrs {
+		// The kernel overwrites these on return.
+		b.hdrs[i].hdr.Namelen = uint32(len(b.names[i]))
+		b.hdrs[i].hdr.Flags = 0
+	}
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[0])),
+			udpBatch, unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		n := int(r)
+		for i := 0; i < n; i++ {
+			b.lens[i] = int(b.hdrs[i].len)
+		}
+		return n, nil
+	}
+}
+
+// addr decodes the sender of datagram i (IPv4-mapped addresses unmapped).
+func (b *batch) addr(i int) netip.AddrPort {
+	return decodeSockaddr(&b.names[i])
+}
+
+func decodeSockaddr(sa *sockaddr) netip.AddrPort {
+	port := binary.BigEndian.Uint16(sa[2:4])
+	switch binary.NativeEndian.Uint16(sa[0:2]) {
+	case unix.AF_INET:
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(sa[4:8])), port)
+	case unix.AF_INET6:
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(sa[8:24])).Unmap(), port)
+	}
+	return netip.AddrPort{}
+}
+
+// encodeSockaddr writes ap for a socket of the given family (AF_INET6
+// sockets take IPv4 peers as IPv4-mapped addresses) and returns its length.
+func encodeSockaddr(sa *sockaddr, ap netip.AddrPort, family int) uint32 {
+	*sa = sockaddr{}
+	binary.BigEndian.PutUint16(sa[2:4], ap.Port())
+	if family == unix.AF_INET {
+		binary.NativeEndian.PutUint16(sa[0:2], unix.AF_INET)
+		a := ap.Addr().As4()
+		copy(sa[4:8], a[:])
+		return unix.SizeofSockaddrInet4
+	}
+	binary.NativeEndian.PutUint16(sa[0:2], unix.AF_INET6)
+	a := ap.Addr().As16()
+	copy(sa[8:24], a[:])
+	return unix.SizeofSockaddrInet6
+}
+
+// queue adds datagram i to the batch's send list.
+func (b *batch) queue(i int) {
+	b.q[b.nq] = i
+	b.nq++
+}
+
+// Segmentation offload (UDP_SEGMENT, Linux 4.18): a run of datagrams of one
+// size to one destination goes down the stack as a single skb and is cut
+// into datagrams at the bottom (or, on loopback, at the receiving socket).
+// Profiling the UDP echo load showed the per-datagram send path (IP output,
+// the device queue, loopback's receive softirq) to be three quarters of the
+// relay's CPU; GSO pays it once per run.
+//
+// It is used only where it cannot change what arrives: datagrams that fit
+// an Ethernet MTU (larger ones are left to IP fragmentation as before), and
+// never again on a socket where the kernel refused it once (a smaller path
+// MTU, IPsec, an old kernel); the refused run is re-sent datagram by
+// datagram.
+const (
+	gsoMaxSeg4   = 1500 - 20 - 8 // IPv4 + UDP headers
+	gsoMaxSeg6   = 1500 - 40 - 8
+	cmsgSegSpace = 24 // CMSG_SPACE(sizeof(uint16)) on 64-bit
+)
+
+// gso is a socket's offload state: the largest segment to offload (0 = off).
+type gso struct{ maxSeg atomic.Int32 }
+
+func newGSO(family int) *gso {
+	g := &gso{}
+	if family == unix.AF_INET6 {
+		g.maxSeg.Store(gsoMaxSeg6)
+	} else {
+		g.maxSeg.Store(gsoMaxSeg4)
+	}
+	return g
+}
+
+// build turns the queued datagrams from pos on into send messages: runs of
+// equal size (the last may be shorter) share a message and a UDP_SEGMENT
+// control message when maxSeg allows.
+func (b *batch) build(pos int, name *sockaddr, namelen uint32, maxSeg int) int {
+	nm, iov := 0, 0
+	for i := pos; i < b.nq; {
+		l := b.lens[b.q[i]]
+		cnt := 1
+		if l > 0 && l <= maxSeg {
+			for i+cnt < b.nq {
+				l2 := b.lens[b.q[i+cnt]]
+				if l2 > l || l2 == 0 {
+					break
+				}
+				cnt++
+				if l2 < l {
+					break // a shorter datagram can only end a run
+				}
+			}
+		}
+		for k := 0; k < cnt; k++ {
+			s := b.q[i+k]
+			b.outIov[iov+k] = unix.Iovec{Base: &b.mem[s*maxDatagram]}
+			b.outIov[iov+k].SetLen(b.lens[s])
+		}
+		h := &b.out[nm]
+		*h = mmsghdr{hdr: unix.Msghdr{Iov: &b.outIov[iov]}}
+		h.hdr.SetIovlen(cnt)
+		if name != nil {
+			h.hdr.Name, h.hdr.Namelen = &name[0], namelen
+		}
+		if cnt > 1 {
+			c := &b.outCtl[nm]
+			binary.NativeEndian.PutUint64(c[0:8], uint64(unix.CmsgLen(2)))
+			binary.NativeEndian.PutUint32(c[8:12], unix.SOL_UDP)
+			binary.NativeEndian.PutUint32(c[12:16], unix.UDP_SEGMENT)
+			binary.NativeEndian.PutUint16(c[16:18], uint16(l))
+			h.hdr.Control = &c[0]
+			h.hdr.SetControllen(cmsgSegSpace)
+		}
+		b.cnt[nm] = cnt
+		nm++
+		iov += cnt
+		i += cnt
+	}
+	return nm
+}
+
+// send writes the queued datagrams through rc to name (nil on a connected
+// socket), waiting while the socket buffer is full, and empties the queue.
+// It returns the payload bytes sent. A datagram the kernel refuses
+// (ECONNREFUSED from an earlier ICMP error, EMSGSIZE, no route) is skipped
+// and counted in dropped; the rest still go.
+func (b *batch) send(rc syscall.RawConn, name *sockaddr, namelen uint32, g *gso) (sent, dropped int, err error) {
+	b.sgso = g
+	b.spos, b.sdropped, b.sbytes = 0, 0, 0
+	for b.spos < b.nq {
+		maxSeg := 0
+		if g != nil {
+			maxSeg = int(g.maxSeg.Load())
+		}
+		b.snm, b.sm, b.serr, b.srebuild = b.build(b.spos, name, namelen, maxSeg), 0, nil, false
+		err = rc.Write(b.trySendFn)
+		if err == nil {
+			err = b.serr
+		}
+		if err != nil {
+			b.sdropped += b.nq - b.spos
+			break
+		}
+		if !b.srebuild {
+			break
+		}
+	}
+	b.nq = 0
+	return b.sbytes, b.sdropped, err
+}
+
+// trySend is send's poller callback (a method value made once per batch,
+// so a send allocates nothing).
+func (b *batch) trySend(fd uintptr) bool {
+	for b.sm < b.snm {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[b.sm])),
+			uintptr(b.snm-b.sm), unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case e == 0:
+			for k := 0; k < int(r); k++ {
+				for j := 0; j < b.cnt[b.sm+k]; j++ {
+					b.sbytes += b.lens[b.q[b.spos]]
+					b.spos++
+				}
+			}
+			b.sm += int(r)
+		case e == unix.EAGAIN:
+			return false // socket buffer full: wait for room
+		case e == unix.EINTR:
+		case b.cnt[b.sm] > 1 && (e == unix.EINVAL || e == unix.EIO || e == unix.EMSGSIZE || e == unix.ENOPROTOOPT):
+			b.sgso.maxSeg.Store(0) // offload refused here: never again
+			b.srebuild = true
+			return true
+		case e == unix.ECONNREFUSED || e == unix.EMSGSIZE || e == unix.EHOSTUNREACH ||
+			e == unix.ENETUNREACH || e == unix.EPERM || e == unix.EINVAL:
+			b.sdropped += b.cnt[b.sm]
+			b.spos += b.cnt[b.sm]
+			b.sm++
+		default:
+			b.serr = e
+			return true
+		}
+	}
+	return true
+}

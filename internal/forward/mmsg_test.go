@@ -1,0 +1,130 @@
+package forward
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestBatchBuildRuns(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		lens   []int
+		maxSeg int
+		want   []int // datagrams per message
+	}{
+		{"equal sizes share one message", []int{64, 64, 64, 64}, gsoMaxSeg4, []int{4}},
+		{"a shorter datagram ends a run", []int{64, 64, 10, 64}, gsoMaxSeg4, []int{3, 1}},
+		{"a longer datagram starts a run", []int{64, 100, 100}, gsoMaxSeg4, []int{1, 2}},
+		{"offload off", []int{64, 64, 64}, 0, []int{1, 1, 1}},
+		{"above the MTU stays single", []int{9000, 9000}, gsoMaxSeg4, []int{1, 1}},
+		{"empty datagrams stay single", []int{0, 0, 64, 0}, gsoMaxSeg4, []int{1, 1, 1, 1}},
+		{"one datagram", []int{1400}, gsoMaxSeg4, []int{1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := batches.get()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer batches.put(b)
+			for i, l := range tc.lens {
+				b.lens[i] = l
+				b.queue(i)
+			}
+			nm := b.build(0, nil, 0, tc.maxSeg)
+			if got := b.cnt[:nm]; !slices.Equal(got, tc.want) {
+				t.Fatalf("got runs %v, want %v", got, tc.want)
+			}
+			b.nq = 0
+		})
+	}
+}
+
+func TestSockaddrRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		ap     string
+		family int
+	}{
+		{"192.0.2.1:554", unix.AF_INET},
+		{"192.0.2.1:554", unix.AF_INET6}, // IPv4-mapped on a dual-stack socket
+		{"[2001:db8::1]:8000", unix.AF_INET6},
+	} {
+		ap := netip.MustParseAddrPort(tc.ap)
+		var sa sockaddr
+		encodeSockaddr(&sa, ap, tc.family)
+		if got := decodeSockaddr(&sa); got != ap {
+			t.Errorf("%s in family %d: got %s back, want %s", tc.ap, tc.family, got, ap)
+		}
+	}
+}
+
+// burstEcho sends n equal-size datagrams through addr and checks they all
+// come back, in order.
+func burstEcho(t *testing.T, addr string, n int) {
+	t.Helper()
+	c, err := net.Dial("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	setBuffers(c.(*net.UDPConn))
+	for i := 0; i < n; i++ {
+		c.Write([]byte(fmt.Sprintf("%05d", i)))
+	}
+	buf := make([]byte, 64)
+	for i := 0; i < n; i++ {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if want := fmt.Sprintf("%05d", i); string(buf[:k]) != want {
+			t.Fatalf("got %q, want %q", buf[:k], want)
+		}
+	}
+}
+
+// TestUDPOffloadKeptOnLoopback checks that segmentation offload is
+// accepted on loopback (so the benchmark measures it) in both directions.
+func TestUDPOffloadKeptOnLoopback(t *testing.T) {
+	dev := newUDPDevice(t)
+	r, addr := startRule(t, Spec{UDP: true, TargetPorts: []uint16{dev.port}})
+	burstEcho(t, addr, 300)
+	u := r.udp[0]
+	if u.gso.maxSeg.Load() == 0 {
+		t.Error("offload turned off on the external socket")
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, s := range u.sessions {
+		if s.gso.maxSeg.Load() == 0 {
+			t.Error("offload turned off on the device socket")
+		}
+	}
+}
+
+// TestUDPOffloadFallback makes the kernel refuse offload on the external
+// socket (SO_NO_CHECK does) and checks that nothing is lost: the refused
+// run is re-sent datagram by datagram and offload stays off.
+func TestUDPOffloadFallback(t *testing.T) {
+	dev := newUDPDevice(t)
+	r, addr := startRule(t, Spec{UDP: true, TargetPorts: []uint16{dev.port}})
+	u := r.udp[0]
+	u.rc.Control(func(fd uintptr) {
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_NO_CHECK, 1); err != nil {
+			t.Skipf("SO_NO_CHECK: %v", err)
+		}
+	})
+	burstEcho(t, addr, 300)
+	if got := u.gso.maxSeg.Load(); got != 0 {
+		t.Errorf("got offload segment limit %d after a refusal, want 0 (off)", got)
+	}
+	if d := r.stats.Dropped.Load(); d != 0 {
+		t.Errorf("got %d drops, want 0", d)
+	}
+}
