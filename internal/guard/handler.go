@@ -82,7 +82,7 @@ func (h *handler) ServeConn(ctx context.Context, c *forward.Conn) error {
 	}
 	s := &session{
 		h: h, c: c, client: client,
-		cr:    bufio.NewReaderSize(client, readerSize),
+		cr:    bufio.NewReaderSize(client, requestReaderSize),
 		src:   SourceKey(c.Client.Addr()),
 		rtsp:  h.rg.service == config.ServiceRTSP,
 		idle:  make(chan struct{}, 1),
@@ -167,11 +167,13 @@ var errDone = errors.New("session closed by the guard")
 func (s *session) cut() { s.cutOnce.Do(s.c.Close) }
 
 func (s *session) requests(ctx context.Context) error {
-	bp := s.h.p.bufs.Get().(*[]byte)
-	defer s.h.p.bufs.Put(bp)
-	buf := *bp
+	bh := bufHolder{pool: &s.h.p.bufs}
+	defer bh.release()
 	s.client.SetReadDeadline(time.Now().Add(firstRequestTimeout))
 	for {
+		if s.cr.Buffered() == 0 {
+			bh.release() // idle connections hold no copy buffer
+		}
 		b, err := s.cr.Peek(1)
 		if err != nil {
 			return s.clientDone(ctx, err)
@@ -180,7 +182,7 @@ func (s *session) requests(ctx context.Context) error {
 			if s.dev == nil {
 				return s.reject(ctx, 400, nil)
 			}
-			if err := copyFrame(&s.toDev, s.cr, buf); err != nil {
+			if err := copyFrame(&s.toDev, s.cr, bh.get()); err != nil {
 				return err
 			}
 			continue
@@ -204,7 +206,7 @@ func (s *session) requests(ctx context.Context) error {
 				return s.reject(ctx, 400, m)
 			}
 			kind, n := m.requestBody()
-			if err := writeMessage(&s.toDev, m.head, s.cr, kind, n, buf); err != nil {
+			if err := writeMessage(&s.toDev, m.head, s.cr, kind, n, bh.get()); err != nil {
 				return err
 			}
 			continue
@@ -248,14 +250,14 @@ func (s *session) requests(ctx context.Context) error {
 			return errDone
 		}
 		kind, n := m.requestBody()
-		if err := writeMessage(&s.toDev, m.head, s.cr, kind, n, buf); err != nil {
+		if err := writeMessage(&s.toDev, m.head, s.cr, kind, n, bh.get()); err != nil {
 			return err
 		}
 		if ex.upgrade {
 			select {
 			case up := <-ex.verdict:
 				if up {
-					return s.tunnel(buf)
+					return s.tunnel(bh.get())
 				}
 			case <-s.bdone:
 				return errDone
@@ -325,7 +327,7 @@ func (s *session) dial(ctx context.Context) error {
 		return err
 	}
 	s.dev = dev
-	s.dr = bufio.NewReaderSize(dev, readerSize)
+	s.dr = bufio.NewReaderSize(dev, responseReaderSize)
 	s.toDev = countWriter{w: dev, add: s.c.AddIn}
 	s.started = true
 	go s.responses()
@@ -460,10 +462,12 @@ func (s *session) tunnel(buf []byte) error {
 func (s *session) responses() {
 	defer close(s.bdone)
 	defer s.abandon()
-	bp := s.h.p.bufs.Get().(*[]byte)
-	defer s.h.p.bufs.Put(bp)
-	buf := *bp
+	bh := bufHolder{pool: &s.h.p.bufs}
+	defer bh.release()
 	for {
+		if s.dr.Buffered() == 0 {
+			bh.release()
+		}
 		if s.rtsp {
 			b, err := s.dr.Peek(1)
 			if err != nil {
@@ -472,7 +476,7 @@ func (s *session) responses() {
 			}
 			if b[0] == '$' {
 				s.wmu.Lock()
-				err := copyFrame(&s.toClient, s.dr, buf)
+				err := copyFrame(&s.toClient, s.dr, bh.get())
 				s.wmu.Unlock()
 				if err != nil {
 					s.c.Close()
@@ -490,7 +494,7 @@ func (s *session) responses() {
 			// An RTSP request from the device (ANNOUNCE, GET_PARAMETER).
 			kind, n := m.requestBody()
 			s.wmu.Lock()
-			err := writeMessage(&s.toClient, m.head, s.dr, kind, n, buf)
+			err := writeMessage(&s.toClient, m.head, s.dr, kind, n, bh.get())
 			s.wmu.Unlock()
 			if err != nil {
 				s.c.Close()
@@ -510,7 +514,7 @@ func (s *session) responses() {
 		}
 		ex := s.pop()
 		if m.status == 101 {
-			s.switched(ex, m, buf)
+			s.switched(ex, m, bh.get())
 			return
 		}
 		method := ""
@@ -519,7 +523,7 @@ func (s *session) responses() {
 		}
 		kind, n := m.responseBody(method, s.rtsp)
 		s.wmu.Lock()
-		err = writeHead(&s.toClient, m.head, s.dr, kind, n, buf, func() {
+		err = writeHead(&s.toClient, m.head, s.dr, kind, n, bh.get(), func() {
 			if ex != nil && ex.tk != nil {
 				s.settle(ex.tk, m)
 			}
@@ -616,6 +620,27 @@ func (s *session) abandon() {
 			ex.verdict <- false
 		}
 		s.answered()
+	}
+}
+
+// bufHolder takes a copy buffer from the pool when a message needs one and
+// gives it back when the connection goes idle.
+type bufHolder struct {
+	pool *sync.Pool
+	b    *[]byte
+}
+
+func (h *bufHolder) get() []byte {
+	if h.b == nil {
+		h.b = h.pool.Get().(*[]byte)
+	}
+	return *h.b
+}
+
+func (h *bufHolder) release() {
+	if h.b != nil {
+		h.pool.Put(h.b)
+		h.b = nil
 	}
 }
 

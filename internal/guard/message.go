@@ -38,9 +38,13 @@ var (
 	responseLimits = limits{line: 16 << 10, head: 64 << 10, fields: 200}
 )
 
-// readerSize is the bufio size for both directions; it must hold the
-// longest line allowed.
-const readerSize = 16 << 10
+// Reader sizes: each must hold the longest line allowed in its direction
+// (a longer one fills the buffer and is refused).
+const (
+	requestReaderSize  = 8<<10 + 512
+	responseReaderSize = 16<<10 + 512
+	readerSize         = responseReaderSize // for tests and tools
+)
 
 // maxChunkLine bounds a chunk-size line (with extensions) and a trailer
 // field.
