@@ -174,6 +174,13 @@ const (
 	gsoMaxSeg4   = 1500 - 20 - 8 // IPv4 + UDP headers
 	gsoMaxSeg6   = 1500 - 40 - 8
 	cmsgSegSpace = 24 // CMSG_SPACE(sizeof(uint16)) on 64-bit
+	// A run is one IP packet before segmentation: at most 64 KiB with its
+	// headers, and at most UDP_MAX_SEGMENTS (64 before Linux 6.10)
+	// datagrams. Exceeding either makes the kernel refuse the run, which
+	// would turn offload off for good (measured: a 64-slot batch of
+	// 1,400-byte datagrams did exactly that).
+	gsoMaxRun      = 65000
+	gsoMaxSegments = 64
 )
 
 // gso is a socket's offload state: the largest segment to offload (0 = off).
@@ -198,7 +205,7 @@ func (b *batch) build(pos int, name *sockaddr, namelen uint32, maxSeg int) int {
 		l := b.lens[b.q[i]]
 		cnt := 1
 		if l > 0 && l <= maxSeg {
-			for i+cnt < b.nq {
+			for i+cnt < b.nq && cnt < gsoMaxSegments && (cnt+1)*l <= gsoMaxRun {
 				l2 := b.lens[b.q[i+cnt]]
 				if l2 > l || l2 == 0 {
 					break

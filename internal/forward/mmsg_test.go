@@ -25,6 +25,8 @@ func TestBatchBuildRuns(t *testing.T) {
 		{"above the MTU stays single", []int{9000, 9000}, gsoMaxSeg4, []int{1, 1}},
 		{"empty datagrams stay single", []int{0, 0, 64, 0}, gsoMaxSeg4, []int{1, 1, 1, 1}},
 		{"one datagram", []int{1400}, gsoMaxSeg4, []int{1}},
+		{"a run stays within 64 KiB", slices.Repeat([]int{1400}, udpBatch), gsoMaxSeg4,
+			runs(udpBatch, gsoMaxRun/1400)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := batches.get()
@@ -127,4 +129,13 @@ func TestUDPOffloadFallback(t *testing.T) {
 	if d := r.stats.Dropped.Load(); d != 0 {
 		t.Errorf("got %d drops, want 0", d)
 	}
+}
+
+// runs splits n datagrams into runs of at most per.
+func runs(n, per int) []int {
+	var out []int
+	for ; n > 0; n -= per {
+		out = append(out, min(n, per))
+	}
+	return out
 }
