@@ -9,6 +9,7 @@
 //	go run ./bench --quick              # a smoke run, about 2 minutes
 //	go run ./bench --only tcp,idle --peers direct,camgate,haproxy
 //	go run ./bench --markdown --json bench.json
+//	go run ./bench --wait-quiet 10m --repeat 3   # when the figures matter
 //	go run ./bench --soak 10m           # mixed load; camgate's resources must return to baseline
 //
 // Every peer is a real program from Debian's packages, started as a child
@@ -26,6 +27,10 @@
 // The harness re-executes itself as "holdclient" and "holdserver" helper
 // processes, so that the 2 fds per connection it spends on clients and
 // backends count against their own RLIMIT_NOFILE, not the harness's.
+//
+// Every figure records how much CPU other work on the machine took while
+// it was measured (see noise.go): on a shared 2-core machine that decides
+// whether a ratio means anything.
 //
 // It is not a test: `go test ./bench` only checks the ratio and target
 // arithmetic, in well under a second. See docs/BENCHMARKS.md.
