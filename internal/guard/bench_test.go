@@ -78,10 +78,29 @@ func benchDevice(b *testing.B) netip.AddrPort {
 	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
 
+// hostAddr returns one of the host's non-loopback IPv4 addresses; a
+// connection from it to 127.0.0.1 stays on the host but is not a loopback
+// source.
+func hostAddr(b *testing.B) netip.Addr {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if pn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(pn.IP); ok && ip.Unmap().Is4() && !ip.IsLoopback() {
+				return ip.Unmap()
+			}
+		}
+	}
+	b.Skip("no non-loopback IPv4 address on this host")
+	return netip.Addr{}
+}
+
 type benchCase struct {
 	name string
 	rule *config.Rule // nil: direct to the device
 	tls  bool
+	// nonLoopback dials from one of the host's other addresses, so the
+	// per-source limits (which exempt loopback) are in the path.
+	nonLoopback bool
 }
 
 func benchCases() []benchCase {
@@ -89,7 +108,7 @@ func benchCases() []benchCase {
 	return []benchCase{
 		{name: "direct"},
 		{name: "plain", rule: &config.Rule{Name: "plain", Guard: off}},
-		{name: "plain-limits", rule: &config.Rule{Name: "limits"}},
+		{name: "plain-limits", rule: &config.Rule{Name: "limits", Guard: config.Guard{PerIPConnections: 1 << 20, PerIPRate: 1 << 20}}, nonLoopback: true},
 		{name: "guard-http", rule: &config.Rule{Name: "guard", Guard: config.Guard{Auth: true, Service: "http"}}},
 		{name: "guard-https", rule: &config.Rule{Name: "tls", Guard: config.Guard{Auth: true}, TLS: config.TLS{Mode: "terminate"}}, tls: true},
 	}
@@ -107,7 +126,12 @@ func (bc benchCase) addr(b *testing.B, dev netip.AddrPort) string {
 }
 
 func (bc benchCase) dial(b *testing.B, addr string) net.Conn {
-	c, err := net.Dial("tcp", addr)
+	var d net.Dialer
+	if bc.nonLoopback {
+		src := hostAddr(b)
+		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -184,7 +184,11 @@ func (rs *ruleState) release(m map[netip.Prefix]int, key netip.Prefix) {
 // earned a full burst back) once in a while, so a scan from many
 // addresses does not grow the table for ever.
 func (rs *ruleState) sweepLocked(now time.Time, rg *ruleGuard) {
-	if now.Sub(rs.lastSweep) < 10*time.Second && len(rs.buckets) < 4096 {
+	since := now.Sub(rs.lastSweep)
+	// Every 10 s, or every second while a scan from many addresses grows
+	// the table; never on every connection, which would make the sweep
+	// itself the attack.
+	if since < time.Second || since < 10*time.Second && len(rs.buckets) < 4096 {
 		return
 	}
 	rs.lastSweep = now
