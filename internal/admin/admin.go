@@ -1,7 +1,7 @@
 // Package admin serves camgate's web UI and REST API: the owner's account,
 // sessions and API tokens, the rule table (the router menu's "Port
-// Forwarding" page), live status and connections, the audit log and
-// Prometheus metrics.
+// Forwarding" page) with a per-rule connection test (package check), live
+// status and connections, the audit log and Prometheus metrics.
 //
 //	srv, err := admin.New(admin.Config{Site: s, Logger: log})
 //	if err != nil { ... }
@@ -80,6 +80,10 @@ type Server struct {
 	// hashing bounds concurrent password hashes: each costs
 	// argon2Memory of RAM and tens of milliseconds of CPU.
 	hashing chan struct{}
+	// checks and checking limit rule checks per source and at once: each
+	// makes outbound probes (see rulecheck.go).
+	checks   *checkLimiter
+	checking chan struct{}
 
 	setupMu    sync.Mutex // guards following
 	setupToken string
@@ -93,13 +97,15 @@ func New(c Config) (*Server, error) {
 		panic("admin: Config.Site is required")
 	}
 	s := &Server{
-		site:    c.Site,
-		log:     c.Logger,
-		dir:     c.StateDir,
-		version: c.Version,
-		now:     c.Now,
-		cop:     http.NewCrossOriginProtection(),
-		hashing: make(chan struct{}, 2),
+		site:     c.Site,
+		log:      c.Logger,
+		dir:      c.StateDir,
+		version:  c.Version,
+		now:      c.Now,
+		cop:      http.NewCrossOriginProtection(),
+		hashing:  make(chan struct{}, 2),
+		checks:   newCheckLimiter(),
+		checking: make(chan struct{}, checkParallel),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

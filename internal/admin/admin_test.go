@@ -282,6 +282,7 @@ func TestAuthRequiredEverywhere(t *testing.T) {
 		{"DELETE", "/api/v1/rules/dvr-web"},
 		{"POST", "/api/v1/rules/dvr-web/enable"},
 		{"POST", "/api/v1/rules/dvr-web/disable"},
+		{"POST", "/api/v1/rules/dvr-web/check"},
 		{"GET", "/api/v1/status"},
 		{"GET", "/api/v1/connections"},
 		{"DELETE", "/api/v1/connections/1"},
@@ -349,6 +350,7 @@ func TestCrossOriginRefused(t *testing.T) {
 		// camera's web UI must not drive the admin API.
 		{"same-site fetch", "DELETE", "/api/v1/rules/dvr-web", nil, []string{"Sec-Fetch-Site", "same-site"}},
 		{"other port origin", "DELETE", "/api/v1/rules/dvr-web", nil, []string{"Origin", "https://127.0.0.1:1"}},
+		{"cross-site rule check", "POST", "/api/v1/rules/dvr-web/check", nil, []string{"Sec-Fetch-Site", "cross-site"}},
 		{"cross-site read", "GET", "/api/v1/status", nil, []string{"Sec-Fetch-Site", "cross-site"}},
 		{"cross-site login", "POST", "/api/v1/login", map[string]string{"user": "owner", "password": testPassword}, []string{"Sec-Fetch-Site", "cross-site"}},
 		{"cross-site metrics", "GET", "/metrics", nil, []string{"Sec-Fetch-Site", "same-site"}},

@@ -61,6 +61,7 @@ func (s *Server) routes() {
 	h("DELETE /api/v1/rules/{name}", s.auth(s.deleteRule))
 	h("POST /api/v1/rules/{name}/enable", s.auth(s.enableRule(true)))
 	h("POST /api/v1/rules/{name}/disable", s.auth(s.enableRule(false)))
+	h("POST /api/v1/rules/{name}/check", s.auth(s.checkRule))
 
 	h("GET /api/v1/status", s.auth(s.getStatus))
 	h("GET /api/v1/connections", s.auth(s.listConnections))
