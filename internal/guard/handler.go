@@ -450,7 +450,9 @@ func closeWrite(c net.Conn) {
 // loop does device→client.
 func (s *session) tunnel(buf []byte) error {
 	_, err := io.CopyBuffer(&s.toDev, onlyReader{s.cr}, buf)
-	if err == nil {
+	if err != nil {
+		s.c.Close() // also ends the other direction
+	} else {
 		closeWrite(s.dev)
 	}
 	<-s.bdone
