@@ -117,6 +117,34 @@ try {
   if (!(await sw.isChecked())) throw new Error('new rule is not enabled');
   await shot('04-rules.png');
 
+  // Test the rule from its row, with the keyboard: the dialog shows the
+  // layers. camgate listens (gateway ✓) and the device answers (inside ✓);
+  // with no public address known, the outside layer is "?".
+  step('test rule');
+  await page.getByRole('button', { name: 'Test dvr-web', exact: true }).focus();
+  await page.keyboard.press('Enter');
+  await dlg.getByRole('heading', { name: 'Test dvr-web' }).waitFor();
+  const layerOf = (l) => dlg.locator(`li[data-layer="${l}"][data-protocol="tcp"]`);
+  await layerOf('gateway').waitFor();
+  const verdict = async (l) => [await layerOf(l).getAttribute('data-status'), (await layerOf(l).locator('.sym').textContent()).trim()].join(' ');
+  for (const [l, want] of [['gateway', 'ok ✓'], ['inside', 'ok ✓'], ['outside', 'unknown ?']]) {
+    const got = await verdict(l);
+    if (got !== want) throw new Error(`test dialog, ${l} layer: got ${got}, want ${want}: ${await layerOf(l).textContent()}`);
+  }
+  await layerOf('gateway').getByText(/listens on 127\.0\.0\.1:\d+\/tcp/).waitFor();
+  await dlg.getByText('Nothing is broken, but some layers could not be tested').waitFor();
+  await shot('04b-rule-test.png');
+  // A public address typed in the dialog is used for the outside layer: a
+  // CGNAT one is ✗ at once, with the VPN advice (nothing is sent to it).
+  await dlg.getByLabel('Public IP address').fill('100.64.0.9');
+  await dlg.getByRole('button', { name: 'Test again' }).click();
+  await layerOf('outside').getByText('carrier-grade NAT').waitFor();
+  if ((await verdict('outside')) !== 'fail ✗') throw new Error(`outside layer with a CGNAT address: got ${await verdict('outside')}, want fail ✗`);
+  await layerOf('outside').getByText(/Fix: .*VPN/).waitFor();
+  if ((await verdict('gateway')) !== 'ok ✓') throw new Error('gateway layer changed with the public address');
+  await page.keyboard.press('Escape');
+  await dlg.waitFor({ state: 'hidden' });
+
   // 4. Traffic flows through it (the Go test runs curl), and it holds a
   // connection open for the Connections page.
   step('traffic');
@@ -163,6 +191,8 @@ try {
   const secret = (await page.locator('#token-secret').textContent()).trim();
   console.log(`TOKEN ${secret}`);
   await check('cli dvr-web');
+  // The same token runs a rule check through the API, as a script would.
+  await check('api-check dvr-web');
   await page.getByRole('button', { name: 'Done' }).click();
   await page.getByRole('button', { name: 'Revoke token cli' }).waitFor();
   await shot('07-tokens.png');
@@ -204,6 +234,21 @@ try {
   await nav('Port Forwarding');
   await row.waitFor();
   await shot('12-rules-phone.png');
+  // The test dialog on a phone: the rule is disabled now, so the gateway
+  // layer is ✗ with the fix, and nothing runs off the screen.
+  await page.getByRole('button', { name: 'Test dvr-web', exact: true }).click();
+  await layerOf('gateway').waitFor();
+  if ((await verdict('gateway')) !== 'fail ✗') throw new Error(`phone test dialog, gateway layer: got ${await verdict('gateway')}, want fail ✗`);
+  await layerOf('gateway').getByText('the rule is disabled').waitFor();
+  await layerOf('gateway').getByText(/Fix: .*enable/).waitFor();
+  const fits = await page.evaluate(() => {
+    const d = document.querySelector('dialog');
+    return d.getBoundingClientRect().right <= window.innerWidth && d.scrollWidth <= d.clientWidth;
+  });
+  if (!fits) throw new Error('the test dialog is wider than the phone screen');
+  await shot('12b-rule-test-phone.png');
+  await dlg.getByRole('button', { name: 'Close' }).click();
+  await dlg.waitFor({ state: 'hidden' });
   await nav('Dashboard');
   await card.waitFor();
   await shot('13-dashboard-phone.png');

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camgate/camgate/internal/check"
 	"github.com/camgate/camgate/internal/netlab"
 )
 
@@ -27,8 +30,10 @@ import (
 // log, login, adding a TCP rule to a device on loopback, traffic through
 // it (checked here with curl), the dashboard's byte counters, cutting a
 // connection, disabling the rule (curl is refused), and `camgate rule list`
-// through the API with a token created in the UI. Screenshots of every
-// page land in artifacts/admin-e2e/.
+// through the API with a token created in the UI. The rule's Test button
+// shows the gateway layer ✓ while it runs (✗ once disabled, on a phone-sized
+// screen), and the token runs the same check through the API. Screenshots
+// of every page land in artifacts/admin-e2e/.
 func TestAdminUIInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser end-to-end test skipped in -short mode")
@@ -220,6 +225,27 @@ admin:
 				continue
 			}
 			ok()
+		case line == "CHECK api-check dvr-web":
+			// A script's rule check: the token from the UI, no body, the
+			// gateway's own certificate. The rule is disabled by now.
+			rep, err := apiCheck(ctx, filepath.Join(dir, "camgate-state", "admin-cert.pem"), u[1], token, "dvr-web")
+			if err != nil {
+				fail("rule check through the API: %v", err)
+				continue
+			}
+			got := map[check.Layer]check.Status{}
+			var gwReason string
+			for _, res := range rep.Rules[0].Results {
+				got[res.Layer] = res.Status
+				if res.Layer == check.LayerGateway {
+					gwReason = res.Reason
+				}
+			}
+			if got[check.LayerGateway] != check.Fail || !strings.Contains(gwReason, "disabled") || got[check.LayerInside] != check.OK {
+				fail("rule check through the API: got %v (gateway: %q), want gateway ✗ (disabled) and inside ✓", got, gwReason)
+				continue
+			}
+			ok()
 		case line == "DONE":
 			done = true
 		}
@@ -231,11 +257,58 @@ admin:
 	}
 	t.Logf("screenshots in %s", artifacts)
 
+	// Each rule check is in the audit log: three from the UI, one by the
+	// token.
+	audit, _ := os.ReadFile(filepath.Join(dir, "camgate-state", "audit.log"))
+	var checks []string
+	for _, l := range strings.Split(string(audit), "\n") {
+		var a struct{ Who, Action, Target string }
+		if json.Unmarshal([]byte(l), &a) == nil && a.Action == "rule.check" {
+			checks = append(checks, a.Who+" "+a.Target)
+		}
+	}
+	if want := []string{"owner dvr-web", "owner dvr-web", "token:cli dvr-web", "owner dvr-web"}; !slices.Equal(checks, want) {
+		t.Errorf("rule checks in the audit log: got %q, want %q", checks, want)
+	}
+
 	// The file the UI changed is what a restart would run.
 	b, _ := os.ReadFile(cfgPath)
 	if !strings.Contains(string(b), "name: dvr-web") || !strings.Contains(string(b), "enabled: false") {
 		t.Fatalf("config file after the UI session:\n%s", b)
 	}
+}
+
+// apiCheck runs POST /api/v1/rules/{rule}/check on the gateway at addr
+// with a bearer token, trusting exactly the certificate in certPath.
+func apiCheck(ctx context.Context, certPath, addr, token, rule string) (*check.Report, error) {
+	tc, err := pinnedTLS(certPath)
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 30 * time.Second}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, "POST", "https://"+addr+"/api/v1/rules/"+rule+"/check", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("got %d %s, want 200", resp.StatusCode, body)
+	}
+	var rep check.Report
+	if err := json.Unmarshal(body, &rep); err != nil {
+		return nil, fmt.Errorf("report %s: %w", body, err)
+	}
+	if len(rep.Rules) != 1 || rep.Rules[0].Rule != rule {
+		return nil, fmt.Errorf("got report %s, want rule %s only", body, rule)
+	}
+	return &rep, nil
 }
 
 func freeTCPPort(t *testing.T) int {

@@ -148,7 +148,10 @@ func (s *Server) checkRule(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		return errorf(http.StatusTooManyRequests, "too many rule checks from %s; try again in %d s", clientIP(r), secs)
 	}
-	if v := s.site.Lookup("router"); v != nil {
+	// serve runs the router client even with router.mode off (to clean up
+	// old mappings), so only an enabled mode makes its WAN address count,
+	// as for `camgate check`.
+	if v := s.site.Lookup("router"); v != nil && cfg.Router.Enabled() {
 		c.RouterWAN = routerWAN(v)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), checkDeadline)

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/check"
+	"github.com/camgate/camgate/internal/config"
 )
 
 // routerStandIn is what serve registers as "router" (a *router.Client),
@@ -66,7 +68,7 @@ func layer(t *testing.T, rep check.Report, l check.Layer, proto string) check.Re
 // loopback: the device and camgate's listener are on 127.0.0.1, and the
 // public addresses used (CGNAT, private) are never probed.
 func TestRuleCheck(t *testing.T) {
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, envOpts{yaml: "router:\n  mode: natpmp\n"})
 	c := e.owner()
 	dev := webDevice(t)
 	devAddr := netip.MustParseAddrPort(dev.Listener.Addr().String())
@@ -174,9 +176,22 @@ func TestRuleCheck(t *testing.T) {
 		if rep.Public.Class != check.ClassUnknown || !strings.Contains(rep.Public.RouterError, "no router answered") {
 			t.Fatalf("got public %+v, want unknown with the router's error", rep.Public)
 		}
+		// serve registers the client with router.mode off too; then it is
+		// not asked.
+		e.site.Register("router", routerStandIn{ExternalIP: "10.20.0.2"})
+		if _, err := e.site.Update(context.Background(), func(cfg *config.Config) error {
+			cfg.Router.Mode = config.RouterOff
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		rep = checkReport(t, c.must(200, "POST", path, nil))
+		if rep.Public.Class != check.ClassUnknown || rep.Public.RouterError != "" {
+			t.Fatalf("router mode off: got public %+v, want unknown without asking the router", rep.Public)
+		}
 	})
 
-	// The limiter allows checkBurst in a row; the subtests so far used 5.
+	// The limiter allows checkBurst in a row; the subtests so far used 6.
 	e.clock.Add(checkBurst * checkRefill)
 
 	t.Run("device down", func(t *testing.T) {
@@ -218,12 +233,12 @@ func TestRuleCheck(t *testing.T) {
 				checks = append(checks, a)
 			}
 		}
-		// Seven checks ran; refusals (401, 403, 404, 415, 422) are not
+		// Eight checks ran; refusals (401, 403, 404, 415, 422) are not
 		// actions.
-		if len(checks) != 7 {
-			t.Fatalf("got %d rule.check entries, want 7: %+v", len(checks), checks)
+		if len(checks) != 8 {
+			t.Fatalf("got %d rule.check entries, want 8: %+v", len(checks), checks)
 		}
-		first, down := checks[0], checks[5]
+		first, down := checks[0], checks[6]
 		if first.Who != "owner" || first.Target != "cam-web" || !first.OK || first.From != "127.0.0.1" || first.Detail != "2 ok, 0 failed, 1 unknown" {
 			t.Errorf("got %+v, want owner checking cam-web from 127.0.0.1: 2 ok, 0 failed, 1 unknown", first)
 		}
@@ -237,6 +252,8 @@ func TestRuleCheckLimits(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	c := e.owner()
 	const path = "/api/v1/rules/dvr-web/check"
+	// A disabled rule checks fastest: no socket table to read.
+	c.must(200, "POST", "/api/v1/rules/dvr-web/disable", nil)
 	for range checkBurst {
 		c.must(200, "POST", path, nil)
 	}

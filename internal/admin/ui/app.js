@@ -521,9 +521,101 @@
         td('Protocol', (rule.protocol || 'tcp').toUpperCase()),
         h('td', { 'data-label': 'Enabled' }, sw),
         h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' },
+          h('button', { type: 'button', text: 'Test', 'aria-label': `Test ${rule.name}`, title: 'Test this rule: gateway, device, internet', onclick: () => testRule(rule) }),
           h('button', { type: 'button', text: 'Edit', 'aria-label': `Edit rule ${rule.name}`, onclick: () => ruleForm(rule) }),
           h('button', { type: 'button', class: 'danger', text: 'Delete', 'aria-label': `Delete rule ${rule.name}`, onclick: () => deleteRule(rule, body) }))));
     }));
+  }
+
+  // ---- Test a rule (camgate check) -----------------------------------------
+  // POST /api/v1/rules/{name}/check probes the rule in three layers, as
+  // `camgate check` does; each layer is ✓, ✗ or ? with a reason and a fix.
+  const layerInfo = {
+    gateway: ['Gateway', 'camgate listens on the external port'],
+    inside: ['Inside', 'the device answers camgate on the LAN'],
+    outside: ['Outside', 'the port is reachable through the public address'],
+  };
+  const verdicts = { ok: ['✓', 'works'], fail: ['✗', 'broken'], unknown: ['?', 'cannot tell'] };
+  const addrSource = { flag: 'as entered', router: 'from the router', config: 'from public_ip in camgate.yaml' };
+
+  function testRule(rule) {
+    const result = h('div', { class: 'checkresult', 'aria-live': 'polite' });
+    const pub = h('input', { type: 'text', name: 'public_ip', inputmode: 'decimal', autocomplete: 'off', placeholder: '203.0.113.7' });
+    const pubBox = h('details', { class: 'checkpub' }, h('summary', { text: 'Test with a public address' }),
+      field('Public IP address', pub, 'the address the internet reaches this site at; empty uses the router\'s, or public_ip in camgate.yaml'));
+    const again = h('button', { type: 'submit', text: 'Test again' });
+    const close = h('button', { type: 'button', class: 'primary', text: 'Close', onclick: closeDialog });
+    const form = h('form', { novalidate: true, class: 'checkform' },
+      h('h2', { text: `Test ${rule.name}` }),
+      h('p', { class: 'muted small', text: `${(rule.protocol || 'tcp').toUpperCase()} ${portText(rule.external_port)} on this gateway → ${rule.internal_ip}:${portText(rule.internal_port || rule.external_port)}` }),
+      result, pubBox,
+      h('div', { class: 'form-error', role: 'alert', tabindex: '-1' }),
+      h('div', { class: 'formbuttons' }, again, close));
+    const run = async () => {
+      clearProblems(form);
+      again.disabled = true;
+      form.setAttribute('aria-busy', 'true');
+      result.replaceChildren(h('p', { class: 'muted checking', text: 'Testing… this takes a second, or up to 15 s when something does not answer.' }));
+      const ip = pub.value.trim();
+      const r = await api('POST', `/api/v1/rules/${encodeURIComponent(rule.name)}/check`, ip ? { public_ip: ip } : null);
+      if (!form.isConnected) return; // the dialog was closed meanwhile
+      again.disabled = false;
+      form.removeAttribute('aria-busy');
+      if (!r.ok) {
+        if (r.status === 401) { closeDialog(); return; }
+        result.replaceChildren();
+        if ((r.data.problems || []).some((p) => p.field === 'public_ip')) pubBox.open = true;
+        return showProblems(form, r.data);
+      }
+      result.replaceChildren(...checkReport(r.data));
+      if (r.data.public && r.data.public.class === 'unknown') pubBox.open = true;
+    };
+    form.addEventListener('submit', (ev) => { ev.preventDefault(); run(); });
+    openDialog(form);
+    close.focus();
+    run();
+  }
+
+  // checkReport shows one rule's report: a verdict, the public address,
+  // then the layers per protocol.
+  function checkReport(rep) {
+    const rr = (rep.rules || [])[0];
+    if (!rr) return [h('p', { class: 'muted', text: 'Nothing was checked.' })];
+    const verdict = rep.failed > 0 ? ['bad', 'Something is broken: see the ✗ lines and their fixes.']
+      : rep.unknown > 0 ? ['warn', 'Nothing is broken, but some layers could not be tested (?).']
+        : ['ok', 'Every layer works.'];
+    const pa = rep.public || {};
+    const out = [
+      h('p', { class: 'checksummary ' + verdict[0] },
+        h('span', { class: 'badge ' + verdict[0], text: `${rep.ok} ✓  ${rep.failed} ✗  ${rep.unknown} ?` }), ' ', verdict[1]),
+      h('p', { class: 'small muted' }, pa.ip ? `Public address: ${pa.ip} (${addrSource[pa.source] || pa.source}), ${pa.class}.`
+        : 'Public address: unknown. Enter it under "Test with a public address" below to test the outside layer.',
+      pa.note && pa.class !== 'public' && pa.class !== 'unknown' ? ' ' + pa.note : ''),
+    ];
+    const protos = [...new Set(rr.results.map((x) => x.protocol))];
+    for (const proto of protos) {
+      if (protos.length > 1) out.push(h('h3', { class: 'checkproto', text: proto.toUpperCase() }));
+      out.push(h('ol', { class: 'layers', 'aria-label': `${proto.toUpperCase()} layers` },
+        ...rr.results.filter((x) => x.protocol === proto).map(layerItem)));
+    }
+    return out;
+  }
+
+  function layerItem(res) {
+    const [name, what] = layerInfo[res.layer] || [res.layer, ''];
+    const [sym, word] = verdicts[res.status] || verdicts.unknown;
+    const facts = [];
+    if (res.probe) facts.push(['probe', res.probe]);
+    if (res.target) facts.push(['target', res.target]);
+    for (const [k, v] of Object.entries(res.details || {})) facts.push([k.replace(/_/g, ' '), v]);
+    return h('li', { class: 'layer', 'data-layer': res.layer, 'data-protocol': res.protocol, 'data-status': res.status },
+      h('span', { class: 'sym', role: 'img', 'aria-label': word, title: word, text: sym }),
+      h('div', { class: 'layerbody' },
+        h('div', null, h('strong', { text: name }), ' ', h('span', { class: 'what', text: '— ' + what })),
+        h('p', { class: 'reason', text: res.reason }),
+        res.fix && res.status !== 'ok' ? h('p', { class: 'fix' }, h('strong', { text: 'Fix: ' }), res.fix) : null,
+        facts.length ? h('details', { class: 'facts' }, h('summary', { text: 'Details' }),
+          h('dl', null, ...facts.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: String(v) })]))) : null));
   }
 
   async function deleteRule(rule, body) {
