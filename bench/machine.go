@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -134,21 +133,12 @@ func loadAvg() string {
 // cpuBusy samples /proc/stat over d and returns the share of all cores'
 // time that was not idle, 0 to 1.
 func cpuBusy(d time.Duration) float64 {
+	// Before the run everything is someone else's work, interrupts too.
 	read := func() (busy, total float64) {
-		b, _ := os.ReadFile("/proc/stat")
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line)
-		if len(f) < 5 || f[0] != "cpu" {
-			return 0, 0
-		}
-		for i, s := range f[1:] {
-			v, _ := strconv.ParseFloat(s, 64)
-			if i >= 7 { // guest time is already counted in user
-				break
-			}
-			total += v
+		for i, x := range statCPU() {
+			total += x
 			if i != 3 && i != 4 { // idle, iowait
-				busy += v
+				busy += x
 			}
 		}
 		return busy, total
