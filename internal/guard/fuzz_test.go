@@ -65,7 +65,7 @@ func walk(data []byte, rtsp, fromClient bool) ([]byte, []*message, error) {
 		if m.response {
 			kind, n = m.responseBody("GET", rtsp)
 		}
-		if err := writeMessage(&out, m.head, br, kind, n, buf); err != nil {
+		if err := writeMessage(&out, m.head, br, nil, kind, n, buf); err != nil {
 			return out.Bytes(), msgs, err
 		}
 	}

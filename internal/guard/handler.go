@@ -206,7 +206,7 @@ func (s *session) requests(ctx context.Context) error {
 				return s.reject(ctx, 400, m)
 			}
 			kind, n := m.requestBody()
-			if err := writeMessage(&s.toDev, m.head, s.cr, kind, n, bh.get()); err != nil {
+			if err := writeMessage(&s.toDev, m.head, s.cr, s.client, kind, n, bh.get()); err != nil {
 				return err
 			}
 			continue
@@ -250,7 +250,7 @@ func (s *session) requests(ctx context.Context) error {
 			return errDone
 		}
 		kind, n := m.requestBody()
-		if err := writeMessage(&s.toDev, m.head, s.cr, kind, n, bh.get()); err != nil {
+		if err := writeMessage(&s.toDev, m.head, s.cr, s.client, kind, n, bh.get()); err != nil {
 			return err
 		}
 		if ex.upgrade {
@@ -496,7 +496,7 @@ func (s *session) responses() {
 			// An RTSP request from the device (ANNOUNCE, GET_PARAMETER).
 			kind, n := m.requestBody()
 			s.wmu.Lock()
-			err := writeMessage(&s.toClient, m.head, s.dr, kind, n, bh.get())
+			err := writeMessage(&s.toClient, m.head, s.dr, s.dev, kind, n, bh.get())
 			s.wmu.Unlock()
 			if err != nil {
 				s.c.Close()
@@ -525,7 +525,7 @@ func (s *session) responses() {
 		}
 		kind, n := m.responseBody(method, s.rtsp)
 		s.wmu.Lock()
-		err = writeHead(&s.toClient, m.head, s.dr, kind, n, bh.get(), func() {
+		err = writeHead(&s.toClient, m.head, s.dr, s.dev, kind, n, bh.get(), func() {
 			if ex != nil && ex.tk != nil {
 				s.settle(ex.tk, m)
 			}
@@ -648,13 +648,13 @@ func (h *bufHolder) release() {
 
 // writeMessage writes a head and streams its body, in one write when the
 // body is small and already buffered.
-func writeMessage(dst io.Writer, head []byte, src *bufio.Reader, kind bodyKind, n int64, buf []byte) error {
-	return writeHead(dst, head, src, kind, n, buf, nil)
+func writeMessage(dst io.Writer, head []byte, src *bufio.Reader, raw net.Conn, kind bodyKind, n int64, buf []byte) error {
+	return writeHead(dst, head, src, raw, kind, n, buf, nil)
 }
 
 // writeHead is writeMessage with a callback run once the head (and a
 // coalesced body) is written, before the rest of the body streams.
-func writeHead(dst io.Writer, head []byte, src *bufio.Reader, kind bodyKind, n int64, buf []byte, after func()) error {
+func writeHead(dst io.Writer, head []byte, src *bufio.Reader, raw net.Conn, kind bodyKind, n int64, buf []byte, after func()) error {
 	done := func() {
 		if after != nil {
 			after()
@@ -682,5 +682,5 @@ func writeHead(dst io.Writer, head []byte, src *bufio.Reader, kind bodyKind, n i
 		return err
 	}
 	done()
-	return copyBody(dst, src, kind, n, buf)
+	return copyBody(dst, src, raw, kind, n, buf)
 }

@@ -68,6 +68,45 @@ func TestHTTPPassThroughPipelined(t *testing.T) {
 	}
 }
 
+// TestHTTPLargeBodies: bodies large enough to be spliced, in each
+// framing, arrive whole and counted.
+func TestHTTPLargeBodies(t *testing.T) {
+	d := startDevice(t)
+	p := newPolicy(t, nil, "")
+	addr := startRule(t, p, httpRule(config.Guard{Auth: true}), d.addr)
+	for _, tt := range []struct {
+		path string
+		want int
+	}{
+		{"/big?n=3000000", 3000000},
+		{"/bigchunk?n=200000", 600000},
+		{"/close?n=2500000", 2500000},
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: cam\r\n\r\nGET /after HTTP/1.1\r\nHost: cam\r\nConnection: close\r\n\r\n", tt.path)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.path, err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err != nil || n != int64(tt.want) {
+			t.Fatalf("%s: got %d bytes, %v; want %d", tt.path, n, err, tt.want)
+		}
+		if !strings.HasPrefix(tt.path, "/close") {
+			rs := readResponses(t, br, "GET")
+			if body(rs[0]) != "page /after" {
+				t.Fatalf("%s: the next answer is %q", tt.path, body(rs[0]))
+			}
+		}
+		c.Close()
+	}
+}
+
 func TestHTTPWebSocketUpgrade(t *testing.T) {
 	d := startDevice(t)
 	p := newPolicy(t, nil, "")

@@ -124,6 +124,26 @@ func startDevice(t testing.TB) *device {
 			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 			w.Header().Set("Content-Length", strconv.Itoa(n))
 			io.CopyN(w, zeros{}, int64(n))
+		case r.URL.Path == "/close":
+			// An answer delimited by closing the connection (HTTP/1.0
+			// style), large enough to be spliced.
+			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+			c, brw, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			brw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+			brw.Flush()
+			io.CopyN(c, zeros{}, int64(n))
+			c.Close()
+		case r.URL.Path == "/bigchunk":
+			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+			fl := w.(http.Flusher)
+			buf := make([]byte, n)
+			for i := 0; i < 3; i++ {
+				w.Write(buf)
+				fl.Flush()
+			}
 		case r.URL.Path == "/echo":
 			b, _ := io.ReadAll(r.Body)
 			w.Write(b)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 )
 
@@ -477,18 +478,64 @@ func (m *message) responseBody(method string, rtsp bool) (bodyKind, int64) {
 	return bodyClose, 0
 }
 
-// copyBody streams one body from src to dst with buf.
-func copyBody(dst io.Writer, src *bufio.Reader, kind bodyKind, n int64, buf []byte) error {
+// copyBody streams one body from src to dst with buf. raw, if not nil, is
+// the connection under src: large bodies between two TCP sockets are then
+// spliced once src's buffer is empty (see spliceN).
+func copyBody(dst io.Writer, src *bufio.Reader, raw net.Conn, kind bodyKind, n int64, buf []byte) error {
 	switch kind {
 	case bodyFixed:
-		return copyN(dst, src, n, buf)
+		return copyN(dst, src, raw, n, buf)
 	case bodyChunked:
-		return copyChunked(dst, src, buf)
+		return copyChunked(dst, src, raw, buf)
 	case bodyClose:
+		if src.Buffered() > 0 {
+			if _, err := dst.Write(buf[:copy(buf, mustPeek(src))]); err != nil {
+				return err
+			}
+			src.Discard(min(src.Buffered(), len(buf)))
+		}
+		if src.Buffered() == 0 {
+			if _, ok, err := spliceN(dst, raw, -1); ok {
+				return err
+			}
+		}
 		_, err := io.CopyBuffer(dst, onlyReader{src}, buf)
 		return err
 	}
 	return nil
+}
+
+func mustPeek(br *bufio.Reader) []byte {
+	b, _ := br.Peek(br.Buffered())
+	return b
+}
+
+// spliceMin is the body size from which splicing beats copying through a
+// buffer (a pipe and two syscalls per burst instead of one copy each way).
+const spliceMin = 64 << 10
+
+// spliceN moves n bytes (n < 0: until EOF) from raw to dst with splice(2)
+// when both are plain TCP sockets (dst through its byte counter). ok is
+// false when it could not try; then nothing was moved.
+func spliceN(dst io.Writer, raw net.Conn, n int64) (moved int64, ok bool, err error) {
+	cw, isCW := dst.(*countWriter)
+	if !isCW || raw == nil || (n >= 0 && n < spliceMin) {
+		return 0, false, nil
+	}
+	to, ok1 := cw.w.(*net.TCPConn)
+	from, ok2 := raw.(*net.TCPConn)
+	if !ok1 || !ok2 {
+		return 0, false, nil
+	}
+	var r io.Reader = from
+	if n >= 0 {
+		r = &io.LimitedReader{R: from, N: n}
+	}
+	moved, err = to.ReadFrom(r)
+	if moved > 0 {
+		cw.add(int(moved))
+	}
+	return moved, true, err
 }
 
 // onlyReader hides WriteTo so io.CopyBuffer uses the given buffer.
@@ -496,8 +543,20 @@ type onlyReader struct{ r io.Reader }
 
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
-func copyN(dst io.Writer, src *bufio.Reader, n int64, buf []byte) error {
+func copyN(dst io.Writer, src *bufio.Reader, raw net.Conn, n int64, buf []byte) error {
 	for n > 0 {
+		if src.Buffered() == 0 {
+			if m, ok, err := spliceN(dst, raw, n); ok {
+				n -= m
+				if err != nil {
+					return err
+				}
+				if n > 0 && m == 0 {
+					return io.ErrUnexpectedEOF
+				}
+				continue
+			}
+		}
 		k := int64(len(buf))
 		if n < k {
 			k = n
@@ -521,7 +580,7 @@ func copyN(dst io.Writer, src *bufio.Reader, n int64, buf []byte) error {
 
 // copyChunked forwards a chunked body as chunks (RFC 9112 §7.1),
 // re-emitting each size line and the trailer fields.
-func copyChunked(dst io.Writer, src *bufio.Reader, buf []byte) error {
+func copyChunked(dst io.Writer, src *bufio.Reader, raw net.Conn, buf []byte) error {
 	for {
 		line, err := readLine(src, maxChunkLine, 400)
 		if err != nil {
@@ -540,7 +599,7 @@ func copyChunked(dst io.Writer, src *bufio.Reader, buf []byte) error {
 		if size == 0 {
 			return copyTrailer(dst, src, buf)
 		}
-		if err := copyN(dst, src, size, buf); err != nil {
+		if err := copyN(dst, src, raw, size, buf); err != nil {
 			return err
 		}
 		crlf, err := readLine(src, 0, 400)
@@ -644,5 +703,5 @@ func copyFrame(dst io.Writer, src *bufio.Reader, buf []byte) error {
 		return err
 	}
 	n := int64(hdr[2])<<8 | int64(hdr[3])
-	return copyN(dst, src, 4+n, buf)
+	return copyN(dst, src, nil, 4+n, buf)
 }

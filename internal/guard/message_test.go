@@ -176,7 +176,7 @@ func TestPipelinedStream(t *testing.T) {
 		}
 		targets = append(targets, m.target)
 		kind, n := m.requestBody()
-		if err := writeMessage(&out, m.head, br, kind, n, buf); err != nil {
+		if err := writeMessage(&out, m.head, br, nil, kind, n, buf); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -208,7 +208,7 @@ func TestChunked(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := copyChunked(&out, bufio.NewReader(strings.NewReader(tt.in)), make([]byte, 8<<10))
+			err := copyChunked(&out, bufio.NewReader(strings.NewReader(tt.in)), nil, make([]byte, 8<<10))
 			if tt.bad != (err != nil) {
 				t.Fatalf("got error %v, want error %v", err, tt.bad)
 			}
@@ -259,7 +259,7 @@ func TestInterleavedStream(t *testing.T) {
 		} else {
 			seen = append(seen, "response "+m.cseq)
 		}
-		if err := writeMessage(&out, m.head, br, kind, n, buf); err != nil {
+		if err := writeMessage(&out, m.head, br, nil, kind, n, buf); err != nil {
 			t.Fatal(err)
 		}
 	}
