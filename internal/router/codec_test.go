@@ -220,7 +220,7 @@ func TestClassifyWAN(t *testing.T) {
 		{"169.254.3.3", WANPrivate, "link-local"},
 		{"203.0.113.7", WANPrivate, "documentation"},
 		{"81.2.69.142", WANPublic, ""},
-		{"2001:db8::1", WANPublic, ""},
+		{"2001:db8::1", WANPrivate, "not a public IPv6"}, // documentation range: never routed
 		{"fd00::1", WANPrivate, "not a public IPv6"},
 		{"::ffff:100.64.1.1", WANCGNAT, "VPN"},
 	}
