@@ -58,11 +58,7 @@ func TestAdminUIInChromium(t *testing.T) {
 	// CAMGATE_BIN runs a binary built beforehand instead.
 	bin := os.Getenv("CAMGATE_BIN")
 	if bin == "" {
-		binDir := filepath.Join(os.TempDir(), "camgate-admin-e2e-bin")
-		os.MkdirAll(binDir, 0o755)
-		if bin, err = netlab.BuildCamgate(binDir); err != nil {
-			t.Fatal(err)
-		}
+		bin = netlab.Camgate(t)
 	}
 
 	// The "device": a web page on loopback, big enough to show on the

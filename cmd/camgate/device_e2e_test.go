@@ -15,17 +15,7 @@ import (
 )
 
 // deviceBin builds camgate for the device end-to-end tests.
-func deviceBin(t *testing.T) string {
-	t.Helper()
-	if why := netlab.Skip(); why != "" {
-		t.Skip("netlab: " + why)
-	}
-	bin, err := netlab.BuildCamgate(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
+func deviceBin(t *testing.T) string { return netlab.Camgate(t) }
 
 // labSim runs a simulated DVR inside namespace ns.
 func labSim(t *testing.T, l *netlab.Lab, ns string, cfg sim.Config) *sim.Device {

@@ -17,19 +17,7 @@ import (
 )
 
 // camgateBin builds the binary once per test run.
-func camgateBin(t *testing.T) string {
-	t.Helper()
-	if why := netlab.Skip(); why != "" {
-		t.Skip("netlab: " + why)
-	}
-	dir := filepath.Join(os.TempDir(), "camgate-e2e-bin")
-	os.MkdirAll(dir, 0o755)
-	bin, err := netlab.BuildCamgate(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
+func camgateBin(t *testing.T) string { return netlab.Camgate(t) }
 
 func need(t *testing.T, tools ...string) {
 	t.Helper()

@@ -23,26 +23,7 @@ import (
 // vulnerable DVR listens on the wildcard address so that it hears SADP
 // multicast probes (the audit's discovery), and reports 198.19.0.64.
 
-var (
-	binPath string
-	binErr  error
-)
-
-func camgateBin(t *testing.T) string {
-	t.Helper()
-	if why := netlab.Skip(); why != "" {
-		t.Skip("netlab: " + why)
-	}
-	if binPath == "" && binErr == nil {
-		dir := filepath.Join(os.TempDir(), "camgate-audit-e2e-bin")
-		os.MkdirAll(dir, 0o755)
-		binPath, binErr = netlab.BuildCamgate(dir)
-	}
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+func camgateBin(t *testing.T) string { return netlab.Camgate(t) }
 
 func runSimIn(t *testing.T, l *netlab.Lab, cfg sim.Config) *sim.Device {
 	t.Helper()

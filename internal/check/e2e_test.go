@@ -33,29 +33,13 @@ import (
 // 198.19.0.64:8082 (the camera's web port).
 
 var (
-	camHost    = netlab.LANAddr.String()    // 198.19.0.64
-	camgateIP  = netlab.LANHost(1).String() // 198.19.0.65
-	publicIP   = netlab.GWWANAddr.String()  // 198.18.0.1
-	forwarded  = []int{8080, 8443, 10554, 18000}
-	binOnce    string
-	binOnceErr error
+	camHost   = netlab.LANAddr.String()    // 198.19.0.64
+	camgateIP = netlab.LANHost(1).String() // 198.19.0.65
+	publicIP  = netlab.GWWANAddr.String()  // 198.18.0.1
+	forwarded = []int{8080, 8443, 10554, 18000}
 )
 
-func camgateBin(t *testing.T) string {
-	t.Helper()
-	if why := netlab.Skip(); why != "" {
-		t.Skip("netlab: " + why)
-	}
-	if binOnce == "" && binOnceErr == nil {
-		dir := filepath.Join(os.TempDir(), "camgate-check-e2e-bin")
-		os.MkdirAll(dir, 0o755)
-		binOnce, binOnceErr = netlab.BuildCamgate(dir)
-	}
-	if binOnceErr != nil {
-		t.Fatal(binOnceErr)
-	}
-	return binOnce
-}
+func camgateBin(t *testing.T) string { return netlab.Camgate(t) }
 
 // startSim runs the simulated camera with its sockets in lan. The returned
 // function stops it (and waits), as unplugging the device would.

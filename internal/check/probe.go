@@ -109,6 +109,12 @@ func probeHTTP(conn net.Conn, addr, scheme string) outcome {
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout {
+		// A proxy on the path (camgate's own HTTP guard, say) answered
+		// for a device it could not reach: the device did not answer.
+		return outcome{status: Fail, summary: fmt.Sprintf("connected, but a proxy answered %s %d for a device it cannot reach", strings.ToUpper(scheme), resp.StatusCode),
+			fix: "make the device answer from the gateway first (see the inside layer)"}
+	}
 	o := outcome{status: OK}
 	o.set("http_status", strconv.Itoa(resp.StatusCode))
 	o.set("server", resp.Header.Get("Server"))

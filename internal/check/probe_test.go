@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -201,5 +202,33 @@ func TestHikvisionMarkers(t *testing.T) {
 				t.Errorf("got %q, want %d markers", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestProbeHTTPBadGatewayIsNotTheDevice(t *testing.T) {
+	for _, code := range []int{502, 504} {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			bufio.NewReader(c).ReadString('\n')
+			fmt.Fprintf(c, "HTTP/1.1 %d Gateway Trouble\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code)
+		}()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := probeHTTP(c, ln.Addr().String(), "http")
+		c.Close()
+		ln.Close()
+		if o.status != Fail || !strings.Contains(o.summary, "a proxy answered") {
+			t.Errorf("HTTP %d: got %v %q, want a failure saying a proxy answered", code, o.status, o.summary)
+		}
 	}
 }

@@ -56,19 +56,7 @@ type lab struct {
 	bad      string // and with a wrong one
 }
 
-func camgateBin(t *testing.T) string {
-	t.Helper()
-	if why := netlab.Skip(); why != "" {
-		t.Skip("netlab: " + why)
-	}
-	dir := filepath.Join(os.TempDir(), "camgate-e2e-bin")
-	os.MkdirAll(dir, 0o755)
-	bin, err := netlab.BuildCamgate(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
+func camgateBin(t *testing.T) string { return netlab.Camgate(t) }
 
 func need(t *testing.T, tools ...string) {
 	t.Helper()

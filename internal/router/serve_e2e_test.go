@@ -24,10 +24,7 @@ func TestServeTwoLevel(t *testing.T) {
 		t.Skip("builds camgate")
 	}
 	m := newMiniLab(t, miniOpts{})
-	bin, err := netlab.BuildCamgate(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := netlab.Camgate(t)
 	device := netlab.LANHost(1).String() // 198.19.0.65: the DVR stand-in
 	m.serveBanner(m.LAN, device+":8081", "DVR web page\n")
 	cases := []struct {

@@ -26,10 +26,7 @@ func TestCommandInLAN(t *testing.T) {
 	// The gateway reaches the LAN's multicast group over lan0.
 	l.Exec(l.GW, "ip", "route", "add", "224.0.0.0/4", "dev", "lan0")
 	dir := t.TempDir()
-	bin, err := netlab.BuildCamgate(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := netlab.Camgate(t)
 	pwFile := filepath.Join(dir, "dvr-password")
 	const pw = "Lan-Dvr-Pass-9"
 	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
