@@ -38,6 +38,7 @@ type gatewayCollector struct {
 
 	enabled, listening, active, total, udpActive, udpTotal *prometheus.Desc
 	bytes, dialErrs, refused, dropped, evicted             *prometheus.Desc
+	guardEvents, guardOn                                   *prometheus.Desc
 }
 
 func newGatewayCollector(s *Server) *gatewayCollector {
@@ -64,13 +65,17 @@ func newGatewayCollector(s *Server) *gatewayCollector {
 		refused:   d("rule_refused_total", "Connections and sessions refused by a cap or by policy.", rule...),
 		dropped:   d("rule_udp_dropped_total", "UDP datagrams that could not be delivered.", rule...),
 		evicted:   d("rule_udp_evicted_total", "UDP sessions evicted because the session table was full.", rule...),
+		guardEvents: d("guard_events_total", "What the guard did on the rule, by event: denied (allow/deny), limited (per-source caps), "+
+			"banned (refused while banned), blocked (exploit filter), malformed (refused requests), auth_failures, auth_successes, "+
+			"bans (issued), lockdown (logins held back by the device budget), tls_errors (failed handshakes).", "rule", "event"),
+		guardOn: d("guard_protection", "1 if the protection is in force on the rule, else 0: allowlist, denylist, limits (per-source), auth (brute-force guard), hikvision (exploit filter), tls (termination).", "rule", "protection"),
 	}
 }
 
 func (c *gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.started, c.conns, c.maxConns, c.lastApply, c.lockedOut,
 		c.enabled, c.listening, c.active, c.total, c.udpActive, c.udpTotal,
-		c.bytes, c.dialErrs, c.refused, c.dropped, c.evicted} {
+		c.bytes, c.dialErrs, c.refused, c.dropped, c.evicted, c.guardEvents, c.guardOn} {
 		ch <- d
 	}
 }
@@ -111,6 +116,14 @@ func (c *gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.refused, float64(s.Refused), n)
 		counter(c.dropped, float64(s.Dropped), n)
 		counter(c.evicted, float64(s.Evicted), n)
+		if r.Guard != nil {
+			for _, ev := range guardEvents(*r.Guard) {
+				counter(c.guardEvents, float64(ev.n), n, ev.name)
+			}
+		}
+		for _, p := range protections(r.Effective) {
+			gauge(c.guardOn, b(p.on), n, p.name)
+		}
 	}
 }
 

@@ -20,15 +20,17 @@ import (
 )
 
 // ruleView is a rule as the API shows it: the config fields, enabled
-// spelled out, and the ETag to send back in If-Match.
+// spelled out, what protects it with the defaults applied, and the ETag
+// to send back in If-Match.
 type ruleView struct {
 	config.Rule
-	Enabled bool   `json:"enabled"`
-	ETag    string `json:"etag"`
+	Enabled   bool      `json:"enabled"`
+	Effective effective `json:"effective"`
+	ETag      string    `json:"etag"`
 }
 
-func viewOf(r *config.Rule) ruleView {
-	return ruleView{Rule: r.Clone(), Enabled: r.IsEnabled(), ETag: ruleETag(r)}
+func (s *Server) viewOf(r *config.Rule) ruleView {
+	return ruleView{Rule: r.Clone(), Enabled: r.IsEnabled(), Effective: effectiveOf(r, s.guard() != nil), ETag: ruleETag(r)}
 }
 
 // ruleETag is a strong validator for one rule: a hash of its JSON form.
@@ -70,12 +72,11 @@ func problem(field, format string, args ...any) []config.Problem {
 	return []config.Problem{{Field: field, Message: fmt.Sprintf(format, args...)}}
 }
 
-// ruleFields are the JSON names of config.Rule's fields, so that a body
+// jsonFields are the JSON names of a struct's fields, so that a body
 // field spelled differently ("Name", "externalPort") is reported instead
 // of being matched case-insensitively by encoding/json.
-func ruleFields() map[string]bool {
+func jsonFields(t reflect.Type) map[string]bool {
 	out := map[string]bool{}
-	t := reflect.TypeFor[config.Rule]()
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
@@ -89,9 +90,55 @@ func ruleFields() map[string]bool {
 	return out
 }
 
+// ruleFields are the JSON names of config.Rule's fields.
+func ruleFields() map[string]bool { return jsonFields(reflect.TypeFor[config.Rule]()) }
+
+// nestedFields are the rule's sections whose objects are decoded key by
+// key as well, so that a problem names "guard.max_failures", not just
+// "guard", and the UI can show it under its own control. shortForms is
+// what else the section accepts, for the message when it is neither.
+var nestedFields = map[string]struct {
+	typ        reflect.Type
+	shortForms string
+}{
+	"guard": {reflect.TypeFor[config.Guard](), "an object (see docs/SECURITY.md), one of auth, hikvision, off, or a list of those"},
+	"tls":   {reflect.TypeFor[config.TLS](), "an object (see docs/SECURITY.md), or terminate or off"},
+}
+
+// decodeNested checks the keys of a guard or tls object one by one. It
+// returns nil when raw is not an object (the section's short forms) or
+// every key decodes.
+func decodeNested(section string, raw json.RawMessage) []config.Problem {
+	var sub map[string]json.RawMessage
+	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) && json.Unmarshal(raw, &sub) != nil {
+		return nil // the whole-section decode reports the syntax
+	}
+	known := jsonFields(nestedFields[section].typ)
+	keys := make([]string, 0, len(sub))
+	for k := range sub {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var probs []config.Problem
+	for _, k := range keys {
+		field := section + "." + k
+		if !known[k] {
+			probs = append(probs, config.Problem{Field: field, Message: fmt.Sprintf("unknown field %q in %s (see /api/v1/openapi.json)", k, section)})
+			continue
+		}
+		one, _ := json.Marshal(map[string]map[string]json.RawMessage{section: {k: sub[k]}})
+		var scratch config.Rule
+		if err := json.Unmarshal(one, &scratch); err != nil {
+			msg := strings.TrimPrefix(jsonMessage(err), field+" ")
+			probs = append(probs, config.Problem{Field: field, Message: msg})
+		}
+	}
+	return probs
+}
+
 // readOnlyFields appear in the API's rule views and are ignored when a
 // view is sent back.
-var readOnlyFields = []string{"etag"}
+var readOnlyFields = []string{"etag", "effective"}
 
 // decodeRule decodes one rule from a JSON object, field by field, so that
 // every bad field is reported at once against its name, then checks the
@@ -127,12 +174,23 @@ func decodeRule(data []byte) (config.Rule, []config.Problem) {
 			bad[k] = true
 			continue
 		}
+		if _, nested := nestedFields[k]; nested {
+			if ps := decodeNested(k, fields[k]); len(ps) > 0 {
+				probs = append(probs, ps...)
+				bad[k] = true
+				continue
+			}
+		}
 		one, _ := json.Marshal(map[string]json.RawMessage{k: fields[k]})
 		d := json.NewDecoder(bytes.NewReader(one))
 		d.DisallowUnknownFields()
 		if err := d.Decode(&r); err != nil {
 			msg := jsonMessage(err)
 			msg = strings.TrimPrefix(msg, k+" ")
+			var te *json.UnmarshalTypeError
+			if n, nested := nestedFields[k]; nested && errors.As(err, &te) && te.Field == k {
+				msg = "must be " + n.shortForms
+			}
 			probs = append(probs, config.Problem{Field: k, Message: msg})
 			bad[k] = true
 		}
@@ -212,7 +270,7 @@ func (s *Server) listRules(w http.ResponseWriter, r *http.Request) error {
 	cfg := s.site.Config()
 	views := make([]ruleView, 0, len(cfg.Rules))
 	for i := range cfg.Rules {
-		views = append(views, viewOf(&cfg.Rules[i]))
+		views = append(views, s.viewOf(&cfg.Rules[i]))
 	}
 	etag := tableETag(cfg.Rules)
 	w.Header().Set("ETag", etag)
@@ -226,7 +284,7 @@ func (s *Server) getRule(w http.ResponseWriter, r *http.Request) error {
 	if rule == nil {
 		return errorf(http.StatusNotFound, "no rule called %q", r.PathValue("name"))
 	}
-	v := viewOf(rule)
+	v := s.viewOf(rule)
 	w.Header().Set("ETag", v.ETag)
 	writeJSON(w, http.StatusOK, v)
 	return nil
@@ -279,7 +337,7 @@ func (s *Server) addRules(w http.ResponseWriter, r *http.Request, action string,
 	cfg := s.site.Config()
 	if len(rules) == 1 {
 		rule := cfg.Rule(rules[0].Name)
-		v := viewOf(rule)
+		v := s.viewOf(rule)
 		w.Header().Set("Location", "/api/v1/rules/"+rule.Name)
 		w.Header().Set("ETag", v.ETag)
 		writeJSON(w, http.StatusCreated, v)
@@ -287,7 +345,7 @@ func (s *Server) addRules(w http.ResponseWriter, r *http.Request, action string,
 	}
 	views := make([]ruleView, 0, len(rules))
 	for _, n := range names {
-		views = append(views, viewOf(cfg.Rule(n)))
+		views = append(views, s.viewOf(cfg.Rule(n)))
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"rules": views, "etag": tableETag(cfg.Rules)})
 	return nil
@@ -372,7 +430,7 @@ func (s *Server) editRule(w http.ResponseWriter, r *http.Request, action, newNam
 	if rule == nil {
 		return errorf(http.StatusNotFound, "no rule called %q", newName)
 	}
-	v := viewOf(rule)
+	v := s.viewOf(rule)
 	w.Header().Set("ETag", v.ETag)
 	writeJSON(w, http.StatusOK, v)
 	return nil

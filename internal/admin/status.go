@@ -12,6 +12,7 @@ import (
 
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/forward"
+	"github.com/camgate/camgate/internal/guard"
 )
 
 // ruleStatus is one rule's live state.
@@ -28,6 +29,11 @@ type ruleStatus struct {
 	State     string           `json:"state"`
 	Listening []string         `json:"listening"`
 	Stats     forward.Snapshot `json:"stats"`
+	// Guard is the rule's guard counters (refusals, blocked requests,
+	// logins, bans); absent when the gateway runs without the guard.
+	Guard *guard.Counters `json:"guard,omitempty"`
+	// Effective is what protects the rule, as in the rule views.
+	Effective effective `json:"effective"`
 }
 
 type statusView struct {
@@ -43,9 +49,12 @@ type statusView struct {
 	Connections    int64        `json:"connections"`
 	MaxConnections int          `json:"max_connections"`
 	Rules          []ruleStatus `json:"rules"`
-	// Router and Bans say whether those pages have something to show.
+	// Router and Bans say whether those pages have something to show;
+	// Guard whether the gateway runs the guard (rules then carry guard
+	// counters).
 	Router bool `json:"router"`
 	Bans   bool `json:"bans"`
+	Guard  bool `json:"guard"`
 }
 
 func (s *Server) status() statusView {
@@ -58,11 +67,23 @@ func (s *Server) status() statusView {
 		Connections: gs.Connections, MaxConnections: gs.MaxConns, Rules: []ruleStatus{},
 		Router: s.site.Lookup("router") != nil, Bans: s.banPolicy() != nil,
 	}
+	g := s.guard()
+	var counters map[string]guard.Counters
+	if g != nil {
+		v.Guard = true
+		counters = g.AllCounters()
+	}
 	for _, r := range gs.Rules {
 		rs := ruleStatus{
 			Name: r.Name, Description: r.Description, Protocol: r.Proto(), ExternalPort: r.ExternalPort,
 			InternalIP: r.InternalIP, InternalPort: r.Internal(), Enabled: r.IsEnabled(),
-			Listening: r.Listening, Stats: r.Stats,
+			Listening: r.Listening, Stats: r.Stats, Effective: effectiveOf(&r.Rule, g != nil),
+		}
+		if g != nil {
+			// A rule the guard has not seen yet (disabled since the
+			// start) has nothing counted.
+			c := counters[r.Name]
+			rs.Guard = &c
 		}
 		switch {
 		case !rs.Enabled:
