@@ -15,7 +15,7 @@
 //
 // The browser is the system's; playwright-core never downloads one.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 
@@ -59,6 +59,12 @@ const consoleErrors = [];
 // resource"; those are expected. Anything else is a bug in the UI.
 page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text()); });
 page.on('pageerror', (e) => consoleErrors.push(String(e)));
+// The UI's rule edits, kept as FuzzDecodeRule seeds (internal/admin/testdata/rules).
+page.on('request', (req) => {
+  if (req.method() === 'PUT' && /\/api\/v1\/rules\/[^/]+$/.test(new URL(req.url()).pathname)) {
+    writeFileSync(path.join(artifacts, 'ui-edit-guard.json'), (req.postData() || '') + '\n');
+  }
+});
 const nav = (name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
 const shot = (name) => page.screenshot({ path: path.join(artifacts, name), fullPage: true });
 
@@ -174,6 +180,53 @@ try {
   await conn.first().click();
   await check('cut dvr-web');
 
+  // The guard, from the rule's form: the rule shows its default
+  // protection (per-source limits), then the brute-force guard and the
+  // exploit filter are turned on with the keyboard. The test device's port
+  // is not a known web port, so the API first says which protocol the
+  // guard must read, under that field; once it is HTTP the rule is saved
+  // and its indicator shows the guard. The Go test then sends the
+  // CVE-2021-36260 request through it (403, never reaching the device), and
+  // the dashboard counts it.
+  step('guard');
+  await nav('Port Forwarding');
+  const chipsOf = (r) => page.locator(`tr[data-rule="${r}"] td.protection [data-protection]`)
+    .evaluateAll((els) => els.map((e) => e.dataset.protection).join(' '));
+  await row.waitFor();
+  if ((await chipsOf('dvr-web')) !== 'limits') throw new Error(`protection before: got ${await chipsOf('dvr-web')}, want limits`);
+  await page.getByRole('button', { name: 'Edit rule dvr-web' }).click();
+  await dlg.getByRole('heading', { name: 'Edit rule dvr-web' }).waitFor();
+  const protect = dlg.locator('details.protect');
+  await protect.locator('summary').focus();
+  await page.keyboard.press('Enter');
+  const authBox = dlg.getByLabel('Brute-force guard (auth)');
+  await authBox.focus();
+  await page.keyboard.press('Space');
+  if (!(await authBox.isChecked())) throw new Error('Space did not turn on the brute-force guard');
+  await dlg.getByLabel('Hikvision exploit filter').selectOption('on');
+  await dlg.getByRole('button', { name: 'Save' }).click();
+  const serviceSel = dlg.getByLabel('Protocol the guard reads');
+  await dlg.getByText('needs to know the protocol').waitFor();
+  await dlg.getByText('the exploit filter reads HTTP').waitFor();
+  if (await serviceSel.getAttribute('aria-invalid') !== 'true') throw new Error('the guard protocol field is not marked invalid');
+  if (!(await serviceSel.evaluate((el) => el === document.activeElement))) throw new Error('focus is not on the first field with a problem');
+  await shot('05b-guard-errors.png');
+  await serviceSel.selectOption('http');
+  await dlg.getByLabel('Allow', { exact: true }).fill('127.0.0.0/8');
+  await dlg.getByRole('button', { name: 'Save' }).click();
+  await dlg.waitFor({ state: 'hidden' });
+  await page.locator('tr[data-rule="dvr-web"] [data-protection="auth"]').waitFor();
+  if ((await chipsOf('dvr-web')) !== 'allowlist limits auth hikvision') throw new Error(`protection after: got ${await chipsOf('dvr-web')}, want allowlist limits auth hikvision`);
+  await shot('05c-rules-guard.png');
+  await check('guard dvr-web');
+  await nav('Dashboard');
+  await page.waitForFunction(() => {
+    const dd = document.querySelector('article[data-rule="dvr-web"] dd[data-k="guard-blocked"]');
+    return dd && dd.textContent === '1';
+  });
+  await card.locator('[data-protection="hikvision"]').waitFor();
+  await shot('05d-dashboard-guard.png');
+
   // 5. Disable the rule in the UI: traffic is refused.
   step('disable');
   await nav('Port Forwarding');
@@ -248,6 +301,20 @@ try {
   if (!fits) throw new Error('the test dialog is wider than the phone screen');
   await shot('12b-rule-test-phone.png');
   await dlg.getByRole('button', { name: 'Close' }).click();
+  await dlg.waitFor({ state: 'hidden' });
+  // The edit form on a phone: the Protection section is open (the rule
+  // has a guard) and nothing runs off the screen.
+  await page.getByRole('button', { name: 'Edit rule dvr-web' }).click();
+  await dlg.locator('details.protect[open]').waitFor();
+  if (!(await dlg.getByLabel('Brute-force guard (auth)').isChecked())) throw new Error('the form lost the brute-force guard');
+  const formFits = await page.evaluate(() => {
+    const d = document.querySelector('dialog');
+    return d.getBoundingClientRect().right <= window.innerWidth && d.scrollWidth <= d.clientWidth;
+  });
+  if (!formFits) throw new Error('the rule form is wider than the phone screen');
+  await dlg.getByRole('group', { name: 'Guard' }).scrollIntoViewIfNeeded();
+  await shot('12c-rule-guard-phone.png');
+  await page.keyboard.press('Escape');
   await dlg.waitFor({ state: 'hidden' });
   await nav('Dashboard');
   await card.waitFor();

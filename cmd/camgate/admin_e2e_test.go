@@ -32,8 +32,12 @@ import (
 // connection, disabling the rule (curl is refused), and `camgate rule list`
 // through the API with a token created in the UI. The rule's Test button
 // shows the gateway layer ✓ while it runs (✗ once disabled, on a phone-sized
-// screen), and the token runs the same check through the API. Screenshots
-// of every page land in artifacts/admin-e2e/.
+// screen), and the token runs the same check through the API. The rule's
+// form turns on the guard (brute-force guard, exploit filter, after an
+// inline problem naming the protocol field); its indicator then shows it,
+// an exploit request sent here with curl gets 403 without reaching the
+// device, and the dashboard counts it. Screenshots of every page land in
+// artifacts/admin-e2e/.
 func TestAdminUIInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser end-to-end test skipped in -short mode")
@@ -68,7 +72,13 @@ func TestAdminUIInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The device's request log shows what the guard let through.
+	var devMu sync.Mutex
+	var devSeen []string
 	devSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		devMu.Lock()
+		devSeen = append(devSeen, r.Method+" "+r.URL.Path)
+		devMu.Unlock()
 		io.WriteString(w, page)
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go devSrv.Serve(dev)
@@ -197,6 +207,28 @@ admin:
 				continue
 			}
 			ok()
+		case line == "CHECK guard dvr-web":
+			// The rule now has the exploit filter: CVE-2021-36260's
+			// request is refused by camgate, a page still loads.
+			code, err := exec.CommandContext(ctx, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+				"-X", "PUT", "-H", "Content-Type: application/xml", "--data", "<language>$(id)</language>", ruleURL+"SDK/webLanguage").Output()
+			if err != nil || string(code) != "403" {
+				fail("the CVE-2021-36260 request through the guard: got %q, %v, want 403", code, err)
+				continue
+			}
+			out, err := exec.CommandContext(ctx, "curl", "-sS", "--fail", "--max-time", "5", ruleURL).Output()
+			if err != nil || string(out) != page {
+				fail("a page through the guard: %v (%d bytes)", err, len(out))
+				continue
+			}
+			devMu.Lock()
+			seen := slices.Clone(devSeen)
+			devMu.Unlock()
+			if slices.ContainsFunc(seen, func(s string) bool { return strings.Contains(s, "/SDK/") }) {
+				fail("the exploit reached the device: it saw %q", seen)
+				continue
+			}
+			ok()
 		case line == "CHECK refused dvr-web":
 			err := exec.CommandContext(ctx, "curl", "-sS", "--fail", "--max-time", "5", ruleURL).Run()
 			var ee *exec.ExitError
@@ -267,10 +299,13 @@ admin:
 		t.Errorf("rule checks in the audit log: got %q, want %q", checks, want)
 	}
 
-	// The file the UI changed is what a restart would run.
+	// The file the UI changed is what a restart would run, guard
+	// included.
 	b, _ := os.ReadFile(cfgPath)
-	if !strings.Contains(string(b), "name: dvr-web") || !strings.Contains(string(b), "enabled: false") {
-		t.Fatalf("config file after the UI session:\n%s", b)
+	for _, want := range []string{"name: dvr-web", "enabled: false", "auth: true", "hikvision: true", "service: http", "127.0.0.0/8"} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("config file after the UI session lacks %q:\n%s", want, b)
+		}
 	}
 }
 

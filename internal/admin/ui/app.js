@@ -123,6 +123,8 @@
       const input = name && form.querySelector(`[name="${CSS.escape(name)}"]`);
       if (!input) { general.push(p.field ? `${p.field}: ${p.message}` : p.message); continue; }
       const id = 'err-' + Math.random().toString(36).slice(2);
+      for (let d = input.closest('details'); d; d = d.parentElement.closest('details')) d.open = true;
+      for (let x = input.closest('[hidden]'); x; x = x.parentElement.closest('[hidden]')) x.hidden = false;
       input.setAttribute('aria-invalid', 'true');
       input.setAttribute('aria-describedby', (input.dataset.hint ? input.dataset.hint + ' ' : '') + id);
       const box = input.closest('td, .fieldbox') || input;
@@ -278,7 +280,10 @@
     document.getElementById('top').hidden = false;
     if (location.pathname !== '/') history.replaceState(null, '', '/' + (location.hash || '#/dashboard'));
     const st = await api('GET', '/api/v1/status');
-    if (st.ok) document.getElementById('nav-router').hidden = !st.data.router;
+    if (st.ok) {
+      document.getElementById('nav-router').hidden = !st.data.router;
+      state.guard = st.data.guard;
+    }
     route();
     statusLoop();
   }
@@ -317,6 +322,38 @@
 
   function pagehead(title, ...buttons) {
     return h('div', { class: 'pagehead' }, h('h1', { text: title }), h('div', { class: 'actions' }, ...buttons));
+  }
+
+  // ---- Protection (the guard, docs/SECURITY.md) ------------------------------
+  // protectionItems lists what protects a rule, from the API's "effective"
+  // settings (every default applied by camgate, so nothing is guessed
+  // here): [key, short label, what it means].
+  function protectionItems(eff) {
+    eff = eff || {};
+    const g = eff.guard, t = eff.tls, out = [];
+    const lim = (v, unit) => (v > 0 ? `${v}${unit}` : 'no cap');
+    if (eff.allow) out.push(['allowlist', 'Allowlist', 'only the sources in the Allow list may connect']);
+    if (eff.deny) out.push(['denylist', 'Denylist', 'the sources in the Deny list are refused']);
+    if (g && g.limits) out.push(['limits', 'Per-IP limits', `per source: ${lim(g.per_ip_connections, ' connections')}, ${lim(g.per_ip_rate, ' new per second')}`]);
+    if (g && g.auth) out.push(['auth', 'Auth guard', `bans a source for ${goDur(g.ban)} after ${g.max_failures} failed logins within ${goDur(g.failure_window)}`]);
+    if (g && g.hikvision) out.push(['hikvision', 'Exploit filter', 'known attacks on Hikvision devices get 403 and never reach the device']);
+    if (t && t.mode === 'terminate') out.push(['tls', 'HTTPS', `camgate terminates TLS (${t.certificate} certificate) and speaks HTTP to the device`]);
+    return out;
+  }
+  // goDur shortens Go's duration text: "30m0s" is "30m", "1h0m0s" "1h".
+  const goDur = (d) => String(d || '').replace(/([hm])0s$/, '$1').replace(/h0m$/, 'h');
+  // protectionChips is the compact indicator: one chip per protection,
+  // the meaning in the title and for screen readers.
+  function protectionChips(name, eff) {
+    const items = protectionItems(eff);
+    if (!items.length) {
+      return h('span', { class: 'chip none', 'data-protection': 'none', title: 'anyone may connect and nothing is filtered', text: 'None' });
+    }
+    // Spans with list roles, so that the indicator may sit inside a
+    // <summary> or a heading.
+    return h('span', { class: 'chips', role: 'list', 'aria-label': `Protection of ${name}` },
+      ...items.map(([k, label, what]) => h('span', { class: 'chip ' + k, role: 'listitem', 'data-protection': k, title: what },
+        label, h('span', { class: 'sr', text: ': ' + what }))));
   }
 
   // ---- Dashboard ----------------------------------------------------------
@@ -374,7 +411,7 @@
   }
 
   function drawDashboard(st, stats, cards) {
-    let totalIn = 0, totalOut = 0, rateIn = 0, rateOut = 0, listening = 0, enabled = 0;
+    let totalIn = 0, totalOut = 0, rateIn = 0, rateOut = 0, listening = 0, enabled = 0, refusedByGuard = 0;
     for (const r of st.rules) {
       const rates = ratesOf(state.history.get(r.name) || []);
       const cur = rates[rates.length - 1] || { i: 0, o: 0 };
@@ -384,6 +421,7 @@
       rateIn += cur.i; rateOut += cur.o;
       if (r.enabled) enabled++;
       if (r.state === 'listening') listening++;
+      if (r.guard) refusedByGuard += guardRefusals(r.guard);
     }
     const ok = !st.last_error && listening === enabled;
     stats.replaceChildren(
@@ -392,7 +430,8 @@
       stat('Connections', `${st.connections} / ${st.max_connections}`),
       stat('Rules listening', `${listening} / ${enabled}`),
       stat('Throughput now', fmtRate(rateIn + rateOut)),
-      stat('Forwarded', fmtBytes(totalIn + totalOut)));
+      stat('Forwarded', fmtBytes(totalIn + totalOut)),
+      st.guard ? stat('Stopped by the guard', String(refusedByGuard)) : null);
     if (!st.rules.length) {
       cards.replaceChildren(h('p', { class: 'empty' }, 'No rules yet. ', h('a', { href: '#/rules', text: 'Add one on the Port Forwarding page.' })));
       return;
@@ -403,6 +442,8 @@
       if (c) sparkline(c, r._rates);
     }
   }
+  // guardRefusals counts what the guard kept from the device.
+  const guardRefusals = (g) => g.denied + g.limited + g.banned + g.blocked + g.malformed;
   function stat(k, v) { return h('div', { class: 'stat' }, h('div', { class: 'k', text: k }), h('div', { class: 'v' }, v)); }
 
   function ratesOf(hist) {
@@ -432,7 +473,30 @@
         dd('refused', 'Refused', s.refused),
         dd('bytes_in', 'In (to device)', fmtBytes(s.bytes_in)),
         dd('bytes_out', 'Out (to client)', fmtBytes(s.bytes_out)),
-        dd('dial_errors', 'Device errors', s.dial_errors)));
+        dd('dial_errors', 'Device errors', s.dial_errors)),
+      r.guard ? guardEvents(r) : null);
+  }
+
+  // guardEvents is a rule card's guard section: what protects the rule
+  // and what the guard did, since camgate started.
+  function guardEvents(r) {
+    const g = r.guard;
+    const ev = (k, label, help) => h('div', { class: g[k] ? 'hot' : null },
+      h('dt', { text: label, title: help }), h('dd', { 'data-k': 'guard-' + k, text: String(g[k]) }));
+    const extra = [['bans', 'Bans issued', 'sources banned after failed logins'],
+      ['lockdown', 'Held back', 'logins held back: the device\'s failure budget was spent'],
+      ['tls_errors', 'TLS errors', 'failed TLS handshakes'],
+      ['auth_successes', 'Logins', 'successful logins on the device']].filter(([k]) => g[k] > 0);
+    return h('section', { class: 'guardbox', 'aria-label': `Guard of ${r.name}` },
+      h('h4', null, 'Guard ', protectionChips(r.name, r.effective)),
+      h('dl', null,
+        ev('blocked', 'Blocked', 'attack requests refused by the exploit filter (403)'),
+        ev('denied', 'Denied', 'refused by the Allow and Deny lists'),
+        ev('banned', 'Banned', 'refused because the source is banned'),
+        ev('limited', 'Limited', 'refused by a per-source limit'),
+        ev('malformed', 'Malformed', 'malformed or oversized requests refused'),
+        ev('auth_failures', 'Failed logins', 'logins the device refused (401)'),
+        ...extra.map(([k, label, help]) => ev(k, label, help))));
   }
 
   function sparkline(canvas, rates) {
@@ -474,7 +538,7 @@
     const table = h('table', { class: 'cards' },
       h('caption', { class: 'muted small', hidden: true, text: 'Port forwarding rules' }),
       h('thead', null, h('tr', null,
-        ...['Name', 'Description', 'External Port', 'Internal IP', 'Internal Port', 'Protocol'].map((c) => h('th', { scope: 'col', text: c })),
+        ...['Name', 'Description', 'External Port', 'Internal IP', 'Internal Port', 'Protocol', 'Protection'].map((c) => h('th', { scope: 'col', text: c })),
         h('th', { scope: 'col', text: 'Enabled' }), h('th', { scope: 'col' }, h('span', { class: 'sr', text: 'Actions' })))),
       body);
     render(
@@ -489,11 +553,11 @@
 
   async function loadRules(body) {
     const r = await api('GET', '/api/v1/rules');
-    if (!r.ok) { body.replaceChildren(h('tr', null, h('td', { colspan: 8, class: 'empty', text: r.data.error }))); return; }
+    if (!r.ok) { body.replaceChildren(h('tr', null, h('td', { colspan: 9, class: 'empty', text: r.data.error }))); return; }
     state.rules = r.data.rules;
     state.rulesETag = r.data.etag;
     if (!r.data.rules.length) {
-      body.replaceChildren(h('tr', null, h('td', { colspan: 8, class: 'empty', text: 'No rules yet. Add one, or use the Hikvision preset.' })));
+      body.replaceChildren(h('tr', null, h('td', { colspan: 9, class: 'empty', text: 'No rules yet. Add one, or use the Hikvision preset.' })));
       return;
     }
     body.replaceChildren(...r.data.rules.map((rule) => {
@@ -519,6 +583,7 @@
         td('Internal IP', rule.internal_ip, 'mono'),
         td('Internal Port', portText(rule.internal_port || rule.external_port), 'num'),
         td('Protocol', (rule.protocol || 'tcp').toUpperCase()),
+        h('td', { 'data-label': 'Protection', class: 'protection' }, protectionChips(rule.name, rule.effective)),
         h('td', { 'data-label': 'Enabled' }, sw),
         h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' },
           h('button', { type: 'button', text: 'Test', 'aria-label': `Test ${rule.name}`, title: 'Test this rule: gateway, device, internet', onclick: () => testRule(rule) }),
@@ -638,6 +703,7 @@
     const proto = h('select', { name: 'protocol' },
       ...[['tcp', 'TCP'], ['udp', 'UDP'], ['both', 'TCP and UDP']].map(([v, l]) => h('option', { value: v, text: l, selected: (r.protocol || 'tcp') === v })));
     const enabled = h('input', { type: 'checkbox', name: 'enabled', id: 'f-enabled', checked: r.enabled !== false });
+    const prot = guardFields(r);
     const form = h('form', { novalidate: true },
       h('h2', { text: editing ? `Edit rule ${r.name}` : 'Add a port forwarding rule' }),
       h('div', { class: 'grid2' },
@@ -648,11 +714,7 @@
         field('Internal Port', inp('internal_port', portText(r.internal_port), { inputmode: 'numeric', placeholder: 'same as external' })),
         field('Protocol', proto)),
       h('div', { class: 'check fieldbox' }, enabled, h('label', { for: 'f-enabled', text: 'Enabled' })),
-      h('details', { open: (r.allow && r.allow.length) || (r.deny && r.deny.length) ? true : undefined },
-        h('summary', { text: 'Who may connect (optional)' }),
-        field('Allow', h('textarea', { name: 'allow', placeholder: '203.0.113.0/24', text: (r.allow || []).join('\n') }), 'one address or CIDR per line; empty means everyone'),
-        field('Deny', h('textarea', { name: 'deny', text: (r.deny || []).join('\n') }), 'wins over Allow'),
-        field('Max connections', inp('max_connections', r.max_connections || '', { inputmode: 'numeric', placeholder: 'no per-rule cap' }))),
+      prot.section,
       h('div', { class: 'form-error', role: 'alert', tabindex: '-1' }),
       h('div', { class: 'formbuttons' },
         h('button', { type: 'button', text: 'Cancel', onclick: closeDialog }),
@@ -664,22 +726,103 @@
         name: f.name.value.trim(), description: f.description.value.trim(), protocol: f.protocol.value,
         external_port: parsePort(f.external_port.value), internal_ip: f.internal_ip.value.trim(),
         internal_port: parsePort(f.internal_port.value), enabled: f.enabled.checked,
-        allow: parseList(f.allow.value), deny: parseList(f.deny.value),
         max_connections: f.max_connections.value.trim() === '' ? 0 : Number(f.max_connections.value),
-      });
+      }, prot.values(editing ? rule : {}));
       delete body.etag;
+      delete body.effective;
       const res = editing
         ? await api('PUT', `/api/v1/rules/${encodeURIComponent(rule.name)}`, body, { etag: rule.etag })
         : await api('POST', '/api/v1/rules', body, { etag: state.rulesETag });
       if (!res.ok) {
         if (res.status === 412) res.data = { error: 'Someone else changed the rules since you opened this form. Close it, then try again.' };
-        return showProblems(form, res.data);
+        return showProblems(form, res.data, guardFieldOf);
       }
       closeDialog();
       toast(editing ? `Rule ${body.name} saved and applied.` : `Rule ${body.name} added and listening.`);
       pageRules();
     });
     openDialog(form);
+  }
+
+  // guardFields builds the rule form's "Protection" section: who may
+  // connect (allow, deny, caps) and the guard (brute-force guard, exploit
+  // filter, the protocol it reads, HTTPS termination). Settings the form
+  // does not show (ban time, ACME...) are kept as they are. values(rule)
+  // returns the body's allow, deny, guard and tls.
+  function guardFields(r) {
+    const g = r.guard || {}, t = r.tls || {}, eff = r.effective || {}, eg = eff.guard || {};
+    const inp = (name, value, extra) => h('input', Object.assign({ type: 'text', name, value: value === undefined || value === null ? '' : String(value), autocomplete: 'off' }, extra || {}));
+    const opts = (cur, list) => list.map(([v, l]) => h('option', { value: v, text: l, selected: cur === v }));
+    const check = (input, label, hint) => {
+      const hintEl = h('div', { class: 'hint', id: input.id + '-hint', text: hint });
+      input.setAttribute('aria-describedby', hintEl.id);
+      input.dataset.hint = hintEl.id;
+      return h('div', { class: 'fieldbox checkbox' }, h('div', { class: 'check' }, input, h('label', { for: input.id, text: label })), hintEl);
+    };
+    const tlsOn = String(t.mode || '').toLowerCase() === 'terminate';
+    const auth = h('input', { type: 'checkbox', name: 'guard.auth', id: 'f-guard-auth', checked: !!g.auth });
+    const tls = h('input', { type: 'checkbox', name: 'tls.mode', id: 'f-tls-mode', checked: tlsOn });
+    const filter = h('select', { name: 'guard.hikvision' }, ...opts(g.hikvision === true ? 'on' : g.hikvision === false ? 'off' : '', [
+      ['', 'Automatic' + (eff.guard ? (eg.hikvision ? ': on' : ': off') : '')],
+      ['on', 'On'], ['off', 'Off']]));
+    const service = h('select', { name: 'guard.service' }, ...opts(String(g.service || '').toLowerCase(), [
+      ['', 'Automatic' + (eg.service ? ': ' + eg.service.toUpperCase() : '')],
+      ['http', 'HTTP (web page, ISAPI)'], ['rtsp', 'RTSP (live video)']]));
+    const certFile = inp('tls.cert_file', t.cert_file, { placeholder: '/etc/camgate/cam.crt' });
+    const keyFile = inp('tls.key_file', t.key_file, { placeholder: '/etc/camgate/cam.key' });
+    const certs = h('div', { class: 'grid2 certs', hidden: !tlsOn },
+      field('Certificate file', certFile, 'PEM, on the gateway; leave both empty for a self-signed certificate camgate makes and keeps'),
+      field('Key file', keyFile));
+    tls.addEventListener('change', () => { certs.hidden = !tls.checked; });
+    const num = (name, v, placeholder, hint) => field(hint[0], inp(name, v || '', { inputmode: 'decimal', placeholder }), hint[1]);
+    const configured = (r.allow && r.allow.length) || (r.deny && r.deny.length) || r.max_connections ||
+      Object.keys(g).length || Object.keys(t).length;
+    const section = h('details', { class: 'protect', open: configured ? true : undefined },
+      h('summary', null, 'Protection ', r.effective ? protectionChips(r.name, r.effective) : h('span', { class: 'muted small', text: '(optional; safe defaults)' })),
+      state.guard === false ? h('p', { class: 'note', text: 'This gateway runs without its guard: only Allow, Deny and the connection cap apply.' }) : null,
+      h('fieldset', null, h('legend', { text: 'Who may connect' }),
+        field('Allow', h('textarea', { name: 'allow', placeholder: '203.0.113.0/24', text: (r.allow || []).join('\n') }), 'one address or CIDR per line; empty means everyone'),
+        field('Deny', h('textarea', { name: 'deny', text: (r.deny || []).join('\n') }), 'wins over Allow'),
+        h('div', { class: 'grid3' },
+          field('Max connections', inp('max_connections', r.max_connections || '', { inputmode: 'numeric', placeholder: 'no per-rule cap' }), 'all sources together'),
+          num('guard.per_ip_connections', g.per_ip_connections, '64 (default)', ['Connections per source', '-1: no cap']),
+          num('guard.per_ip_rate', g.per_ip_rate, '10 (default)', ['New connections per second per source', '-1: no limit']))),
+      h('fieldset', null, h('legend', { text: 'Guard' }),
+        check(auth, 'Brute-force guard (auth)', `Bans a source after ${eg.max_failures ? eg.max_failures + ' failed logins' : 'repeated failed logins'}, before the device locks out every remote user (it counts them all as camgate). For web and RTSP rules.`),
+        h('div', { class: 'grid2' },
+          field('Hikvision exploit filter', filter, 'refuses known attacks (CVE-2021-36260, CVE-2017-7921, path traversal) with 403; automatic: on for web (HTTP) rules'),
+          field('Protocol the guard reads', service, 'automatic: HTTP for ports 80, 8080, 8082 and HTTPS termination, RTSP for 554, 8554')),
+        check(tls, 'HTTPS: terminate TLS here', 'Clients use https:// on this port and camgate speaks plain HTTP to the device: point the rule at the device\'s HTTP port.'),
+        certs));
+    const values = (orig) => {
+      const f = { value: (el) => el.value.trim() };
+      const number = (el) => { const v = f.value(el); if (v === '') return undefined; const n = Number(v); return Number.isFinite(n) ? n : v; };
+      const guard = Object.assign({}, orig.guard || {});
+      const put = (k, v) => { if (v === undefined || v === '' || v === false) delete guard[k]; else guard[k] = v; };
+      put('auth', auth.checked);
+      if (filter.value === '') delete guard.hikvision; else guard.hikvision = filter.value === 'on';
+      put('service', service.value);
+      put('per_ip_connections', number(section.querySelector('[name="guard.per_ip_connections"]')));
+      put('per_ip_rate', number(section.querySelector('[name="guard.per_ip_rate"]')));
+      let tlsv = {};
+      if (tls.checked) {
+        tlsv = Object.assign({}, orig.tls || {}, { mode: 'terminate' });
+        for (const [k, el] of [['cert_file', certFile], ['key_file', keyFile]]) {
+          if (f.value(el)) tlsv[k] = f.value(el); else delete tlsv[k];
+        }
+      }
+      return {
+        allow: parseList(section.querySelector('[name=allow]').value), deny: parseList(section.querySelector('[name=deny]').value),
+        guard, tls: tlsv,
+      };
+    };
+    return { section, values };
+  }
+  // guardFieldOf puts a problem under the control it concerns: a problem
+  // with the whole guard (it reads TCP) goes under the brute-force guard,
+  // one with the burst under the rate.
+  function guardFieldOf(p) {
+    return { guard: 'guard.auth', tls: 'tls.mode', 'guard.per_ip_burst': 'guard.per_ip_rate' }[p.field] || p.field;
   }
 
   // The seed guides' Hikvision ports: web (HTTP 80, HTTPS 443), live video
