@@ -1,7 +1,9 @@
 // Package admin serves camgate's web UI and REST API: the owner's account,
 // sessions and API tokens, the rule table (the router menu's "Port
-// Forwarding" page) with a per-rule connection test (package check), live
-// status and connections, the audit log and Prometheus metrics.
+// Forwarding" page) with a per-rule connection test (package check) and
+// what protects each rule (package guard's settings with their defaults
+// applied), live status and connections with the guard's per-rule
+// counters, the ban list, the audit log and Prometheus metrics.
 //
 //	srv, err := admin.New(admin.Config{Site: s, Logger: log})
 //	if err != nil { ... }
