@@ -50,9 +50,9 @@ type Rule struct {
 	// port(s) to this host (see the router section).
 	Router bool `yaml:"router,omitempty" json:"router,omitempty"`
 	// Guard configures the per-rule protections (see guard.go).
-	Guard Guard `yaml:"guard,omitempty" json:"guard,omitempty"`
+	Guard Guard `yaml:"guard,omitempty" json:"guard,omitzero"`
 	// TLS configures HTTPS termination (see guard.go).
-	TLS TLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+	TLS TLS `yaml:"tls,omitempty" json:"tls,omitzero"`
 
 	// line is where the rule starts in the file, and fieldLines where each
 	// key was written; both are zero for rules that did not come from YAML.
