@@ -8,7 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,24 +22,23 @@ import (
 // holds thousands of mostly idle streams: 6 fds and about 15 KB of RSS per
 // connection that way, against 2 fds and 3 KB for haproxy.
 //
-// Here a direction ("half") owns nothing while it waits: not a pipe, not a
-// buffer, not even a goroutine (see poller.go). When its source becomes
-// readable it moves one burst — everything queued, until the source would
-// block — and gives back what it borrowed:
+// Here a direction ("half") borrows what it needs only while data moves:
 //
-//   - a burst starts with one read(2) into a pooled 16 KiB buffer, which is
-//     the cheapest way to move a request or a keep-alive: two syscalls, no
-//     pipe. A read that fills the buffer means more is queued, so the rest
-//     of the burst, and the next burst, go through splice(2);
-//   - splice moves the data socket → pipe → socket without copying it to
-//     user space, through a 1 MiB pipe borrowed from a pool for the burst
-//     only. A pipe is returned to the pool empty, so idle directions hold
-//     none;
-//   - a burst that moved less than the buffer size switches the direction
-//     back to read mode.
+//   - each read starts with one read(2) into a pooled 16 KiB buffer, the
+//     cheapest way to move a request or a keep-alive: no pipe, two
+//     syscalls. A read that fills the buffer means more is queued, so the
+//     direction switches to splice(2);
+//   - splice moves data socket → pipe → socket without copying it to user
+//     space, through a 1 MiB pipe borrowed from a pool for one splice in
+//     and out. A splice that moves less than 16 KiB switches back to reads;
+//   - while the source is empty the half waits in the runtime poller
+//     holding neither buffer nor pipe (they are taken inside the poller
+//     callback and given back on EAGAIN), and after linger of quiet it is
+//     handed to the rule's epoll set and its goroutine ends (tcp.go pump,
+//     poller.go).
 //
-// Bytes are counted once per burst, not once per syscall: the counters are
-// atomics shared by every connection of a rule.
+// The poller callbacks are method values made once per half: a closure
+// passed to RawConn.Read escapes, and was one allocation per read.
 
 const (
 	// readBufSize is the pooled buffer a burst starts with. 16 KiB holds
@@ -129,19 +128,32 @@ const (
 )
 
 // half is one direction of a TCP connection between two *net.TCPConn.
+//
+// Only the goroutine that owns the half (a burst in flight, see pump)
+// touches its fields; ownership passes through the connection's lock or
+// the poller, which order the accesses.
 type half struct {
 	c            *Conn // nil in Conn.Relay
 	src, dst     *net.TCPConn
 	srcRC, dstRC syscall.RawConn
 	count, total *atomic.Uint64
 	// bulk is set while the direction carries a stream: its bursts start
-	// with splice instead of a read into the pooled buffer. Only the
-	// goroutine running the burst touches it; handovers are ordered by the
-	// connection's lock.
+	// with splice instead of a read into the pooled buffer.
 	bulk bool
 	// registered, slot and gen are the half's entry in the poller.
 	registered bool
 	slot, gen  uint32
+
+	// State shared with the poller callbacks below. They are method
+	// values made once per half, so that a burst allocates nothing
+	// (a closure passed to RawConn.Read escapes: one allocation per call).
+	readFn, spliceFn, pumpFn func(uintptr) bool
+	park                     bool // the attempt may wait for readability
+	eagain                   bool // the last attempt found src empty
+	buf                      *[]byte
+	pipe                     *pipe
+	n, left                  int
+	err                      error
 }
 
 func (h *half) init(dst, src *net.TCPConn, count, total *atomic.Uint64) error {
@@ -150,133 +162,176 @@ func (h *half) init(dst, src *net.TCPConn, count, total *atomic.Uint64) error {
 	if h.srcRC, err = src.SyscallConn(); err != nil {
 		return err
 	}
-	h.dstRC, err = dst.SyscallConn()
-	return err
+	if h.dstRC, err = dst.SyscallConn(); err != nil {
+		return err
+	}
+	h.initFns()
+	return nil
 }
 
-// burst moves everything src has queued to dst, waiting for dst to drain
-// when it is full (that is backpressure, not idleness), and returns as soon
-// as src would block.
-func (h *half) burst() (burstResult, error) {
-	var moved int64
-	res, err := wouldBlock, error(nil)
+func (h *half) initFns() {
+	h.readFn, h.spliceFn, h.pumpFn = h.tryRead, h.trySplice, h.tryPump
+}
+
+// burst moves src to dst until src reaches end of stream, fails, or the
+// read deadline passes (which is how a direction stops lingering, see
+// pump). Between reads it waits for src in the runtime poller holding no
+// buffer or pipe; it waits for dst to drain when dst is full (that is
+// backpressure, not idleness). Bytes are counted as they are written.
+func (h *half) burst(deadline time.Duration) (burstResult, error) {
+	var refreshed time.Time
+	if deadline > 0 {
+		refreshed = time.Now()
+	}
 	for {
 		var n int64
+		var res burstResult
+		var err error
 		if h.bulk {
 			n, res, err = h.spliceOnce()
+			if n < readBufSize {
+				h.bulk = false // a trickle again: reads are cheaper
+			}
 		} else {
 			n, res, err = h.readOnce()
 			if n == readBufSize {
 				h.bulk = true // more is queued: splice the rest
-			} else if n > 0 {
-				// A short read drained the socket (as of the read): stop
-				// here rather than pay a read that says EAGAIN. Waiting
-				// again sees anything that arrived since.
-				moved += n
-				break
 			}
 		}
-		moved += n
-		if res != wouldBlock || err != nil || n == 0 {
+		if n > 0 {
+			h.count.Add(uint64(n))
+			h.total.Add(uint64(n))
+			if deadline > 0 {
+				// Keep lingering while data flows, refreshing the
+				// deadline (a timer update) at most twice per period.
+				if now := time.Now(); now.Sub(refreshed) > deadline/2 {
+					h.src.SetReadDeadline(now.Add(deadline))
+					refreshed = now
+				}
+			}
+		}
+		if res != wouldBlock || err != nil {
+			return res, err
+		}
+	}
+}
+
+// tryRead is readOnce's poller callback: it borrows a buffer only for the
+// read itself and, when src is empty, waits for it with nothing borrowed.
+// (The wait must happen inside this RawConn.Read call: each call starts
+// by resetting the poller's readiness, so an EAGAIN seen in an earlier
+// call says nothing about what arrived since.)
+func (h *half) tryRead(fd uintptr) bool {
+	h.buf = readPool.get()
+	for {
+		h.n, h.err = unix.Read(int(fd), *h.buf)
+		if h.err != unix.EINTR {
 			break
 		}
 	}
-	if moved > 0 {
-		h.count.Add(uint64(moved))
-		h.total.Add(uint64(moved))
+	if h.err == unix.EAGAIN {
+		readPool.put(h.buf)
+		h.buf = nil
+		return false
 	}
-	if moved < readBufSize {
-		h.bulk = false
-	}
-	return res, err
+	return true
 }
 
-// readOnce moves one read's worth through a pooled buffer. It reports
-// wouldBlock with n > 0 after moving data, and n == 0 when src had none.
+// readOnce waits for src, then moves one read's worth through a pooled
+// buffer. It reports wouldBlock after moving data.
 func (h *half) readOnce() (int64, burstResult, error) {
-	bp := readPool.get()
-	defer readPool.put(bp)
-	var n int
-	var rerr error
-	err := h.srcRC.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = unix.Read(int(fd), *bp)
-			if rerr != unix.EINTR {
-				return true
-			}
-		}
-	})
+	h.buf, h.err = nil, nil
+	err := h.srcRC.Read(h.readFn)
+	bp, n := h.buf, h.n
+	h.buf = nil
 	switch {
 	case err != nil:
 		return 0, failed, err
-	case rerr == unix.EAGAIN:
-		return 0, wouldBlock, nil
-	case rerr != nil:
-		return 0, failed, rerr
+	case h.err != nil:
+		readPool.put(bp)
+		return 0, failed, h.err
 	case n == 0:
+		readPool.put(bp)
 		return 0, atEOF, nil
 	}
-	if _, err := h.dst.Write((*bp)[:n]); err != nil {
+	_, err = h.dst.Write((*bp)[:n])
+	readPool.put(bp)
+	if err != nil {
 		return int64(n), failed, err
 	}
 	return int64(n), wouldBlock, nil
 }
 
-// spliceOnce moves up to pipeSize bytes with splice(2) through a pooled
-// pipe, which is back in the pool, empty, when it returns.
-func (h *half) spliceOnce() (int64, burstResult, error) {
-	p, err := pipes.get()
-	if err != nil {
-		return h.readOnce() // out of fds: the buffer needs none
+// trySplice is spliceOnce's callback on src: socket → pipe, with a pipe
+// borrowed only for the attempt (see tryRead for the waiting).
+func (h *half) trySplice(fd uintptr) bool {
+	if h.pipe, h.err = pipes.get(); h.err != nil {
+		return true
 	}
-	var n int
-	var serr error
-	err = h.srcRC.Read(func(fd uintptr) bool {
-		for {
-			n, serr = splice(int(fd), p.fds[1], pipeSize)
-			if serr != unix.EINTR {
-				return true
-			}
+	for {
+		h.n, h.err = splice(int(fd), h.pipe.fds[1], pipeSize)
+		if h.err != unix.EINTR {
+			break
 		}
-	})
+	}
+	if h.err == unix.EAGAIN {
+		pipes.put(h.pipe) // still empty
+		h.pipe = nil
+		return false
+	}
+	return true
+}
+
+// tryPump is spliceOnce's callback on dst: pipe → socket, until the pipe
+// is empty; it waits while dst is full.
+func (h *half) tryPump(fd uintptr) bool {
+	for h.left > 0 {
+		m, e := splice(h.pipe.fds[0], int(fd), h.left)
+		switch {
+		case m > 0:
+			h.left -= m
+		case e == unix.EAGAIN:
+			return false // dst is full: park until it drains
+		case e == unix.EINTR:
+		default:
+			if e == nil {
+				e = io.ErrUnexpectedEOF // cannot happen: the pipe holds left bytes
+			}
+			h.err = e
+			return true
+		}
+	}
+	return true
+}
+
+// spliceOnce waits for src, then moves up to pipeSize bytes with
+// splice(2) through a pooled pipe, which is back in the pool, empty, when
+// it returns.
+func (h *half) spliceOnce() (int64, burstResult, error) {
+	h.pipe, h.err = nil, nil
+	err := h.srcRC.Read(h.spliceFn)
+	p, n := h.pipe, h.n
+	h.pipe = nil
 	switch {
 	case err != nil:
-		pipes.put(p)
 		return 0, failed, err
-	case serr == unix.EAGAIN:
+	case p == nil:
+		// No pipe (out of fds): the buffer needs none.
+		return h.readOnce()
+	case h.err != nil:
 		pipes.put(p)
-		return 0, wouldBlock, nil
-	case serr != nil:
-		pipes.put(p)
-		return 0, failed, serr
+		return 0, failed, h.err
 	case n == 0:
 		pipes.put(p)
 		return 0, atEOF, nil
 	}
-	left := n
-	var werr error
-	err = h.dstRC.Write(func(fd uintptr) bool {
-		for left > 0 {
-			m, e := splice(p.fds[0], int(fd), left)
-			switch {
-			case m > 0:
-				left -= m
-			case e == unix.EAGAIN:
-				return false // dst is full: park until it drains
-			case e == unix.EINTR:
-			default:
-				if e == nil {
-					e = io.ErrUnexpectedEOF // cannot happen: the pipe holds left bytes
-				}
-				werr = e
-				return true
-			}
-		}
-		return true
-	})
+	h.pipe, h.left, h.err = p, n, nil
+	err = h.dstRC.Write(h.pumpFn)
+	left := h.left
 	if err == nil {
-		err = werr
+		err = h.err
 	}
+	h.pipe = nil
 	if left > 0 {
 		p.discard()
 	} else {
@@ -294,8 +349,8 @@ func splice(from, to, max int) (int, error) {
 }
 
 // copyStream copies src to dst until EOF (returning nil) or an error. It is
-// the blocking form used by Conn.Relay: between bursts it waits for src to
-// become readable holding nothing but its goroutine.
+// the blocking form used by Conn.Relay: between bursts it waits for src in
+// the runtime poller, holding nothing but its goroutine.
 func copyStream(dst, src net.Conn, count, total *atomic.Uint64) error {
 	s, sok := src.(*net.TCPConn)
 	d, dok := dst.(*net.TCPConn)
@@ -306,45 +361,11 @@ func copyStream(dst, src net.Conn, count, total *atomic.Uint64) error {
 	if err := h.init(d, s, count, total); err != nil {
 		return err
 	}
-	for {
-		res, err := h.burst()
-		switch {
-		case err != nil:
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		case res == atEOF:
-			return nil
-		}
-		if err := waitReadable(h.srcRC); err != nil {
-			return err
-		}
+	res, err := h.burst(0)
+	if err == nil && res != atEOF {
+		err = io.ErrUnexpectedEOF // cannot happen: burst ends at EOF or an error
 	}
-}
-
-// waitReadable blocks until the socket is readable (data, end of stream or
-// an error to report), without reading anything: a 1-byte MSG_PEEK through
-// the runtime poller.
-func waitReadable(rc syscall.RawConn) error {
-	var serr error
-	err := rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case unix.EAGAIN, unix.EINTR:
-			return false // not readable yet: park in the poller
-		case 0:
-			return true
-		}
-		serr = e
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	return serr
+	return err
 }
 
 // copyBuffered is the portable path, for TLS and handler connections.

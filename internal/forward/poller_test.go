@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // relayGoroutines counts goroutines working on forwarded connections.
@@ -151,4 +154,41 @@ func TestManyConcurrentMixed(t *testing.T) {
 		t.Error(err)
 	}
 	waitFor(t, "connections to finish", func() bool { return r.stats.Active.Load() == 0 })
+}
+
+// TestAcceptedSocketsKeepAlive checks that accepted sockets inherit the
+// listener's keepalive options (they are no longer set per connection).
+func TestAcceptedSocketsKeepAlive(t *testing.T) {
+	dev := newDevice(t, func(c *net.TCPConn) { io.Copy(c, c) })
+	r, addr := startRule(t, Spec{TargetPorts: []uint16{dev.port}})
+	c := dial(t, addr)
+	c.Write([]byte("x"))
+	io.ReadFull(c, make([]byte, 1))
+	r.mu.Lock()
+	var conn *Conn
+	for _, x := range r.conns {
+		conn = x
+	}
+	r.mu.Unlock()
+	rc, err := conn.client.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) {
+		for _, o := range []struct {
+			name       string
+			level, opt int
+			want       int
+		}{
+			{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+			{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(keepAlive.Idle / time.Second)},
+			{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(keepAlive.Interval / time.Second)},
+			{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepAlive.Count},
+		} {
+			got, err := unix.GetsockoptInt(int(fd), o.level, o.opt)
+			if err != nil || got != o.want {
+				t.Errorf("accepted socket %s: got %d (%v), want %d", o.name, got, err, o.want)
+			}
+		}
+	})
 }

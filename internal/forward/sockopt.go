@@ -42,8 +42,38 @@ func listenNetwork(kind string, a netip.Addr) string {
 	}
 }
 
+// listenControl sets SO_REUSEPORT and the keepalive options on a TCP
+// listener. Linux copies them to every accepted socket (the keepalive
+// timer included), so accepting costs no setsockopt per connection:
+// measured, the four keepalive options were 4 of the ~39 syscalls a
+// forwarded short connection cost.
+func listenControl(network, address string, c syscall.RawConn) error {
+	if err := reusePort(network, address, c); err != nil {
+		return err
+	}
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		for _, o := range [][3]int{
+			{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+			{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(keepAlive.Idle / time.Second)},
+			{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(keepAlive.Interval / time.Second)},
+			{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepAlive.Count},
+		} {
+			if serr = unix.SetsockoptInt(int(fd), o[0], o[1], o[2]); serr != nil {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
 func listenTCP(addr netip.AddrPort) (*net.TCPListener, error) {
-	lc := net.ListenConfig{Control: reusePort, KeepAliveConfig: keepAlive}
+	// KeepAlive -1: accepted sockets inherit the listener's options
+	// instead of Go setting them again on each (listenControl).
+	lc := net.ListenConfig{Control: listenControl, KeepAlive: -1}
 	ln, err := lc.Listen(context.Background(), listenNetwork("tcp", addr.Addr()), addr.String())
 	if err != nil {
 		return nil, err

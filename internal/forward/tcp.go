@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,18 +20,11 @@ type tcpListener struct {
 	// target is "host:port" of the device, built once: every Conn shares
 	// the string.
 	target string
-	// dest is the device address when Spec.Target is an IP literal, so a
-	// dial needs no parsing or resolving; invalid for a host name.
-	dest netip.AddrPort
 }
 
 func newTCPListener(r *Rule, ln *net.TCPListener, targetPort uint16) *tcpListener {
-	l := &tcpListener{rule: r, ln: ln, targetPort: targetPort,
+	return &tcpListener{rule: r, ln: ln, targetPort: targetPort,
 		target: net.JoinHostPort(r.spec.Target, strconv.Itoa(int(targetPort)))}
-	if a, err := netip.ParseAddr(r.spec.Target); err == nil {
-		l.dest = netip.AddrPortFrom(a.Unmap(), targetPort)
-	}
-	return l
 }
 
 // acceptLoop accepts until the listener is closed. Temporary errors (out
@@ -192,23 +186,17 @@ func (c *Conn) Dial(ctx context.Context) (net.Conn, error) {
 }
 
 func (c *Conn) dial(ctx context.Context) (*net.TCPConn, error) {
+	// Not Dialer.DialTCP: given the zero local AddrPort it still binds
+	// to 0.0.0.0:0 first, an extra syscall and the kernel's slower
+	// bind-time port search (inet_bind_conflict in perf profiles of
+	// short connections). An IP literal in c.Target skips the resolver.
 	d := net.Dialer{Timeout: c.rule.spec.dialTimeout(), KeepAliveConfig: keepAlive}
-	var dc *net.TCPConn
-	var err error
-	if c.lis.dest.IsValid() {
-		// No address string to parse and no resolver: this is most of
-		// the dial's allocations on the short-connection path.
-		dc, err = d.DialTCP(ctx, "tcp", netip.AddrPort{}, c.lis.dest)
-	} else {
-		var nc net.Conn
-		if nc, err = d.DialContext(ctx, "tcp", c.Target); err == nil {
-			dc = nc.(*net.TCPConn)
-		}
-	}
+	nc, err := d.DialContext(ctx, "tcp", c.Target)
 	if err != nil {
 		c.rule.stats.DialErrs.Add(1)
 		return nil, err
 	}
+	dc := nc.(*net.TCPConn)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -312,10 +300,9 @@ func (c *Conn) serveHandler() {
 	c.leave()
 }
 
-// startRelay hands both directions to the poller. The client has most
-// likely sent its request while the device was being dialled, so the
-// client → device burst runs here at once instead of after a trip through
-// the poller; the device → client half is armed.
+// startRelay starts relaying once the device is connected: a goroutine
+// per direction, each parking its direction in the poller once it has
+// been quiet for linger (see pump).
 func (c *Conn) startRelay(dev *net.TCPConn) {
 	r := c.rule
 	crc, err1 := c.client.SyscallConn()
@@ -327,18 +314,13 @@ func (c *Conn) startRelay(dev *net.TCPConn) {
 	}
 	c.halves[0] = half{c: c, src: c.client, dst: dev, srcRC: crc, dstRC: drc, count: &c.in, total: &r.stats.BytesIn}
 	c.halves[1] = half{c: c, src: dev, dst: c.client, srcRC: drc, dstRC: crc, count: &c.out, total: &r.stats.BytesOut}
+	c.halves[0].initFns()
+	c.halves[1].initFns()
 	c.mu.Lock()
-	err := net.ErrClosed
-	if !c.closed {
-		err = r.poller.arm(&c.halves[1])
-	}
+	c.running++
 	c.mu.Unlock()
-	if err != nil {
-		c.Close()
-		c.leave()
-		return
-	}
-	c.pump(&c.halves[0])
+	go c.pump(&c.halves[0])
+	c.pump(&c.halves[1])
 }
 
 // activate starts a burst for h, whose source the poller saw readable.
@@ -353,42 +335,71 @@ func (c *Conn) activate(h *half) {
 	go c.pump(h)
 }
 
-// pump runs one burst of h, then re-arms it, half-closes, or closes the
-// connection. It is a named function so stack dumps show which goroutines
-// are relays.
+// linger is how long a direction waits for more in the runtime poller,
+// after its last data, before it is parked in the rule's poller. A wait in
+// the runtime poller costs one goroutine wake-up per burst, the poller two
+// (its own goroutine, then a new one for the burst); a request's answer, a
+// client's FIN after the answer, the next segment of a stream all come
+// well within it. Connections quiet for longer hold no goroutine.
+const linger = 10 * time.Millisecond
+
+// pump owns h: it moves h's data while it keeps coming within linger,
+// then parks h in the poller; at end of stream it half-closes, on an error
+// it closes the connection. It is a named function so stack dumps show
+// which goroutines are relays.
 func (c *Conn) pump(h *half) {
-	res, err := h.burst()
+	defer c.leave()
+	h.src.SetReadDeadline(time.Now().Add(linger))
+	res, err := h.burst(linger)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Quiet for linger: clear the deadline (a read deadline that has
+		// passed fails every later read) and park.
+		h.src.SetReadDeadline(time.Time{})
+		res, err = wouldBlock, nil
+	}
+	c.settle(h, res, err)
+}
+
+// settle acts on how a burst of h ended and reports whether the
+// connection is still open: re-arm h in the poller when its source is
+// empty, half-close at end of stream, close on an error.
+func (c *Conn) settle(h *half, res burstResult, err error) bool {
 	switch {
 	case res == failed || err != nil:
 		if err != nil && !isClosed(err) {
 			c.rule.log.Debug("connection ended", "conn", c.ID, "client", c.Client, "err", err)
 		}
 		c.Close()
+		return false
 	case res == atEOF:
-		// Half-close: tell dst no more is coming, keep the other way open.
-		h.dst.CloseWrite()
 		c.mu.Lock()
 		c.ended++
 		both := c.ended == 2
 		c.mu.Unlock()
 		if both {
+			// Both ways are done: close(2) sends the FIN that a
+			// shutdown(2) first would only have sent one syscall earlier.
 			c.Close()
+			return false
 		}
-	default:
-		// Re-arm under the lock: a concurrent Close either comes first
-		// (and the half stays out of the poller) or finds it armed and
-		// closes the socket, which takes it out of the poller.
-		c.mu.Lock()
-		err := net.ErrClosed
-		if !c.closed {
-			err = c.rule.poller.arm(h)
-		}
-		c.mu.Unlock()
-		if err != nil {
-			c.Close()
-		}
+		// Half-close: tell dst no more is coming, keep the other way open.
+		h.dst.CloseWrite()
+		return true
 	}
-	c.leave()
+	// Re-arm under the lock: a concurrent Close either comes first (and
+	// the half stays out of the poller) or finds it armed and closes the
+	// socket, which takes it out of the poller.
+	c.mu.Lock()
+	err = net.ErrClosed
+	if !c.closed {
+		err = c.rule.poller.arm(h)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.Close()
+		return false
+	}
+	return true
 }
 
 // finish runs once, when the connection is closed and nothing works on it.

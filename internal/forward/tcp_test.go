@@ -25,7 +25,7 @@ type device struct {
 	wg   sync.WaitGroup
 }
 
-func newDevice(t *testing.T, handle func(c *net.TCPConn)) *device {
+func newDevice(t testing.TB, handle func(c *net.TCPConn)) *device {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -53,7 +53,7 @@ func newDevice(t *testing.T, handle func(c *net.TCPConn)) *device {
 }
 
 // freePort finds a port that is free for both TCP and UDP on 127.0.0.1.
-func freePort(t *testing.T) uint16 {
+func freePort(t testing.TB) uint16 {
 	t.Helper()
 	for i := 0; i < 50; i++ {
 		ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -73,7 +73,7 @@ func freePort(t *testing.T) uint16 {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-func startRule(t *testing.T, spec Spec) (*Rule, string) {
+func startRule(t testing.TB, spec Spec) (*Rule, string) {
 	t.Helper()
 	if spec.Name == "" {
 		spec.Name = "test"
@@ -99,7 +99,7 @@ func startRule(t *testing.T, spec Spec) (*Rule, string) {
 	return r, "127.0.0.1:" + itoa(int(spec.Ports[0]))
 }
 
-func dial(t *testing.T, addr string) *net.TCPConn {
+func dial(t testing.TB, addr string) *net.TCPConn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {

@@ -31,7 +31,6 @@ type udpRelay struct {
 	gso        *gso            // pc's segmentation offload, for replies
 	targetPort uint16
 	target     string
-	dest       netip.AddrPort // device address when Spec.Target is an IP literal
 	// now is a coarse clock, advanced by the janitor, so that the hot path
 	// stamps sessions without calling time.Now per datagram.
 	now atomic.Int64
@@ -64,9 +63,6 @@ func newUDPRelay(r *Rule, pc *net.UDPConn, targetPort uint16) (*udpRelay, error)
 		target:   net.JoinHostPort(r.spec.Target, strconv.Itoa(int(targetPort))),
 		stop:     make(chan struct{}),
 		sessions: map[netip.AddrPort]*udpSession{},
-	}
-	if a, err := netip.ParseAddr(r.spec.Target); err == nil {
-		u.dest = netip.AddrPortFrom(a.Unmap(), targetPort)
 	}
 	var err error
 	if u.rc, err = pc.SyscallConn(); err != nil {
@@ -284,10 +280,8 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 }
 
 func (u *udpRelay) dial() (*net.UDPConn, error) {
+	// DialContext, not DialUDP: see Conn.dial.
 	d := net.Dialer{Timeout: u.rule.spec.dialTimeout()}
-	if u.dest.IsValid() {
-		return d.DialUDP(u.rule.ctx, "udp", netip.AddrPort{}, u.dest)
-	}
 	c, err := d.DialContext(u.rule.ctx, "udp", u.target)
 	if err != nil {
 		return nil, err

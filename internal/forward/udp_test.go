@@ -19,7 +19,7 @@ type udpDevice struct {
 	once sync.Once
 }
 
-func newUDPDevice(t *testing.T) *udpDevice {
+func newUDPDevice(t testing.TB) *udpDevice {
 	t.Helper()
 	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
