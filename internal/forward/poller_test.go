@@ -192,3 +192,37 @@ func TestAcceptedSocketsKeepAlive(t *testing.T) {
 		}
 	})
 }
+
+// TestQuietConnectionGetsDeviceKeepAlive: the relay dials without
+// keepalive and sets it on the device socket once the connection parks.
+func TestQuietConnectionGetsDeviceKeepAlive(t *testing.T) {
+	dev := newDevice(t, func(c *net.TCPConn) { io.Copy(c, c) })
+	r, addr := startRule(t, Spec{TargetPorts: []uint16{dev.port}})
+	c := dial(t, addr)
+	c.Write([]byte("x"))
+	io.ReadFull(c, make([]byte, 1))
+	waitFor(t, "relay goroutines to park", func() bool { return relayGoroutines() == 0 })
+	r.mu.Lock()
+	var conn *Conn
+	for _, x := range r.conns {
+		conn = x
+	}
+	r.mu.Unlock()
+	conn.mu.Lock()
+	d := conn.device.(*net.TCPConn)
+	conn.mu.Unlock()
+	rc, err := d.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) {
+		got, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
+		if err != nil || got != int(keepAlive.Idle/time.Second) {
+			t.Errorf("device socket TCP_KEEPIDLE: got %d (%v), want %d", got, err, int(keepAlive.Idle/time.Second))
+		}
+		on, _ := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+		if on != 1 {
+			t.Errorf("device socket SO_KEEPALIVE: got %d, want 1", on)
+		}
+	})
+}
