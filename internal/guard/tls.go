@@ -1,19 +1,14 @@
 package guard
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"github.com/camgate/camgate/internal/certs"
+
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -170,7 +165,7 @@ func (p *Policy) selfSigned(r *config.Rule) (tls.Certificate, string, error) {
 			}
 		}
 	}
-	certPEM, keyPEM, err := generateSelfSigned(r.Name, names, p.now())
+	certPEM, keyPEM, err := certs.SelfSigned("camgate "+r.Name, names, p.now(), selfSignedValidity)
 	if err != nil {
 		return tls.Certificate{}, "", err
 	}
@@ -231,45 +226,4 @@ func covers(leaf *x509.Certificate, names []string) bool {
 		}
 	}
 	return true
-}
-
-// generateSelfSigned makes an ECDSA P-256 certificate for names.
-func generateSelfSigned(rule string, names []string, now time.Time) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "camgate " + rule, Organization: []string{"camgate self-signed"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(selfSignedValidity),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-	}
-	for _, n := range names {
-		if a, err := netip.ParseAddr(n); err == nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, net.IP(a.Unmap().AsSlice()))
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	if len(tmpl.IPAddresses)+len(tmpl.DNSNames) == 0 {
-		return nil, nil, errors.New("no names for the self-signed certificate")
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
 }

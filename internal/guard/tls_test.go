@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camgate/camgate/internal/certs"
 	"github.com/camgate/camgate/internal/config"
 )
 
@@ -127,7 +128,7 @@ func TestTLSCertFiles(t *testing.T) {
 	clock := newClock()
 	dir := t.TempDir()
 	write := func(name string) {
-		cert, key, err := generateSelfSigned("files", []string{name, "127.0.0.1"}, time.Now())
+		cert, key, err := certs.SelfSigned("camgate files", []string{name, "127.0.0.1"}, time.Now(), selfSignedValidity)
 		if err != nil {
 			t.Fatal(err)
 		}
