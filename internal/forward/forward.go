@@ -62,6 +62,17 @@ type Spec struct {
 	// Global is the gateway-wide connection cap shared by all rules. Nil
 	// means no global cap.
 	Global *Limit
+	// DeviceCongestion is the TCP congestion control of sockets to the
+	// device, set before connect. The device is a LAN hop, where
+	// pacing-based controls gain nothing: measured on loopback, the
+	// system's BBR (internal pacing) held one stream through camgate to
+	// 18 Gbit/s, CUBIC reached 29-36 (see docs/PERFORMANCE.md). "" means
+	// "cubic"; "system" keeps the system default
+	// (net.ipv4.tcp_congestion_control). The client side always keeps the
+	// system default. Without CAP_NET_ADMIN the kernel allows only the
+	// names in net.ipv4.tcp_allowed_congestion_control; a refused name
+	// leaves the system default.
+	DeviceCongestion string
 	// UDPIdle ends a UDP session after this long without datagrams.
 	// 0 means 120 s.
 	UDPIdle time.Duration
@@ -105,6 +116,16 @@ func (s *Spec) dialTimeout() time.Duration {
 		return defaultDialTimeout
 	}
 	return s.DialTimeout
+}
+
+func (s *Spec) deviceCongestion() string {
+	switch s.DeviceCongestion {
+	case "":
+		return "cubic"
+	case "system":
+		return ""
+	}
+	return s.DeviceCongestion
 }
 
 func (s *Spec) udpIdle() time.Duration {

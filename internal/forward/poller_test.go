@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -225,4 +226,49 @@ func TestQuietConnectionGetsDeviceKeepAlive(t *testing.T) {
 			t.Errorf("device socket SO_KEEPALIVE: got %d, want 1", on)
 		}
 	})
+}
+
+// TestDeviceCongestion: a stream toward the device switches the device
+// socket to Spec.DeviceCongestion ("" = cubic); "system" leaves it alone.
+func TestDeviceCongestion(t *testing.T) {
+	for _, tc := range []struct{ spec, want string }{
+		{"", "cubic"},
+		{"reno", "reno"},
+		{"system", ""}, // whatever the system default is
+	} {
+		t.Run("spec="+tc.spec, func(t *testing.T) {
+			dev := newDevice(t, func(c *net.TCPConn) { io.Copy(io.Discard, c) })
+			r, addr := startRule(t, Spec{TargetPorts: []uint16{dev.port}, DeviceCongestion: tc.spec})
+			c := dial(t, addr)
+			if _, err := c.Write(make([]byte, 1<<20)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the bytes to reach the device", func() bool { return r.stats.BytesIn.Load() == 1<<20 })
+			r.mu.Lock()
+			var conn *Conn
+			for _, x := range r.conns {
+				conn = x
+			}
+			r.mu.Unlock()
+			conn.mu.Lock()
+			d := conn.device.(*net.TCPConn)
+			conn.mu.Unlock()
+			rc, _ := d.SyscallConn()
+			var got string
+			rc.Control(func(fd uintptr) {
+				got, _ = unix.GetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION)
+			})
+			def, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
+			want := tc.want
+			if want == "" {
+				want = strings.TrimSpace(string(def))
+			}
+			if got != want {
+				if os.Geteuid() != 0 {
+					t.Skipf("got %q, want %q; setting it may need CAP_NET_ADMIN", got, want)
+				}
+				t.Fatalf("device socket congestion control: got %q, want %q", got, want)
+			}
+		})
+	}
 }

@@ -196,6 +196,9 @@ func (c *Conn) dial(ctx context.Context, ka net.KeepAliveConfig) (*net.TCPConn, 
 	// bind-time port search (inet_bind_conflict in perf profiles of
 	// short connections). An IP literal in c.Target skips the resolver.
 	d := net.Dialer{Timeout: c.rule.spec.dialTimeout(), KeepAliveConfig: ka}
+	if cc := c.rule.spec.deviceCongestion(); cc != "" {
+		d.Control = congestionControl(cc)
+	}
 	if !ka.Enable {
 		d.KeepAlive = -1
 	}
