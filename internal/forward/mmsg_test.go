@@ -139,3 +139,37 @@ func runs(n, per int) []int {
 	}
 	return out
 }
+
+// FuzzSockaddr: decoding any 28 bytes must not panic, and whatever decodes
+// to a valid address encodes back to the same address.
+func FuzzSockaddr(f *testing.F) {
+	for _, tc := range []struct {
+		ap     string
+		family int
+	}{
+		{"192.0.2.1:554", unix.AF_INET},
+		{"192.0.2.1:554", unix.AF_INET6},
+		{"[2001:db8::1]:8000", unix.AF_INET6},
+	} {
+		var sa sockaddr
+		encodeSockaddr(&sa, netip.MustParseAddrPort(tc.ap), tc.family)
+		f.Add(sa[:])
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var sa sockaddr
+		copy(sa[:], b)
+		ap := decodeSockaddr(&sa)
+		if !ap.IsValid() {
+			return
+		}
+		family := unix.AF_INET6
+		if ap.Addr().Is4() {
+			family = unix.AF_INET
+		}
+		var again sockaddr
+		encodeSockaddr(&again, ap, family)
+		if got := decodeSockaddr(&again); got != ap {
+			t.Fatalf("got %v after a round trip, want %v", got, ap)
+		}
+	})
+}
