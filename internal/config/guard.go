@@ -135,16 +135,10 @@ func (g *Guard) UnmarshalYAML(n *yaml.Node) error {
 	case yaml.SequenceNode:
 		return g.words(n, n.Content)
 	case yaml.MappingNode:
-		if err := checkKeys(n, guardFields, "config.Guard"); err != nil {
-			return err
-		}
-		type plain Guard
-		var p plain
-		if err := n.Decode(&p); err != nil {
-			return err
-		}
+		type plain Guard // without UnmarshalYAML, so Decode does not recurse
+		p, err := decodeMapping[plain](n, guardFields, "config.Guard")
 		*g = Guard(p)
-		return nil
+		return err
 	}
 	return fieldError(n, "must be auth, hikvision, off, a list of those, or a mapping (see docs/SECURITY.md)")
 }
@@ -342,16 +336,10 @@ func (t *TLS) UnmarshalYAML(n *yaml.Node) error {
 		}
 		return nil
 	case yaml.MappingNode:
-		if err := checkKeys(n, tlsFields, "config.TLS"); err != nil {
-			return err
-		}
-		type plain TLS
-		var p plain
-		if err := n.Decode(&p); err != nil {
-			return err
-		}
+		type plain TLS // without UnmarshalYAML, so Decode does not recurse
+		p, err := decodeMapping[plain](n, tlsFields, "config.TLS")
 		*t = TLS(p)
-		return nil
+		return err
 	}
 	return fieldError(n, "must be terminate, off, or a mapping with mode, cert_file, key_file (see docs/SECURITY.md)")
 }
@@ -395,6 +383,17 @@ func yamlFields(t reflect.Type) map[string]bool {
 
 // checkKeys reports unknown keys of a mapping in the decoder's words, so
 // Parse turns them into "unknown key" problems with their lines.
+// decodeMapping decodes a mapping node into a T after rejecting keys that
+// are not in known, so a section with a custom UnmarshalYAML stays strict.
+func decodeMapping[T any](n *yaml.Node, known map[string]bool, typ string) (T, error) {
+	var v T
+	if err := checkKeys(n, known, typ); err != nil {
+		return v, err
+	}
+	err := n.Decode(&v)
+	return v, err
+}
+
 func checkKeys(n *yaml.Node, known map[string]bool, typ string) error {
 	var errs []string
 	for i := 0; i+1 < len(n.Content); i += 2 {

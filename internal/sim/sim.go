@@ -112,51 +112,42 @@ type Ports struct {
 
 // Port returns the configured port of service s.
 func (p Ports) Port(s Service) int {
-	switch s {
-	case ServiceHTTP:
-		return p.HTTP
-	case ServiceHTTPS:
-		return p.HTTPS
-	case ServiceRTSP:
-		return p.RTSP
-	case ServiceRTP:
-		return p.RTP
-	case ServiceSDK:
-		return p.SDK
-	case ServiceSDKOverTLS:
-		return p.SDKOverTLS
-	case ServiceWebSocket:
-		return p.WebSocket
-	case ServiceSADP:
-		return p.SADP
-	case ServiceWSDiscovery:
-		return p.WSDiscovery
+	if f := p.field(s); f != nil {
+		return *f
 	}
 	return -1
 }
 
 // SetPort sets the port of service s.
 func (p *Ports) SetPort(s Service, port int) {
+	if f := p.field(s); f != nil {
+		*f = port
+	}
+}
+
+// field maps a service to its port field, or nil for an unknown service.
+func (p *Ports) field(s Service) *int {
 	switch s {
 	case ServiceHTTP:
-		p.HTTP = port
+		return &p.HTTP
 	case ServiceHTTPS:
-		p.HTTPS = port
+		return &p.HTTPS
 	case ServiceRTSP:
-		p.RTSP = port
+		return &p.RTSP
 	case ServiceRTP:
-		p.RTP = port
+		return &p.RTP
 	case ServiceSDK:
-		p.SDK = port
+		return &p.SDK
 	case ServiceSDKOverTLS:
-		p.SDKOverTLS = port
+		return &p.SDKOverTLS
 	case ServiceWebSocket:
-		p.WebSocket = port
+		return &p.WebSocket
 	case ServiceSADP:
-		p.SADP = port
+		return &p.SADP
 	case ServiceWSDiscovery:
-		p.WSDiscovery = port
+		return &p.WSDiscovery
 	}
+	return nil
 }
 
 // Config configures a Device. The zero Config is valid: the default
