@@ -268,8 +268,15 @@ func (h *half) trySplice(fd uintptr) bool {
 	if h.pipe, h.err = pipes.get(); h.err != nil {
 		return true
 	}
-	for {
+	for yields := 0; ; {
 		h.n, h.err = splice(int(fd), h.pipe.fds[1], pipeSize)
+		if h.err == unix.EAGAIN && yields < drainYields {
+			// src ran dry in the middle of a stream: let the sender,
+			// usually runnable on this CPU, refill it before parking.
+			yields++
+			syscall.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+			continue
+		}
 		if h.err != unix.EINTR {
 			break
 		}
@@ -343,9 +350,31 @@ func (h *half) spliceOnce() (int64, burstResult, error) {
 	return int64(n), wouldBlock, nil
 }
 
+// drainYields is how many times a bulk direction whose source ran dry
+// yields the CPU and looks again before it parks (see splice).
+const drainYields = 2
+
+// splice moves up to max bytes between a socket and a pipe without
+// blocking.
+//
+// It is a raw system call: the runtime is not told that the thread is in
+// a system call. splice never blocks here (SPLICE_F_NONBLOCK, and Go's
+// sockets are non-blocking), but moving a large pipe into a local socket
+// runs the receiver's softirq inline and takes tens of microseconds; as
+// a plain system call that is long enough for sysmon to hand the P to
+// another thread, and for a single stream on loopback those hand-offs
+// and the context switches after them cost about a fifth of the
+// throughput (docs/PERFORMANCE.md, step 7). The same holds for parking
+// a direction the moment its source is empty: a bulk sender on this host
+// is usually runnable and refills it within a time slice, so trySplice
+// first yields the CPU drainYields times.
 func splice(from, to, max int) (int, error) {
-	n, err := unix.Splice(from, nil, to, nil, max, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
-	return int(n), err
+	n, _, e := syscall.RawSyscall6(unix.SYS_SPLICE, uintptr(from), 0, uintptr(to), 0, uintptr(max),
+		unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // copyStream copies src to dst until EOF (returning nil) or an error. It is
