@@ -84,6 +84,29 @@ func (in *instance) usage() (usage, error) {
 	return u, nil
 }
 
+// cpuSeconds is the CPU time (user and system) the peer's processes have
+// used so far; ok is false for direct, which has none.
+func (in *instance) cpuSeconds() (secs float64, ok bool) {
+	for _, c := range in.children {
+		secs += treeTicks(c.pid()) / clockTicks
+	}
+	return secs, len(in.children) > 0
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times (100 on
+// every Linux architecture Go supports).
+const clockTicks = 100
+
+// cpuPerOp returns a Result with the proxy's CPU time per operation in
+// microseconds; ok is false when there is nothing to report.
+func cpuPerOp(metricID, peer string, cpuSeconds, ops float64) (Result, bool) {
+	if ops <= 0 || cpuSeconds < 0 {
+		return Result{}, false
+	}
+	return Result{Metric: metricID, Peer: peer, Value: 1e6 * cpuSeconds / ops,
+		Detail: map[string]float64{"cpu_seconds": cpuSeconds, "ops": ops}}, true
+}
+
 // usageWithGoroutines is usage plus a fresh goroutine count when the
 // scheduler trace is on.
 func (in *instance) usageWithGoroutines(ctx context.Context) (usage, error) {

@@ -27,14 +27,17 @@ func metrics() []metric {
 		{id: "tcp1", title: "TCP throughput, 1 stream (iperf3)", unit: "Gbit/s", ratios: true, format: "%.2f"},
 		{id: "tcp8", title: "TCP throughput, 8 streams (iperf3 -P 8)", unit: "Gbit/s", ratios: true, format: "%.2f"},
 		{id: "conns", title: "Short connections (wrk, Connection: close)", unit: "req/s", ratios: true, format: "%.0f"},
+		{id: "conns_cpu", title: "Short connections: proxy CPU per connection", unit: "µs/conn", lower: true, ratios: true, format: "%.1f"},
 		{id: "idle_fds", title: "Idle connections: fds per connection", unit: "fds/conn", lower: true, ratios: true, format: "%.2f"},
 		{id: "idle_kb", title: "Idle connections: RSS per connection", unit: "KB/conn", lower: true, ratios: true, format: "%.2f"},
 		{id: "idle_pss", title: "Idle connections: PSS per connection", unit: "KB/conn", lower: true, ratios: true, format: "%.2f"},
 		{id: "idle_fwd", title: "Idle connections forwarded end to end", unit: "conns", format: "%.0f"},
 		{id: "udp64", title: "UDP echo, 64-byte datagrams", unit: "kpps", ratios: true, format: "%.1f"},
 		{id: "udp64_loss", title: "UDP echo, 64-byte: loss", unit: "%", lower: true, format: "%.2f"},
+		{id: "udp64_cpu", title: "UDP echo, 64-byte: proxy CPU per echoed datagram", unit: "µs/pkt", lower: true, ratios: true, format: "%.2f"},
 		{id: "udp1400", title: "UDP echo, 1400-byte datagrams", unit: "kpps", ratios: true, format: "%.1f"},
 		{id: "udp1400_loss", title: "UDP echo, 1400-byte: loss", unit: "%", lower: true, format: "%.2f"},
+		{id: "udp1400_cpu", title: "UDP echo, 1400-byte: proxy CPU per echoed datagram", unit: "µs/pkt", lower: true, ratios: true, format: "%.2f"},
 		{id: "p3_fwd", title: "P3 held connections forwarded end to end", unit: "conns", format: "%.0f"},
 		{id: "p3_fds", title: "P3 fds per held connection", unit: "fds/conn", lower: true, ratios: true, format: "%.2f"},
 		{id: "p3_kb", title: "P3 RSS per held connection", unit: "KB/conn", lower: true, ratios: true, format: "%.2f"},
@@ -184,7 +187,7 @@ func (rs *results) evalTargets(p3Conns int) []TargetResult {
 		bp, bv, okB := rs.maxOf("conns", peerHAProxy, peerNginx, peerRinetd)
 		if okC && okB && bv > 0 {
 			r := cg / bv
-			t.Got = fmt.Sprintf("%.2f× %s", r, bp)
+			t.Got = fmt.Sprintf("%.2f× %s", r, bp) + rs.cpuNote("conns_cpu", "µs per connection", peerCamgate, bp)
 			t.Status = verdict(r >= 1.3)
 		} else {
 			t.Got, t.Status = missing(missingNames(map[string]bool{"camgate": okC, "a peer": okB})...), statusNotMeasured
@@ -228,7 +231,7 @@ func (rs *results) evalTargets(p3Conns int) []TargetResult {
 				}
 			}
 		}
-		t.Got = strings.Join(got, ", ")
+		t.Got = strings.Join(got, ", ") + rs.cpuNote("udp64_cpu", "µs per 64 B echo", peerCamgate, peerNginx, peerSocat)
 		switch {
 		case !measured:
 			t.Status = statusNotMeasured
@@ -266,6 +269,22 @@ func (rs *results) evalTargets(p3Conns int) []TargetResult {
 		out = append(out, t)
 	}
 	return out
+}
+
+// cpuNote lists the proxies' CPU cost per operation behind a rate, for a
+// target's "measured" column: "; CPU µs per connection: camgate 80,
+// haproxy 62". It is empty when no peer's cost was measured.
+func (rs *results) cpuNote(metricID, what string, peers ...string) string {
+	var parts []string
+	for _, p := range peers {
+		if v, ok := rs.get(metricID, p); ok {
+			parts = append(parts, fmt.Sprintf("%s %.1f", p, v))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; CPU " + what + ": " + strings.Join(parts, ", ")
 }
 
 func missingNames(have map[string]bool) []string {

@@ -218,3 +218,29 @@ func TestMedian(t *testing.T) {
 		t.Error("all rounds failed: got no error, want the last one")
 	}
 }
+
+func TestCPUPerOpAndNote(t *testing.T) {
+	r, ok := cpuPerOp("conns_cpu", "camgate", 0.83, 10000)
+	if !ok || math.Abs(r.Value-83) > 1e-9 || r.Detail["ops"] != 10000 {
+		t.Fatalf("cpuPerOp = %+v, %v; want 83 µs per connection", r, ok)
+	}
+	if _, ok := cpuPerOp("conns_cpu", "camgate", 1, 0); ok {
+		t.Error("cpuPerOp reported a cost for zero operations")
+	}
+	rs := resultsOf(map[string]map[string]float64{
+		"conns":     {"camgate": 13000, "haproxy": 9000},
+		"conns_cpu": {"camgate": 80, "haproxy": 62.04},
+	})
+	if got, want := rs.cpuNote("conns_cpu", "µs per connection", "camgate", "haproxy", "nginx"), "; CPU µs per connection: camgate 80.0, haproxy 62.0"; got != want {
+		t.Errorf("cpuNote = %q, want %q", got, want)
+	}
+	if got := rs.cpuNote("udp64_cpu", "µs per 64 B echo", "camgate"); got != "" {
+		t.Errorf("cpuNote without figures = %q, want empty", got)
+	}
+	ts := rs.evalTargets(9000)
+	for _, tr := range ts {
+		if tr.ID == "P2" && !strings.Contains(tr.Got, "camgate 80.0, haproxy 62.0") {
+			t.Errorf("P2 measured = %q, want the CPU note", tr.Got)
+		}
+	}
+}

@@ -191,6 +191,11 @@ func (h *harness) measureConns(ctx context.Context) {
 			continue
 		}
 		h.record(r)
+		if c, ok := r.Detail["peer_cpu_seconds"]; ok {
+			if cr, ok := cpuPerOp("conns_cpu", peer, c, r.Detail["requests"]); ok {
+				h.record(cr)
+			}
+		}
 		// Let TIME_WAIT sockets and the backend settle between peers.
 		sleepCtx(ctx, time.Second)
 	}
@@ -206,6 +211,7 @@ func (h *harness) connsOne(ctx context.Context, peer string, bport uint16) (Resu
 		return Result{}, err
 	}
 	defer h.stopPeer(in)
+	cpu0, measured := in.cpuSeconds()
 	out, err := runTool(ctx, h.opts.duration+30*time.Second, "wrk",
 		"-t", strconv.Itoa(wrkThreads), "-c", strconv.Itoa(wrkConns), "-d", fmt.Sprintf("%ds", int(h.opts.duration.Seconds())),
 		"-H", "Connection: close", "http://"+in.addr(0)+"/")
@@ -220,6 +226,9 @@ func (h *harness) connsOne(ctx context.Context, peer string, bport uint16) (Resu
 		return Result{}, err
 	}
 	r.Metric, r.Peer = "conns", peer
+	if cpu1, _ := in.cpuSeconds(); measured {
+		r.Detail["peer_cpu_seconds"] = cpu1 - cpu0
+	}
 	return r, nil
 }
 

@@ -47,6 +47,11 @@ func (h *harness) measureUDP(ctx context.Context) {
 			r.Metric, r.Peer = id, peer
 			h.record(r)
 			h.record(Result{Metric: id + "_loss", Peer: peer, Value: r.Detail["loss_pct"]})
+			if c, ok := r.Detail["peer_cpu_seconds"]; ok {
+				if cr, ok := cpuPerOp(id+"_cpu", peer, c, r.Detail["received"]); ok {
+					h.record(cr)
+				}
+			}
 		}
 	}
 }
@@ -66,9 +71,13 @@ func (h *harness) udpOne(ctx context.Context, peer string, size int) (Result, er
 		return Result{}, err
 	}
 	defer h.stopPeer(in)
+	cpu0, measured := in.cpuSeconds()
 	r, err := udpLoad(ctx, in.addr(0), size, h.opts.duration)
 	if err != nil {
 		return r, err
+	}
+	if cpu1, _ := in.cpuSeconds(); measured {
+		r.Detail["peer_cpu_seconds"] = cpu1 - cpu0
 	}
 	return r, in.alive()
 }
