@@ -40,6 +40,51 @@ func freeLoopbackPort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// TestRuleCLIKeepsTheOwnersComments edits a hand-written, commented file
+// the way an owner would after reading docs/CONFIG.md: the comments on the
+// rules that stay must still be there afterwards.
+func TestRuleCLIKeepsTheOwnersComments(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`# Shop on Main Street. Installer: Sam, 555-0100.
+version: 1
+listen_address: 127.0.0.1
+rules:
+  # Recorder live video, for the owner's phone.
+  - name: nvr-rtsp
+    external_port: 554
+    internal_ip: 192.168.1.65 # NVR in the back office
+    enabled: false
+    allow: [203.0.113.0/24]
+admin:
+  listen: "127.0.0.1:%d"
+`, freeLoopbackPort(t)))
+	if code, out, errs := runCLI(t, nil, "rule", "enable", "nvr-rtsp", "--config", cfg); code != 0 {
+		t.Fatalf("enable: got %d %q %q", code, out, errs)
+	}
+	if code, out, errs := runCLI(t, nil, "rule", "add", "--config", cfg, "--name", "nvr-web",
+		"--external-port", "8082", "--internal-ip", "192.168.1.65", "--internal-port", "80"); code != 0 {
+		t.Fatalf("add: got %d %q %q", code, out, errs)
+	}
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"# Shop on Main Street. Installer: Sam, 555-0100.\n",
+		"  # Recorder live video, for the owner's phone.\n  - name: nvr-rtsp\n",
+		"    internal_ip: 192.168.1.65 # NVR in the back office\n",
+		"    allow: [203.0.113.0/24]\n",
+		"  - name: nvr-web\n",
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("after enable and add, the file lost %q:\n%s", want, b)
+		}
+	}
+	if c, err := store.Load(cfg); err != nil || !c.Rule("nvr-rtsp").IsEnabled() || c.Rule("nvr-web") == nil {
+		t.Fatalf("file after the edits: %v", err)
+	}
+}
+
 func TestRuleCLIEditsTheFileWithoutAGateway(t *testing.T) {
 	dir := t.TempDir()
 	// admin.listen names a port nobody listens on: no gateway is running.

@@ -308,13 +308,17 @@ func ruleLabel(cfg *Config, i int, idx nodeIndex) string {
 	return fmt.Sprintf("rules[%d]", i)
 }
 
-// Marshal encodes a config as YAML, with a header saying the file is
-// managed by camgate as well as by hand.
+// marshalHeader opens a file camgate writes, saying it is managed by
+// camgate as well as by hand.
+const marshalHeader = "# camgate configuration. camgate rewrites this file when rules are changed\n" +
+	"# from the web UI, the API or `camgate rule` / `camgate device add`;\n" +
+	"# comments are kept. Reference: docs/CONFIG.md\n"
+
+// Marshal encodes a config as YAML, with marshalHeader. MarshalKeeping
+// does the same while keeping the comments of the file it replaces.
 func Marshal(cfg *Config) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.WriteString("# camgate configuration. camgate rewrites this file when rules are changed\n")
-	buf.WriteString("# from the web UI, the API or `camgate rule` / `camgate device add`.\n")
-	buf.WriteString("# Reference: docs/CONFIG.md\n")
+	buf.WriteString(marshalHeader)
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(cfg); err != nil {

@@ -27,13 +27,18 @@ func Load(path string) (*config.Config, error) {
 	return config.Load(data)
 }
 
-// Save validates cfg and writes it to path atomically. An invalid config is
-// not written.
+// Save validates cfg and writes it to path atomically, keeping the
+// comments of the file it replaces (config.MarshalKeeping). An invalid
+// config is not written.
 func Save(path string, cfg *config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	data, err := config.Marshal(cfg)
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	data, err := config.MarshalKeeping(old, cfg)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
