@@ -15,8 +15,11 @@
 // a namespace with Lab.Do), and lets t.Cleanup tear it all down. Without
 // root, or without the ip command, New skips the test with a clear message.
 //
-// Non-goals: IPv6 topologies and more than one gateway; tests that need
-// them add addresses with Lab.Exec.
+// With Options.IPv6 the same links also carry IPv6 from the documentation
+// prefix 2001:db8::/32 (2001:db8:18::/64 on the wan side, 2001:db8:19::/64
+// on the lan side), with the same host numbers.
+//
+// Non-goal: more than one gateway.
 package netlab
 
 import (
@@ -49,6 +52,14 @@ var (
 	LANAddr   = netip.MustParseAddr("198.19.0.64")
 )
 
+// IPv6 addresses of the topology, present with Options.IPv6.
+var (
+	WANAddr6   = netip.MustParseAddr("2001:db8:18::10")
+	GWWANAddr6 = netip.MustParseAddr("2001:db8:18::1")
+	GWLANAddr6 = netip.MustParseAddr("2001:db8:19::1")
+	LANAddr6   = netip.MustParseAddr("2001:db8:19::64")
+)
+
 // WANClient returns the i-th extra client address in wan (1 ≤ i ≤ 9).
 func WANClient(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)}) }
 
@@ -63,6 +74,9 @@ type Options struct {
 	// Multicast adds a 224.0.0.0/4 route on lan's eth0, needed by SADP and
 	// WS-Discovery. Default off.
 	Multicast bool
+	// IPv6 adds the IPv6 addresses (WANAddr6 and the others) and default
+	// routes. gw still forwards nothing itself. Default off.
+	IPv6 bool
 }
 
 // Lab is one instance of the topology. Namespace names carry a random
@@ -129,6 +143,18 @@ func New(t testing.TB, opts Options) *Lab {
 	}
 	if opts.Multicast {
 		l.must("ip", "-n", l.LAN, "route", "add", "224.0.0.0/4", "dev", "eth0")
+	}
+	if opts.IPv6 {
+		// nodad: the addresses are usable at once, not after duplicate
+		// address detection's second or so.
+		for _, a := range []struct {
+			ns, dev string
+			addr    netip.Addr
+		}{{l.WAN, "eth0", WANAddr6}, {l.GW, "wan0", GWWANAddr6}, {l.GW, "lan0", GWLANAddr6}, {l.LAN, "eth0", LANAddr6}} {
+			l.must("ip", "-n", a.ns, "-6", "addr", "add", a.addr.String()+"/64", "dev", a.dev, "nodad")
+		}
+		l.must("ip", "-n", l.WAN, "-6", "route", "add", "default", "via", GWWANAddr6.String())
+		l.must("ip", "-n", l.LAN, "-6", "route", "add", "default", "via", GWLANAddr6.String())
 	}
 	return l
 }
