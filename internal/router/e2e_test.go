@@ -313,7 +313,7 @@ func TestMiniupnpdCGNAT(t *testing.T) {
 		if st.ExternalIP.String() != "100.64.0.1" || st.WAN != WANCGNAT {
 			t.Fatalf("%s: got WAN %s verdict %s, want 100.64.0.1 cgnat\n%s", mode, st.ExternalIP, st.WAN, st)
 		}
-		if !strings.Contains(st.Advice, "carrier-grade NAT") || !strings.Contains(st.Advice, "VPN") || !strings.Contains(st.Advice, "public IPv4") {
+		if !strings.Contains(st.Advice, "carrier-grade NAT") || !strings.Contains(st.Advice, "VPN") || !strings.Contains(st.Advice, "public IPv4") || !strings.Contains(st.Advice, `listen_address: "::"`) {
 			t.Errorf("%s: advice does not say what to do: %q", mode, st.Advice)
 		}
 	}

@@ -21,7 +21,8 @@ func ClassifyWAN(ip netip.Addr) (WANClass, string) {
 		return WANCGNAT, fmt.Sprintf("The router's WAN address %s is in 100.64.0.0/10, the range ISPs use for carrier-grade NAT (CGNAT): "+
 			"your ISP shares one public address among many customers, so forwarding ports on this router cannot make the DVR reachable from the internet. "+
 			"Ask your ISP for a public IPv4 address (often called a static or dedicated IP, or \"opting out of CGNAT\"), "+
-			"or reach the site through a VPN (WireGuard, Tailscale, ZeroTier) instead of port forwarding.", ip)
+			"or reach the site through a VPN (WireGuard, Tailscale, ZeroTier) instead of port forwarding. "+
+			"If the line also has IPv6, viewers with IPv6 can reach camgate directly: set listen_address: \"::\" and allow the ports in the router's IPv6 firewall (docs/ROUTER.md).", ip)
 	}
 	if ip.Is6() {
 		return WANPrivate, fmt.Sprintf("The router's WAN address %s is not a public IPv6 address; connections from the internet cannot reach it. Use a VPN, or ask your ISP for a public address.", ip)
