@@ -29,10 +29,6 @@ const (
 	ClassReserved AddrClass = "reserved"
 )
 
-// vpnAdvice is the fix for a WAN address that cannot be forwarded to.
-const vpnAdvice = "reach the site through a VPN (WireGuard, Tailscale, ZeroTier) instead of port forwarding, or ask the ISP for a public IPv4 address; " +
-	"if the line has IPv6, viewers with IPv6 can reach camgate directly: set listen_address: \"::\" and allow the ports in the router's IPv6 firewall (docs/ROUTER.md)"
-
 // Classify says whether port forwarding to ip can work from the internet,
 // and why not.
 func Classify(ip netip.Addr) (AddrClass, string) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/wan"
 )
 
 // gatewayLayer checks camgate's own listener for one protocol.
@@ -157,14 +158,14 @@ func (r *runner) outsideLayer(ctx context.Context, rule *config.Rule, proto stri
 		return res
 	case ClassCGNAT:
 		res.Target = netip.AddrPortFrom(pa.IP, port).String()
-		res.Status, res.Fix = Fail, vpnAdvice
+		res.Status, res.Fix = Fail, wan.WaysOut
 		res.Reason = fmt.Sprintf("the public address %s is carrier-grade NAT (CGNAT, 100.64.0.0/10): port forwarding cannot work from the internet", pa.IP)
 		return res
 	case ClassPrivate:
 		res.Target = netip.AddrPortFrom(pa.IP, port).String()
 		res.Status = Fail
 		res.Reason = fmt.Sprintf("the public address %s is not an internet address (double NAT or no public address): port forwarding here alone cannot work from the internet", pa.IP)
-		res.Fix = "forward the same port on the modem or router in front too (or put it in bridge mode), or " + vpnAdvice
+		res.Fix = "forward the same port on the modem or router in front too (or put it in bridge mode), or " + wan.WaysOut
 		return res
 	}
 	target := netip.AddrPortFrom(pa.IP, port).String()

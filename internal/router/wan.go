@@ -20,9 +20,7 @@ func ClassifyWAN(ip netip.Addr) (WANClass, string) {
 	case wan.CGNAT:
 		return WANCGNAT, fmt.Sprintf("The router's WAN address %s is in 100.64.0.0/10, the range ISPs use for carrier-grade NAT (CGNAT): "+
 			"your ISP shares one public address among many customers, so forwarding ports on this router cannot make the DVR reachable from the internet. "+
-			"Ask your ISP for a public IPv4 address (often called a static or dedicated IP, or \"opting out of CGNAT\"), "+
-			"or reach the site through a VPN (WireGuard, Tailscale, ZeroTier) instead of port forwarding. "+
-			"If the line also has IPv6, viewers with IPv6 can reach camgate directly: set listen_address: \"::\" and allow the ports in the router's IPv6 firewall (docs/ROUTER.md).", ip)
+			"Instead, %s.", ip, wan.WaysOut)
 	}
 	if ip.Is6() {
 		return WANPrivate, fmt.Sprintf("The router's WAN address %s is not a public IPv6 address; connections from the internet cannot reach it. Use a VPN, or ask your ISP for a public address.", ip)
@@ -34,5 +32,5 @@ func ClassifyWAN(ip netip.Addr) (WANClass, string) {
 	// documentation or benchmarking address on the real internet.
 	return WANPrivate, fmt.Sprintf("The router's WAN address %s is %s, not a public internet address: another router or modem sits between this router and the internet (double NAT), "+
 		"or the ISP gives no public address. Forward the same ports on the upstream modem too (or put it in bridge mode, or make this router its DMZ host), "+
-		"ask your ISP for a public IPv4 address, or use a VPN (WireGuard, Tailscale, ZeroTier) instead of port forwarding.", ip, name)
+		"or %s.", ip, name, wan.WaysOut)
 }

@@ -2,12 +2,20 @@
 // public, behind the ISP's carrier-grade NAT, private or otherwise not
 // routed, or reserved for documentation and benchmarking. Port forwarding
 // only works to a public address; the router automation and the connection
-// checker both use this verdict and add their own advice.
+// checker both use this verdict, word it their own way, and end with the
+// same WaysOut.
 //
 // It only classifies; it never sends anything.
 package wan
 
 import "net/netip"
+
+// WaysOut is what to do instead when the site's WAN address cannot be
+// forwarded to (CGNAT, no public address): the fix both camgate check and
+// camgate router status give.
+const WaysOut = "reach the site through a VPN (WireGuard, Tailscale, ZeroTier) instead of port forwarding, or ask the ISP for a public IPv4 address " +
+	"(often sold as a static or dedicated IP, or \"opting out of CGNAT\"); if the line has IPv6, viewers with IPv6 can reach camgate directly: " +
+	"set listen_address: \"::\" and allow the ports in the router's IPv6 firewall (docs/ROUTER.md)"
 
 // Class is the verdict on an address.
 type Class string
