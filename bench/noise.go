@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -115,16 +114,8 @@ func statCPU() []float64 {
 func treeTicks(pid int) float64 {
 	var sum float64
 	for _, p := range descendants(pid) {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		// After ")": state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
-		f := strings.Fields(string(b[i+1:]))
+		// state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+		f := statFields(strconv.Itoa(p))
 		if len(f) < 15 {
 			continue
 		}

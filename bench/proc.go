@@ -241,6 +241,22 @@ func smapsPSS(pid int) int64 {
 	return 0
 }
 
+// statFields returns the fields of /proc/<pid>/stat after the command
+// name, so that f[0] is the state, f[1] the parent, f[11] utime; nil if
+// the process is gone.
+func statFields(pid string) []string {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return nil
+	}
+	// The command name may contain spaces: fields follow the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
 // descendants returns pid followed by all its descendants.
 func descendants(pid int) []int {
 	parent := map[int][]int{}
@@ -250,16 +266,7 @@ func descendants(pid int) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// The command name may contain spaces: fields follow the last ')'.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
+		f := statFields(e.Name())
 		if len(f) < 2 {
 			continue
 		}
