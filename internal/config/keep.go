@@ -9,8 +9,8 @@ import (
 // MarshalKeeping encodes cfg like Marshal, but keeps what the owner wrote
 // in the file it replaces (old): the comments above, beside and below
 // every key, rule and list item that is still there, and flow style
-// ("allow: [a, b]"). Rules are matched by name, other list items by
-// position, keys by key. What was removed takes its comments with it.
+// ("allow: [a, b]"). Rules are matched by name, list entries by value,
+// keys by key. What was removed takes its comments with it.
 // When old is empty or not a YAML mapping, the result is Marshal's.
 //
 // Blank lines and key order are not kept: the file comes out in camgate's
@@ -73,15 +73,15 @@ func keepComments(prev, next *yaml.Node) {
 		}
 	case yaml.SequenceNode:
 		next.Style = prev.Style & yaml.FlowStyle
-		byName := map[string]*yaml.Node{}
+		byKey := map[string]*yaml.Node{}
 		for _, item := range prev.Content {
-			if name := ruleName(item); name != "" {
-				byName[name] = item
+			if k := itemKey(item); k != "" {
+				byKey[k] = item
 			}
 		}
 		for i, item := range next.Content {
-			if name := ruleName(item); name != "" {
-				if p := byName[name]; p != nil {
+			if k := itemKey(item); k != "" {
+				if p := byKey[k]; p != nil {
 					keepComments(p, item)
 				}
 			} else if i < len(prev.Content) {
@@ -106,13 +106,17 @@ func mappingEntry(m *yaml.Node, key string) (k, v *yaml.Node) {
 	return nil, nil
 }
 
-// ruleName returns the "name" of a mapping item, or "".
-func ruleName(item *yaml.Node) string {
-	if item.Kind != yaml.MappingNode {
-		return ""
-	}
-	if _, v := mappingEntry(item, "name"); v != nil && v.Kind == yaml.ScalarNode {
-		return v.Value
+// itemKey is what a list item is followed by across a rewrite: a rule's
+// (or any mapping's) "name", a scalar's value ("203.0.113.0/24" in an
+// allow list), or "" to go by position.
+func itemKey(item *yaml.Node) string {
+	switch item.Kind {
+	case yaml.ScalarNode:
+		return "=" + item.Value
+	case yaml.MappingNode:
+		if _, v := mappingEntry(item, "name"); v != nil && v.Kind == yaml.ScalarNode {
+			return "name=" + v.Value
+		}
 	}
 	return ""
 }

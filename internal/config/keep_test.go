@@ -70,8 +70,10 @@ func TestMarshalKeepingFollowsRulesByName(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Remove door-web and move nvr-rtsp to the front: door-web's comments
-	// go with it, nvr-rtsp's follow it.
+	// go with it, nvr-rtsp's follow it. A deny entry added in front of the
+	// commented one leaves the comment on its entry.
 	cfg.Rules = cfg.Rules[1:]
+	cfg.Rules[0].Deny = append([]string{"192.0.2.99"}, cfg.Rules[0].Deny...)
 	out, err := MarshalKeeping([]byte(commented), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +84,9 @@ func TestMarshalKeepingFollowsRulesByName(t *testing.T) {
 	}
 	if !strings.Contains(got, "  # Recorder live video.\n  - name: nvr-rtsp\n") {
 		t.Errorf("the remaining rule lost its comment:\n%s", got)
+	}
+	if !strings.Contains(got, "      - 192.0.2.99\n      - 192.0.2.0/24 # the old office\n") {
+		t.Errorf("a list entry's comment did not stay with its entry:\n%s", got)
 	}
 }
 
