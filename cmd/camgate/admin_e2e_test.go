@@ -87,8 +87,9 @@ func TestAdminUIInChromium(t *testing.T) {
 	rulePort := freeTCPPort(t)
 
 	dir := t.TempDir()
-	cfgPath := writeConfig(t, dir, `version: 1
-listen_address: 127.0.0.1
+	cfgPath := writeConfig(t, dir, `# Shop gateway. Installer: Sam, 555-0100.
+version: 1
+listen_address: 127.0.0.1 # loopback only in this test
 rules: []
 admin:
   listen: "https://127.0.0.1:0"
@@ -300,9 +301,10 @@ admin:
 	}
 
 	// The file the UI changed is what a restart would run, guard
-	// included.
+	// included, and the owner's comments are still in it.
 	b, _ := os.ReadFile(cfgPath)
-	for _, want := range []string{"name: dvr-web", "enabled: false", "auth: true", "hikvision: true", "service: http", "127.0.0.0/8"} {
+	for _, want := range []string{"name: dvr-web", "enabled: false", "auth: true", "hikvision: true", "service: http", "127.0.0.0/8",
+		"# Shop gateway. Installer: Sam, 555-0100.\n", "listen_address: 127.0.0.1 # loopback only in this test\n"} {
 		if !strings.Contains(string(b), want) {
 			t.Fatalf("config file after the UI session lacks %q:\n%s", want, b)
 		}
