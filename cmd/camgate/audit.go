@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -90,9 +89,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	}
 	rep := audit.Run(ctx, c, cfg)
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(&rep); err != nil {
+		if err := writeJSON(e.stdout, &rep); err != nil {
 			return err
 		}
 	} else if err := rep.WriteText(e.stdout); err != nil {

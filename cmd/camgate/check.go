@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -72,9 +71,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(&rep); err != nil {
+		if err := writeJSON(e.stdout, &rep); err != nil {
 			return err
 		}
 	} else if err := rep.WriteText(e.stdout); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -64,12 +63,10 @@ func runDiscover(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
 		if devs == nil {
 			devs = []discover.Device{}
 		}
-		return enc.Encode(devs)
+		return writeJSON(e.stdout, devs)
 	}
 	printDevices(e.stdout, devs)
 	return nil

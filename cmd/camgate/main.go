@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -150,4 +151,11 @@ func runVersion(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "camgate %s\n", version)
 	return nil
+}
+
+// writeJSON prints v as indented JSON, the --json output of every command.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -84,9 +83,7 @@ func runRouter(ctx context.Context, e *env, args []string) error {
 	rc := router.New(router.Config{Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	rep, err := rc.Probe(ctx, cfg)
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(rep); jerr != nil {
+		if jerr := writeJSON(e.stdout, rep); jerr != nil {
 			return jerr
 		}
 	} else {
@@ -111,9 +108,7 @@ func routerFromAPI(ctx context.Context, e *env, api *apiClient, asJSON bool) err
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return writeJSON(e.stdout, out)
 	}
 	if !out.Enabled || out.Status == nil {
 		fmt.Fprintln(e.stdout, "The running gateway has no router automation.")

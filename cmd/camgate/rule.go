@@ -422,9 +422,7 @@ func printRules(w io.Writer, rules []config.Rule, asJSON bool) error {
 		for _, r := range rules {
 			out = append(out, view{Rule: r, Enabled: r.IsEnabled()})
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return writeJSON(w, out)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tDESCRIPTION\tEXTERNAL PORT\tINTERNAL IP\tINTERNAL PORT\tPROTOCOL\tENABLED")

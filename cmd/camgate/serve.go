@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -245,12 +244,12 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	}
 	probs := config.ProblemsOf(err)
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
 		if probs == nil {
 			probs = []config.Problem{}
 		}
-		enc.Encode(map[string]any{"file": *path, "valid": len(probs) == 0, "problems": probs})
+		if err := writeJSON(e.stdout, map[string]any{"file": *path, "valid": len(probs) == 0, "problems": probs}); err != nil {
+			return err
+		}
 	} else if len(probs) == 0 {
 		enabled := 0
 		for i := range cfg.Rules {
