@@ -94,15 +94,23 @@ func (l *lockout) evictLocked(now time.Time) {
 			delete(l.m, k)
 		}
 	}
-	for len(l.m) >= maxLockoutEntries {
-		var stalest netip.Prefix
+	evictStalest(l.m, maxLockoutEntries, func(r *failRecord) time.Time { return r.last })
+}
+
+// evictStalest deletes the entries of m with the earliest time (by last)
+// until there is room for one more under max. The per-source tables and
+// the session store use it when they are full; a linear scan is fine at
+// that rate.
+func evictStalest[K comparable, V any](m map[K]V, max int, last func(V) time.Time) {
+	for len(m) >= max {
+		var stalest K
 		var st time.Time
-		for k, r := range l.m {
-			if st.IsZero() || r.last.Before(st) {
-				stalest, st = k, r.last
+		for k, v := range m {
+			if t := last(v); st.IsZero() || t.Before(st) {
+				stalest, st = k, t
 			}
 		}
-		delete(l.m, stalest)
+		delete(m, stalest)
 	}
 }
 

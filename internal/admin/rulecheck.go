@@ -92,16 +92,7 @@ func (l *checkLimiter) evictLocked(now time.Time) {
 			delete(l.m, k)
 		}
 	}
-	for len(l.m) >= maxCheckSources {
-		var stalest netip.Prefix
-		var st time.Time
-		for k, b := range l.m {
-			if st.IsZero() || b.last.Before(st) {
-				stalest, st = k, b.last
-			}
-		}
-		delete(l.m, stalest)
-	}
+	evictStalest(l.m, maxCheckSources, func(b *checkBucket) time.Time { return b.last })
 }
 
 // checkRequest is the optional body of a rule check.

@@ -61,16 +61,7 @@ func (st *sessionStore) create(user, from string, now time.Time, ttl time.Durati
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.sweepLocked(now)
-	for len(st.m) >= maxSessions {
-		var oldest [32]byte
-		var ot time.Time
-		for k, v := range st.m {
-			if ot.IsZero() || v.created.Before(ot) {
-				oldest, ot = k, v.created
-			}
-		}
-		delete(st.m, oldest)
-	}
+	evictStalest(st.m, maxSessions, func(s *session) time.Time { return s.created })
 	st.m[sha256.Sum256([]byte(cookie))] = s
 	return cookie, secret, s
 }
