@@ -135,6 +135,14 @@ func startDevice(t testing.TB) *device {
 			brw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
 			brw.Flush()
 			io.CopyN(c, zeros{}, int64(n))
+			// Close the way RFC 9112 §9.6 asks: end the answer, then read
+			// what the client still sends. Closing with the pipelined next
+			// request unread would make this kernel reset the connection
+			// and drop the unsent tail of the answer, for any client,
+			// proxied or not.
+			c.(*net.TCPConn).CloseWrite()
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			io.Copy(io.Discard, c)
 			c.Close()
 		case r.URL.Path == "/bigchunk":
 			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
