@@ -109,8 +109,9 @@ func (cw *countWriter) Write(p []byte) (int, error) {
 // session is one guarded connection. The request loop (the handler's
 // goroutine) reads requests from the client, checks and forwards them;
 // the response loop reads the device's answers, matches them to the
-// requests in order (pipelining), settles login attempts and forwards
-// them. RTSP interleaved frames may come between messages either way.
+// requests in order, settles login attempts and forwards them. A client
+// may pipeline; the device gets the next request once the answers owed
+// are through. RTSP interleaved frames may come between messages either way.
 type session struct {
 	h      *handler
 	c      *forward.Conn
@@ -238,6 +239,15 @@ func (s *session) requests(ctx context.Context) error {
 				s.c.Logger().Warn("cannot reach device", "target", s.c.Target, "client", s.c.Client, "err", err)
 				return s.reject(ctx, 502, m)
 			}
+		}
+		// One request at a time reaches the device: a pipelined request
+		// waits until the answers owed have gone through. A device that
+		// ends an answer by closing the connection while a request it
+		// has not read sits in its socket gets reset by its own kernel,
+		// which drops the unsent end of that answer. Browsers and RTSP
+		// players do not pipeline, so this costs them nothing.
+		if s.outstanding.Load() > 0 {
+			s.waitIdle(ctx)
 		}
 		ex := &exchange{method: m.method, tk: tk, upgrade: m.upgrade && !s.rtsp}
 		if ex.upgrade {

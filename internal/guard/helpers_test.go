@@ -124,7 +124,7 @@ func startDevice(t testing.TB) *device {
 			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 			w.Header().Set("Content-Length", strconv.Itoa(n))
 			io.CopyN(w, zeros{}, int64(n))
-		case r.URL.Path == "/close":
+		case r.URL.Path == "/close", r.URL.Path == "/close-abrupt":
 			// An answer delimited by closing the connection (HTTP/1.0
 			// style), large enough to be spliced.
 			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
@@ -135,14 +135,16 @@ func startDevice(t testing.TB) *device {
 			brw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
 			brw.Flush()
 			io.CopyN(c, zeros{}, int64(n))
-			// Close the way RFC 9112 §9.6 asks: end the answer, then read
-			// what the client still sends. Closing with the pipelined next
-			// request unread would make this kernel reset the connection
-			// and drop the unsent tail of the answer, for any client,
-			// proxied or not.
-			c.(*net.TCPConn).CloseWrite()
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			io.Copy(io.Discard, c)
+			if r.URL.Path == "/close" {
+				// Close the way RFC 9112 §9.6 asks: end the answer, then
+				// read what the client still sends.
+				c.(*net.TCPConn).CloseWrite()
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				io.Copy(io.Discard, c)
+			}
+			// /close-abrupt closes at once, as some embedded servers do:
+			// a request it has not read makes its kernel reset the
+			// connection and drop the unsent end of the answer.
 			c.Close()
 		case r.URL.Path == "/bigchunk":
 			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
