@@ -16,14 +16,14 @@ import (
 // than the UI: the error is logged and serve carries on. An explicitly
 // configured address that cannot be bound stops serve, since the owner
 // asked for it. admin.enabled: false (or listen: off) turns the UI off.
-func startAdmin(ctx context.Context, log *slog.Logger, s *site.Site) (func(context.Context), error) {
+func startAdmin(ctx context.Context, log *slog.Logger, s *site.Site, vpn admin.VPN) (func(context.Context), error) {
 	cfg := s.Config()
 	alog := log.With("component", "admin")
 	if !cfg.Admin.IsEnabled() {
 		alog.Info("admin UI and API are off (admin.enabled: false or admin.listen: off)")
 		return nil, nil
 	}
-	srv, err := admin.New(admin.Config{Site: s, Logger: alog, Version: version})
+	srv, err := admin.New(admin.Config{Site: s, Logger: alog, Version: version, VPN: vpn})
 	if err != nil {
 		return nil, err
 	}

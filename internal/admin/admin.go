@@ -58,6 +58,9 @@ type Config struct {
 	// Now returns the current time. Nil means time.Now; tests move the
 	// clock to expire sessions and lockouts.
 	Now func() time.Time
+	// VPN is the WireGuard server behind the VPN page (see vpn.go). Nil
+	// means the VPN endpoints answer that the VPN is off.
+	VPN VPN
 }
 
 // maxBody caps request bodies: a rule is a few hundred bytes, a batch of
@@ -87,6 +90,9 @@ type Server struct {
 	checks   *checkLimiter
 	checking chan struct{}
 
+	vpn VPN
+	qrs *qrLinks
+
 	setupMu    sync.Mutex // guards following
 	setupToken string
 }
@@ -104,6 +110,7 @@ func New(c Config) (*Server, error) {
 		dir:      c.StateDir,
 		version:  c.Version,
 		now:      c.Now,
+		vpn:      c.VPN,
 		cop:      http.NewCrossOriginProtection(),
 		hashing:  make(chan struct{}, 2),
 		checks:   newCheckLimiter(),

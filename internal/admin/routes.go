@@ -73,6 +73,7 @@ func (s *Server) routes() {
 	h("GET /api/v1/bans", s.auth(s.listBans))
 	h("DELETE /api/v1/bans", s.auth(s.unban))
 	h("GET /api/v1/router", s.auth(s.getRouter))
+	s.vpnRoutes(h)
 	h("GET /metrics", s.serveMetrics)
 	h("/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path)

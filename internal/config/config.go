@@ -66,6 +66,8 @@ type Config struct {
 	// Devices are the recorders and cameras camgate knows by name (see
 	// device.go). Optional; rules work without them.
 	Devices []Device `yaml:"devices,omitempty"`
+	// VPN is the built-in WireGuard server (see vpn.go). Optional; off by default.
+	VPN VPN `yaml:"vpn,omitempty"`
 }
 
 // Limits are gateway-wide caps. Zero values mean the documented defaults.

@@ -94,6 +94,7 @@ func (c *Config) Validate() error {
 	validateAdmin(&c.Admin, ps.forSection("admin"))
 	validateRouter(&c.Router, ps.forSection("router"))
 	validateDevices(c, ps)
+	validateVPN(&c.VPN, ps.forSection("vpn"))
 	return errors.Join(ps.list...)
 }
 
