@@ -304,6 +304,38 @@ func TestVPNPhoneEndToEnd(t *testing.T) {
 		t.Logf("peer refused %d packets; list:\n%s", st.Peers[0].Refused, func() string { _, o := v.camgate(t, "vpn", "list"); return o }())
 	})
 
+	t.Run("expired peer cannot handshake", func(t *testing.T) {
+		exp := time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339)
+		conf := v.addPeer(t, "bob-phone", "--allow", "dvr2", "--expires", exp)
+		dvr2 := netlab.LANHost(1).String()
+		for _, p := range v.status(t).Peers {
+			if p.Name == "bob-phone" && p.Expired {
+				t.Fatal("bob-phone listed as expired before its expiry")
+			}
+		}
+		deadline, _ := time.Parse(time.RFC3339, exp)
+		time.Sleep(time.Until(deadline) + 1100*time.Millisecond)
+		// The phone comes up after the expiry (its persistent keepalive
+		// starts a handshake at once) and keeps trying.
+		bob := v.phone(t, "wg1", conf)
+		if out, err := v.curl(t, "http://"+dvr2+":8082/", "4"); err == nil {
+			t.Fatalf("the expired phone reached dvr2:\n%s", out)
+		}
+		if hs := bob.handshake(t); hs != 0 {
+			t.Fatalf("the expired phone completed a handshake at %d", hs)
+		}
+		var expired bool
+		for _, p := range v.status(t).Peers {
+			expired = expired || p.Name == "bob-phone" && p.Expired
+		}
+		if !expired {
+			t.Error("vpn list does not show bob-phone as expired")
+		}
+		if code, out := v.camgate(t, "vpn", "rm", "bob-phone"); code != 0 {
+			t.Fatalf("vpn rm: exit %d\n%s", code, out)
+		}
+	})
+
 	t.Run("revoke cuts within 1s", func(t *testing.T) {
 		ff := v.l.Start(v.l.WAN, "ffmpeg", "-v", "error", "-rtsp_transport", "tcp",
 			"-i", fmt.Sprintf("rtsp://admin:%s@%s:554/Streaming/Channels/101", vpnTestPass, dvr1), "-f", "null", "-")
@@ -329,4 +361,52 @@ func TestVPNPhoneEndToEnd(t *testing.T) {
 			t.Fatalf("the revoked phone still reaches dvr1:\n%s", out)
 		}
 	})
+}
+
+// TestVPNOnlyScan: with the VPN on and no rules, a scan of the gateway's
+// internet-side address from wan finds nothing open but WireGuard's UDP
+// port (which answers nothing to a stranger, so nmap says open|filtered).
+func TestVPNOnlyScan(t *testing.T) {
+	need(t, "nmap")
+	v := newVPNLab(t, "")
+	gw := netlab.GWWANAddr.String()
+	// The kernel's ICMP rate limit (per namespace) would make closed
+	// ports look open|filtered to a fast scan.
+	v.l.Exec(v.l.GW, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
+	out := v.l.Exec(v.l.WAN, "nmap", "-n", "-Pn", "-sU", "--max-retries", "3", "-p",
+		"51820,53,80,123,443,554,1900,3702,5351,8000,8082,8443,37020", "-oG", "-", gw)
+	ports := nmapPorts(out)
+	if ports["51820/open|filtered/udp"] != true {
+		t.Errorf("udp scan: 51820 not found open|filtered:\n%s", out)
+	}
+	for p := range ports {
+		if p != "51820/open|filtered/udp" && !strings.Contains(p, "/closed/") {
+			t.Errorf("udp scan: %s", p)
+		}
+	}
+	out = v.l.Exec(v.l.WAN, "nmap", "-n", "-Pn", "-sT", "-p-", "--min-rate", "5000", "-oG", "-", gw)
+	if !strings.Contains(out, "Ports:") && !strings.Contains(out, "Status: Up") || strings.Contains(out, "/open/") {
+		t.Errorf("tcp scan found an open port:\n%s", out)
+	}
+	t.Logf("udp: %v", ports)
+}
+
+// nmapPorts returns the "port/state/proto" entries of nmap's grepable
+// output.
+func nmapPorts(out string) map[string]bool {
+	m := map[string]bool{}
+	for line := range strings.Lines(out) {
+		_, ports, ok := strings.Cut(line, "Ports: ")
+		if !ok {
+			continue
+		}
+		ports, _, _ = strings.Cut(ports, "\t")
+		for p := range strings.SplitSeq(ports, ",") {
+			f := strings.Split(strings.TrimSpace(p), "/")
+			if len(f) >= 3 {
+				m[f[0]+"/"+f[1]+"/"+f[2]] = true
+			}
+		}
+	}
+	return m
 }
