@@ -70,6 +70,9 @@ type Config struct {
 	Now func() time.Time
 	// DialTimeout bounds connecting to a device. 0 means 5 s.
 	DialTimeout time.Duration
+	// AnyPort listens on a free UDP port instead of vpn.listen_port, for
+	// tests that run beside each other. Default false.
+	AnyPort bool
 }
 
 // Errors callers branch on.
@@ -85,6 +88,7 @@ type Server struct {
 	dir     string
 	now     func() time.Time
 	dialTO  time.Duration
+	anyPort bool
 	key     Key
 	tun     *netTUN
 	dev     *device.Device
@@ -111,13 +115,14 @@ func New(c Config, cfg *config.Config) (*Server, error) {
 		panic("vpn: Config.StateDir is required")
 	}
 	s := &Server{
-		log:    c.Logger,
-		dir:    filepath.Join(c.StateDir, "vpn"),
-		now:    c.Now,
-		dialTO: c.DialTimeout,
-		wake:   make(chan struct{}, 1),
-		active: map[Key]bool{},
-		acls:   map[netip.Addr]*peerACL{},
+		log:     c.Logger,
+		dir:     filepath.Join(c.StateDir, "vpn"),
+		now:     c.Now,
+		dialTO:  c.DialTimeout,
+		anyPort: c.AnyPort,
+		wake:    make(chan struct{}, 1),
+		active:  map[Key]bool{},
+		acls:    map[netip.Addr]*peerACL{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -151,7 +156,11 @@ func New(c Config, cfg *config.Config) (*Server, error) {
 	s.cfg = cfg.VPN
 	s.publicIP = cfg.PublicIP
 	s.devices = devicesByName(cfg)
-	if err := s.dev.IpcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", key.hex(), cfg.VPN.Port())); err != nil {
+	port := cfg.VPN.Port()
+	if c.AnyPort {
+		port = 0
+	}
+	if err := s.dev.IpcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", key.hex(), port)); err != nil {
 		s.dev.Close()
 		return nil, fmt.Errorf("vpn: listen on udp port %d: %w", cfg.VPN.Port(), err)
 	}
@@ -198,7 +207,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 	if s.closed {
 		return net.ErrClosed
 	}
-	if cfg.VPN.Port() != s.cfg.Port() {
+	if cfg.VPN.Port() != s.cfg.Port() && !s.anyPort {
 		if err := s.dev.IpcSet(fmt.Sprintf("listen_port=%d\n", cfg.VPN.Port())); err != nil {
 			return fmt.Errorf("vpn: listen on udp port %d: %w", cfg.VPN.Port(), err)
 		}
@@ -376,10 +385,14 @@ func (s *Server) Add(req AddRequest) (Peer, string, error) {
 	}
 	endpoint := s.cfg.EndpointFor(s.publicIP)
 	if req.Endpoint != "" {
-		endpoint = (&config.VPN{Endpoint: req.Endpoint, ListenPort: s.cfg.Port()}).EndpointFor("")
-		if _, _, err := net.SplitHostPort(endpoint); err != nil || strings.ContainsAny(req.Endpoint, " \t\r\n[]=#") && !strings.HasPrefix(req.Endpoint, "[") {
+		// The same check as vpn.endpoint in camgate.yaml: an IP address or
+		// a host name, and a port; nothing that could add a line to the
+		// peer's config.
+		v := config.VPN{Endpoint: req.Endpoint, ListenPort: s.cfg.Port()}
+		if err := (&config.Config{Version: config.CurrentVersion, VPN: v}).Validate(); err != nil {
 			return Peer{}, "", &ValidationError{"endpoint", fmt.Sprintf("%q is not host[:port]", req.Endpoint)}
 		}
+		endpoint = v.EndpointFor("")
 	}
 	if endpoint == "" {
 		return Peer{}, "", &ValidationError{"endpoint", "camgate does not know the address phones should dial: set vpn.endpoint (or public_ip) in camgate.yaml, or give --endpoint"}
