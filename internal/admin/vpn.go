@@ -103,17 +103,23 @@ func vpnError(err error) error {
 	return err
 }
 
+// getVPN returns the server's state and peers, and the devices a peer
+// may be given (the UI's camera checkboxes).
 func (s *Server) getVPN(w http.ResponseWriter, r *http.Request) error {
+	devices := []string{}
+	for _, d := range s.site.Config().Devices {
+		devices = append(devices, d.Name)
+	}
 	v, err := s.vpnOrOff()
 	if err == nil {
 		var st vpn.Status
 		if st, err = v.Status(); err == nil {
-			writeJSON(w, http.StatusOK, map[string]any{"enabled": true, "vpn": st})
+			writeJSON(w, http.StatusOK, map[string]any{"enabled": true, "vpn": st, "devices": devices})
 			return nil
 		}
 	}
 	if errors.Is(err, ErrVPNOff) || s.vpn == nil {
-		writeJSON(w, http.StatusOK, map[string]any{"enabled": false})
+		writeJSON(w, http.StatusOK, map[string]any{"enabled": false, "devices": devices})
 		return nil
 	}
 	return err

@@ -292,6 +292,8 @@
     dashboard: pageDashboard, rules: pageRules, connections: pageConnections, bans: pageBans,
     router: pageRouter, audit: pageAudit, tokens: pageTokens, account: pageAccount,
   };
+  // Pages in their own files (vpn.js) add themselves to pages with these.
+  window.camgateUI = { h, api, render, toast, field, pagehead, poll, fmtBytes, fmtTime, showProblems, clearProblems, confirmDialog, openDialog, closeDialog, pages };
   function route() {
     if (document.getElementById('top').hidden) return;
     const name = (location.hash.replace(/^#\/?/, '') || 'dashboard').split('?')[0];
