@@ -32,7 +32,7 @@ func startRouter(ctx context.Context, log *slog.Logger, s *site.Site) (func(cont
 		case <-latest:
 		default:
 		}
-		latest <- cfg
+		latest <- withVPNMapping(cfg)
 	})
 	return func(ctx context.Context) {
 		cancel()

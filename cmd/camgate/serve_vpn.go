@@ -121,3 +121,21 @@ func adminWithVPN(v *vpnService) func(context.Context, *slog.Logger, *site.Site)
 		return startAdmin(ctx, log, s, v)
 	}
 }
+
+// vpnRouterRule names the VPN's mapping on the upstream router.
+const vpnRouterRule = "vpn-wireguard"
+
+// withVPNMapping returns cfg with the VPN's UDP port as one more
+// `router: true` rule when vpn.router is set, so that package router maps,
+// renews and removes it like any rule's port. The rule exists only in what
+// the router client sees, never in the gateway or the file.
+func withVPNMapping(cfg *config.Config) *config.Config {
+	if !cfg.VPN.Enabled || !cfg.VPN.Router || cfg.Rule(vpnRouterRule) != nil {
+		return cfg
+	}
+	c := cfg.Clone()
+	p := cfg.VPN.Port()
+	c.Rules = append(c.Rules, config.Rule{Name: vpnRouterRule, Description: "camgate's WireGuard VPN", Protocol: config.UDP,
+		ExternalPort: config.PortRange{First: p, Last: p}, InternalIP: "127.0.0.1", Router: true})
+	return c
+}
