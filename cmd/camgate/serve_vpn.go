@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/netip"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/camgate/camgate/internal/admin"
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/gateway"
 	"github.com/camgate/camgate/internal/site"
 	"github.com/camgate/camgate/internal/vpn"
 )
@@ -16,8 +20,10 @@ import (
 // and hands it every new config (device addresses, listen port). It is
 // the admin API's VPN. The VPN feature owns this file.
 type vpnService struct {
-	log *slog.Logger
-	dir string
+	log    *slog.Logger
+	dir    string
+	policy gateway.Policy
+	guards atomic.Pointer[[]vpnGuard]
 
 	mu     sync.Mutex // guards following
 	srv    *vpn.Server
@@ -28,7 +34,7 @@ type vpnService struct {
 // start starts the VPN for serve if the config enables it, and follows
 // later configs.
 func (v *vpnService) start(ctx context.Context, log *slog.Logger, s *site.Site) (func(context.Context), error) {
-	v.log, v.dir = log, s.StateDir()
+	v.log, v.dir, v.policy = log, s.StateDir(), s.Gateway().Policy()
 	if err := v.apply(s.Config()); err != nil {
 		return nil, err
 	}
@@ -44,6 +50,7 @@ func (v *vpnService) start(ctx context.Context, log *slog.Logger, s *site.Site) 
 func (v *vpnService) apply(cfg *config.Config) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.setGuards(cfg)
 	switch {
 	case !cfg.VPN.Enabled:
 		v.stopLocked()
@@ -51,7 +58,7 @@ func (v *vpnService) apply(cfg *config.Config) error {
 	case v.srv != nil:
 		return v.srv.Apply(cfg)
 	}
-	srv, err := vpn.New(vpn.Config{StateDir: v.dir, Logger: v.log}, cfg)
+	srv, err := vpn.New(vpn.Config{StateDir: v.dir, Logger: v.log, Admit: v.admit}, cfg)
 	if err != nil {
 		return err
 	}
@@ -138,4 +145,51 @@ func withVPNMapping(cfg *config.Config) *config.Config {
 	c.Rules = append(c.Rules, config.Rule{Name: vpnRouterRule, Description: "camgate's WireGuard VPN", Protocol: config.UDP,
 		ExternalPort: config.PortRange{First: p, Last: p}, InternalIP: "127.0.0.1", Router: true})
 	return c
+}
+
+// vpnGuard is the admission check of one enabled rule, by the device
+// address and ports it forwards to.
+type vpnGuard struct {
+	addr     netip.Addr
+	ports    config.PortRange
+	tcp, udp bool
+	admit    func(netip.AddrPort, string) (func(), error)
+}
+
+// setGuards takes the admission checks of cfg's rules from the gateway's
+// policy (the guard), which keeps their per-source counters and bans by
+// rule name: a peer and an internet client share them.
+func (v *vpnService) setGuards(cfg *config.Config) {
+	var gs []vpnGuard
+	for i := range cfg.Rules {
+		r := &cfg.Rules[i]
+		a, err := netip.ParseAddr(r.InternalIP)
+		if !r.IsEnabled() || err != nil || v.policy == nil {
+			continue
+		}
+		admit, _, err := v.policy.Hooks(r)
+		if err != nil || admit == nil {
+			continue
+		}
+		gs = append(gs, vpnGuard{addr: a.Unmap(), ports: r.Internal(), tcp: r.Proto().HasTCP(), udp: r.Proto().HasUDP(), admit: admit})
+	}
+	v.guards.Store(&gs)
+}
+
+// admit is the VPN's Config.Admit: the first rule that forwards to dst
+// with proto judges the peer; a device port no rule forwards is admitted
+// (the peer's access list already allowed the device).
+func (v *vpnService) admit(src, dst netip.AddrPort, proto string) (func(), error) {
+	gs := v.guards.Load()
+	if gs == nil {
+		return nil, nil
+	}
+	for _, g := range *gs {
+		p := dst.Port()
+		if g.addr != dst.Addr() || p < g.ports.First || p > g.ports.Last || !(strings.EqualFold(proto, "tcp") && g.tcp || strings.EqualFold(proto, "udp") && g.udp) {
+			continue
+		}
+		return g.admit(src, proto)
+	}
+	return nil, nil
 }

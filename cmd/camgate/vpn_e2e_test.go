@@ -251,7 +251,9 @@ func ffprobeH264(v *vpnLab, transport, host string) (string, error) {
 // (TCP and UDP) and reaches its web page; it cannot reach dvr2, the admin
 // UI or camgate itself, and the refused packets are counted.
 func TestVPNPhoneEndToEnd(t *testing.T) {
-	v := newVPNLab(t, "")
+	// dvr1's SDK port is forwarded for one office only: the rule's
+	// allowlist judges a peer too.
+	v := newVPNLab(t, "{name: dvr1-sdk, external_port: 18000, internal_ip: "+netlab.LANAddr.String()+", internal_port: 8000, allow: [198.18.0.0/24]}")
 	conf := v.addPeer(t, "alice-phone", "--allow", "dvr1", "--expires", "30d")
 	if !strings.Contains(conf, "AllowedIPs = "+netlab.LANAddr.String()+"/32\n") {
 		t.Fatalf("AllowedIPs should be exactly dvr1's address:\n%s", conf)
@@ -302,6 +304,22 @@ func TestVPNPhoneEndToEnd(t *testing.T) {
 			t.Errorf("dvr1 after the refusals: %v\n%s", err, out)
 		}
 		t.Logf("peer refused %d packets; list:\n%s", st.Peers[0].Refused, func() string { _, o := v.camgate(t, "vpn", "list"); return o }())
+	})
+
+	t.Run("rule guard applies", func(t *testing.T) {
+		if c, err := v.l.Dial(v.l.GW, "tcp", "", dvr1+":8000", 2*time.Second); err != nil {
+			t.Fatalf("dvr1's SDK port from the gateway: %v", err)
+		} else {
+			c.Close()
+		}
+		before := v.status(t).Peers[0].Refused
+		if c, err := v.l.Dial(v.l.WAN, "tcp", "", dvr1+":8000", 3*time.Second); err == nil {
+			c.Close()
+			t.Fatal("the peer reached dvr1's SDK port although rule dvr1-sdk allows only 198.18.0.0/24")
+		}
+		if got := v.status(t).Peers[0].Refused; got <= before {
+			t.Errorf("refused: got %d after, %d before; want the guard's refusal counted", got, before)
+		}
 	})
 
 	t.Run("expired peer cannot handshake", func(t *testing.T) {

@@ -98,6 +98,12 @@ func (s *Server) onTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	target := netip.AddrPortFrom(dst, id.LocalPort)
+	release, ok := s.admitted(netip.AddrPortFrom(src, id.RemotePort), target, "tcp")
+	if !ok {
+		r.Complete(true)
+		return
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(context.Background(), s.dialTO)
 	var d net.Dialer
 	dc, err := d.DialContext(ctx, "tcp", target.String())
@@ -193,25 +199,54 @@ func (s *Server) onUDP(r *udp.ForwarderRequest) {
 	if !s.filter.allows(src, dst) {
 		return
 	}
+	target := netip.AddrPortFrom(dst, id.LocalPort)
+	release, ok := s.admitted(netip.AddrPortFrom(src, id.RemotePort), target, "udp")
+	if !ok {
+		return
+	}
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
+		release()
 		return
 	}
 	cc := gonet.NewUDPConn(&wq, ep)
-	target := netip.AddrPortFrom(dst, id.LocalPort)
 	dc, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
 	if err != nil {
 		cc.Close()
+		release()
 		return
 	}
 	s.relays.Add(1)
-	go s.serveUDP(src, cc, dc)
+	go s.serveUDP(src, cc, dc, release)
+}
+
+// admitted asks Config.Admit about a new connection or flow; a refusal
+// is counted against the peer. release is never nil.
+func (s *Server) admitted(src, dst netip.AddrPort, proto string) (release func(), ok bool) {
+	release = func() {}
+	if s.admit == nil {
+		return release, true
+	}
+	rel, err := s.admit(src, dst, proto)
+	if err != nil {
+		if acl := s.filter.lookup(src.Addr()); acl != nil {
+			acl.refused.Add(1)
+		}
+		s.filter.refused.Add(1)
+		s.log.Debug("vpn: refused by the rule's guard", "peer", src, "target", dst, "proto", proto, "err", err)
+		return release, false
+	}
+	if rel != nil {
+		release = rel
+	}
+	return release, true
 }
 
 // serveUDP relays one flow until it has been idle for udpIdle.
-func (s *Server) serveUDP(src netip.Addr, cc *gonet.UDPConn, dc *net.UDPConn) {
+func (s *Server) serveUDP(src netip.Addr, cc *gonet.UDPConn, dc *net.UDPConn, release func()) {
 	defer s.relays.Done()
+	defer release()
 	both := &closers{cc, dc}
 	s.conns.add(src, both)
 	defer s.conns.remove(src, both)

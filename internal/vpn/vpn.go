@@ -73,6 +73,15 @@ type Config struct {
 	// AnyPort listens on a free UDP port instead of vpn.listen_port, for
 	// tests that run beside each other. Default false.
 	AnyPort bool
+	// Admit, if non-nil, is asked before a peer's TCP connection or UDP
+	// flow to a device is served, with the peer's tunnel address as the
+	// source: cmd/camgate answers with the admission check (access lists,
+	// per-source limits, bans) of the rule that forwards to that device
+	// port, so a peer meets the same guard as an internet client. It
+	// returns a function to call when the connection ends, or an error to
+	// refuse (counted as refused for the peer). Nil admits whatever the
+	// peer's access list allows.
+	Admit func(src, dst netip.AddrPort, proto string) (release func(), err error)
 }
 
 // Errors callers branch on.
@@ -89,6 +98,7 @@ type Server struct {
 	now     func() time.Time
 	dialTO  time.Duration
 	anyPort bool
+	admit   func(src, dst netip.AddrPort, proto string) (func(), error)
 	key     Key
 	tun     *netTUN
 	dev     *device.Device
@@ -120,6 +130,7 @@ func New(c Config, cfg *config.Config) (*Server, error) {
 		now:     c.Now,
 		dialTO:  c.DialTimeout,
 		anyPort: c.AnyPort,
+		admit:   c.Admit,
 		wake:    make(chan struct{}, 1),
 		active:  map[Key]bool{},
 		acls:    map[netip.Addr]*peerACL{},
