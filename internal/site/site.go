@@ -42,27 +42,6 @@ type Site struct {
 	// their apply and write steps.
 	mu   sync.Mutex // guards following
 	subs []func(ctx context.Context, cfg *config.Config)
-
-	regMu sync.Mutex // guards following
-	reg   map[string]any
-}
-
-// Register makes a running service (the router client, say) reachable by
-// name for other parts of serve, such as the admin API.
-func (s *Site) Register(name string, v any) {
-	s.regMu.Lock()
-	defer s.regMu.Unlock()
-	if s.reg == nil {
-		s.reg = map[string]any{}
-	}
-	s.reg[name] = v
-}
-
-// Lookup returns what was registered under name, or nil.
-func (s *Site) Lookup(name string) any {
-	s.regMu.Lock()
-	defer s.regMu.Unlock()
-	return s.reg[name]
 }
 
 // New returns a Site.
