@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camgate/camgate/internal/adminclient"
 	"github.com/camgate/camgate/internal/check"
 	"github.com/camgate/camgate/internal/netlab"
 )
@@ -314,7 +315,7 @@ admin:
 // apiCheck runs POST /api/v1/rules/{rule}/check on the gateway at addr
 // with a bearer token, trusting exactly the certificate in certPath.
 func apiCheck(ctx context.Context, certPath, addr, token, rule string) (*check.Report, error) {
-	tc, err := pinnedTLS(certPath)
+	tc, err := adminclient.PinnedTLS(certPath)
 	if err != nil {
 		return nil, err
 	}

@@ -1,26 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/camgate/camgate/internal/admin"
+	"github.com/camgate/camgate/internal/adminclient"
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/store"
 )
@@ -201,7 +194,7 @@ func splitList(s string) []string {
 type ruleBackend struct {
 	path     string
 	stateDir string
-	api      *apiClient
+	api      *adminclient.Client
 	note     string
 }
 
@@ -222,84 +215,13 @@ func ruleTarget(ctx context.Context, e *env, o ruleOpts) (*ruleBackend, error) {
 		}
 		return t, nil
 	}
-	ep, err := cfg.Admin.Endpoint()
+	api, err := adminclient.Find(ctx, adminclient.Options{ConfigPath: o.config, Config: cfg,
+		Token: e.getenv("CAMGATE_TOKEN"), TokenFile: o.tokenFile, Timeout: o.timeout})
 	if err != nil {
 		return nil, err
 	}
-	addr := ep.Addr
-	if addr.Addr().IsUnspecified() {
-		lo := netip.MustParseAddr("127.0.0.1")
-		if addr.Addr().Is6() {
-			lo = netip.IPv6Loopback()
-		}
-		addr = netip.AddrPortFrom(lo, addr.Port())
-	}
-	var d net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	c, err := d.DialContext(dctx, "tcp", addr.String())
-	cancel()
-	if err != nil {
-		// Nobody listens: no gateway is running with this config.
-		return t, nil
-	}
-	c.Close()
-	token := strings.TrimSpace(e.getenv("CAMGATE_TOKEN"))
-	if o.tokenFile != "" {
-		b, err := os.ReadFile(o.tokenFile)
-		if err != nil {
-			return nil, err
-		}
-		token = firstLine(strings.TrimSpace(string(b)))
-	}
-	if token == "" {
-		return nil, fmt.Errorf("a gateway is running (its API answers at %s), so the change must go through it: "+
-			"create an API token in the web UI (API tokens) and pass --token-file FILE or set CAMGATE_TOKEN "+
-			"(or use --file to edit the file anyway, then reload the gateway with SIGHUP)", addr)
-	}
-	base := "http://" + addr.String()
-	if ep.HTTPS {
-		base = "https://" + addr.String()
-	}
-	hc := &http.Client{Timeout: o.timeout}
-	if ep.HTTPS {
-		certPath, _, _ := admin.CertPaths(cfg.Admin, o.config, t.stateDir)
-		tc, err := pinnedTLS(certPath)
-		if err != nil {
-			return nil, err
-		}
-		hc.Transport = &http.Transport{TLSClientConfig: tc, Proxy: nil}
-	}
-	t.api = &apiClient{base: base, token: token, hc: hc}
+	t.api = api
 	return t, nil
-}
-
-// pinnedTLS trusts exactly the certificate in certPath: the gateway's
-// own, self-signed or not, so that no CA or host name is involved.
-func pinnedTLS(certPath string) (*tls.Config, error) {
-	b, err := os.ReadFile(certPath)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the gateway's certificate to verify it: %w", err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: no PEM certificate", certPath)
-	}
-	want, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", certPath, err)
-	}
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		// Verification is done below, by comparing the certificate with
-		// the pinned one; a self-signed certificate has no CA to check.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, want.Raw) {
-				return fmt.Errorf("the gateway's certificate is not the one in %s", certPath)
-			}
-			return nil
-		},
-	}, nil
 }
 
 func problemsError(path string, err error) error {
@@ -326,7 +248,7 @@ func (t *ruleBackend) list(ctx context.Context) ([]config.Rule, error) {
 	var out struct {
 		Rules []config.Rule `json:"rules"`
 	}
-	if err := t.api.do(ctx, http.MethodGet, "/api/v1/rules", nil, &out); err != nil {
+	if err := t.api.Do(ctx, http.MethodGet, "/api/v1/rules", nil, &out); err != nil {
 		return nil, err
 	}
 	return out.Rules, nil
@@ -336,7 +258,7 @@ func (t *ruleBackend) list(ctx context.Context) ([]config.Rule, error) {
 // without a gateway, with edit on the file.
 func (t *ruleBackend) change(ctx context.Context, action, target string, edit func(*config.Config) error, method, path string, body any) error {
 	if t.api != nil {
-		return t.api.do(ctx, method, path, body, nil)
+		return t.api.Do(ctx, method, path, body, nil)
 	}
 	cfg, err := store.Load(t.path)
 	if err != nil {
@@ -354,60 +276,6 @@ func (t *ruleBackend) change(ctx context.Context, action, target string, edit fu
 	if err := admin.Append(t.stateDir, admin.AuditEntry{Who: "cli", Action: action, Target: target, From: "local", OK: true,
 		Detail: "edited " + t.path}); err != nil {
 		return fmt.Errorf("saved, but the audit log: %w", err)
-	}
-	return nil
-}
-
-// apiClient calls a running gateway's admin API with a bearer token.
-type apiClient struct {
-	base  string
-	token string
-	hc    *http.Client
-}
-
-func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("gateway API %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode >= 300 {
-		var ae struct {
-			Error    string           `json:"error"`
-			Problems []config.Problem `json:"problems"`
-		}
-		json.Unmarshal(b, &ae)
-		if ae.Error == "" {
-			ae.Error = strings.TrimSpace(string(b))
-		}
-		msg := fmt.Sprintf("the gateway refused (%s): %s", resp.Status, ae.Error)
-		if len(ae.Problems) > 1 {
-			for _, p := range ae.Problems {
-				msg += "\n  " + p.Error()
-			}
-		}
-		return errors.New(msg)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
 	}
 	return nil
 }

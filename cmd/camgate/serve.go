@@ -62,7 +62,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if *watch {
 		changed = watchFile(ctx, *path, 500*time.Millisecond)
 	}
-	cfg, err := store.Load(*path)
+	if stale, err := store.RemoveStale(*path); err != nil || len(stale) > 0 {
+		log.Warn("removed temporary files a crash left next to the config", "config", *path, "files", stale, "err", err)
+	}
+	cfg, data, err := store.LoadData(*path)
 	if err != nil {
 		logProblems(log, *path, err)
 		return exitError(1)
@@ -78,7 +81,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		log.Error("cannot start the gateway", "config", *path, "err", err)
 		return exitError(1)
 	}
-	s := site.New(site.Config{Path: *path, Gateway: g, Logger: log})
+	s := site.New(site.Config{Path: *path, Gateway: g, Logger: log, Data: data})
 	var stops []func(context.Context)
 	svc := &services{}
 	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){svc.startGuard, svc.startRouter, svc.startAdmin} {

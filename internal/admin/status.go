@@ -9,6 +9,7 @@ import (
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/forward"
 	"github.com/camgate/camgate/internal/guard"
+	"github.com/camgate/camgate/internal/site"
 )
 
 // ruleStatus is one rule's live state.
@@ -42,6 +43,10 @@ type statusView struct {
 	LastApplied    time.Time    `json:"last_applied"`
 	ApplyDuration  string       `json:"apply_duration"`
 	LastError      string       `json:"last_error,omitempty"`
+	// ConfigFile says whether camgate.yaml changed on disk since camgate
+	// read or wrote it, was refused by a reload, or is out of step with
+	// what runs; the UI shows a banner when it is.
+	ConfigFile site.FileState `json:"config_file"`
 	Connections    int64        `json:"connections"`
 	MaxConnections int          `json:"max_connections"`
 	Rules          []ruleStatus `json:"rules"`
@@ -61,7 +66,10 @@ func (s *Server) status() statusView {
 		UptimeSeconds: int64(now.Sub(gs.Started).Seconds()), Config: s.site.Path(),
 		LastApplied: gs.LastApplied, ApplyDuration: gs.ApplyDuration, LastError: gs.LastError,
 		Connections: gs.Connections, MaxConnections: gs.MaxConns, Rules: []ruleStatus{},
-		Router: s.router != nil, Bans: s.bans != nil,
+		Router: s.router != nil, Bans: s.bans != nil, ConfigFile: s.site.FileState(),
+	}
+	if v.ConfigFile.OutOfStep != "" {
+		v.LastError = v.ConfigFile.OutOfStep
 	}
 	g := s.guard()
 	var counters map[string]guard.Counters
