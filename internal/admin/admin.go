@@ -89,6 +89,9 @@ type Server struct {
 	metrics  *metrics
 	cop      *http.CrossOriginProtection
 	mux      *http.ServeMux
+	// patterns lists every pattern registered through routes' h, so a
+	// test can check that each is documented in openapi.json.
+	patterns []string
 	// hashing bounds concurrent password hashes: each costs
 	// argon2Memory of RAM and tens of milliseconds of CPU.
 	hashing chan struct{}

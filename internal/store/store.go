@@ -148,11 +148,11 @@ func writeTemp(path string, data []byte, perm fs.FileMode, uid, gid int) (tmp st
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
-	tmp = f.Name()
+	name := f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			os.Remove(name)
 		}
 	}()
 	if err = f.Chmod(perm); err != nil {
@@ -172,7 +172,7 @@ func writeTemp(path string, data []byte, perm fs.FileMode, uid, gid int) (tmp st
 	if err = f.Close(); err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
-	return tmp, nil
+	return name, nil
 }
 
 // WriteFile writes data to path atomically with the given permissions:
