@@ -83,7 +83,6 @@ func (p *undoBreaker) Hooks(r *config.Rule) (func(netip.AddrPort, string) (func(
 	return p.DefaultPolicy.Hooks(r)
 }
 
-
 // TestFailedUndoIsReported: the API answer and /status last_error say
 // that the gateway runs a config the file does not hold (item 3).
 func TestFailedUndoIsReported(t *testing.T) {

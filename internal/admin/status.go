@@ -34,22 +34,22 @@ type ruleStatus struct {
 }
 
 type statusView struct {
-	Version        string       `json:"version"`
-	Time           time.Time    `json:"time"`
-	Started        time.Time    `json:"started"`
-	Uptime         string       `json:"uptime"`
-	UptimeSeconds  int64        `json:"uptime_seconds"`
-	Config         string       `json:"config"`
-	LastApplied    time.Time    `json:"last_applied"`
-	ApplyDuration  string       `json:"apply_duration"`
-	LastError      string       `json:"last_error,omitempty"`
+	Version       string    `json:"version"`
+	Time          time.Time `json:"time"`
+	Started       time.Time `json:"started"`
+	Uptime        string    `json:"uptime"`
+	UptimeSeconds int64     `json:"uptime_seconds"`
+	Config        string    `json:"config"`
+	LastApplied   time.Time `json:"last_applied"`
+	ApplyDuration string    `json:"apply_duration"`
+	LastError     string    `json:"last_error,omitempty"`
 	// ConfigFile says whether camgate.yaml changed on disk since camgate
 	// read or wrote it, was refused by a reload, or is out of step with
 	// what runs; the UI shows a banner when it is.
-	ConfigFile site.FileState `json:"config_file"`
-	Connections    int64        `json:"connections"`
-	MaxConnections int          `json:"max_connections"`
-	Rules          []ruleStatus `json:"rules"`
+	ConfigFile     site.FileState `json:"config_file"`
+	Connections    int64          `json:"connections"`
+	MaxConnections int            `json:"max_connections"`
+	Rules          []ruleStatus   `json:"rules"`
 	// Router and Bans say whether those pages have something to show;
 	// Guard whether the gateway runs the guard (rules then carry guard
 	// counters).
