@@ -62,15 +62,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if *watch {
 		changed = watchFile(ctx, *path, 500*time.Millisecond)
 	}
-	if stale, err := store.RemoveStale(*path); err != nil || len(stale) > 0 {
-		log.Warn("removed temporary files a crash left next to the config", "config", *path, "files", stale, "err", err)
-	}
 	cfg, data, err := store.LoadData(*path)
 	if err != nil {
 		logProblems(log, *path, err)
 		return exitError(1)
 	}
 	stateDir := store.StateDir(*path, cfg)
+	lock, err := lockConfig(log, *path, stateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	policy, err := newPolicy(log.With("component", "guard"), stateDir)
 	if err != nil {
 		log.Error("cannot start the guard", "err", err)
@@ -121,6 +123,22 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			g.LogSummary()
 		}
 	}
+}
+
+// lockConfig makes this the one gateway serving path: it takes the lock
+// in the state directory (a second `camgate serve` of the same config is
+// refused, naming the first one's pid), then removes the temporary files
+// a crash between writing and renaming the config left behind.
+func lockConfig(log *slog.Logger, path, stateDir string) (*store.StateLock, error) {
+	lock, err := store.LockStateDir(stateDir)
+	if err != nil {
+		log.Error("cannot start", "config", path, "err", err)
+		return nil, exitError(1)
+	}
+	if stale, err := store.RemoveStale(path); err != nil || len(stale) > 0 {
+		log.Warn("removed temporary files a crash left next to the config", "config", path, "files", stale, "err", err)
+	}
+	return lock, nil
 }
 
 // shutdown stops the admin UI and router automation, then the gateway

@@ -1,8 +1,12 @@
 package store
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -99,4 +103,34 @@ func TestRemoveStale(t *testing.T) {
 			t.Errorf("%s was removed", n)
 		}
 	}
+}
+
+// TestStateDirLock: a second holder is refused with a message naming the
+// first (its pid); the lock is free again once released (item 6). The
+// second holder runs in a child process: flock locks belong to the open
+// file, so a second open in this process would be refused as well, but
+// the child tells the real story.
+func TestStateDirLock(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	l, err := LockStateDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = LockStateDir(dir)
+	var le *LockedError
+	if !errors.As(err, &le) || le.Holder.PID != os.Getpid() || !strings.Contains(err.Error(), fmt.Sprintf("pid %d)", os.Getpid())) {
+		t.Fatalf("got %v, want the lock held by this process", err)
+	}
+	// flock(1) from util-linux: a real other process trying the lock.
+	if _, lerr := exec.LookPath("flock"); lerr == nil {
+		if err := exec.Command("flock", "-n", filepath.Join(dir, LockFile), "true").Run(); err == nil {
+			t.Fatal("another process took the lock while it was held")
+		}
+	}
+	l.Release()
+	l2, err := LockStateDir(dir)
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	l2.Release()
 }
