@@ -39,7 +39,7 @@ Run "camgate device add --help" for its flags.`
 
 func runDevice(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(e.stdout, "Usage: camgate device add [flags]\n%s\n", deviceHelp)
+		fmt.Fprintf(e.stdout, "Usage: camgate device <command> [flags]\n%s\n", deviceHelp)
 		if len(args) == 0 {
 			return fmt.Errorf("%w: missing subcommand (add)", errUsage)
 		}
@@ -100,7 +100,7 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%w: passwords are never taken on the command line (they would show in ps and in shell history); use --password-file FILE or the %s environment variable", errUsage, passwordEnv)
 		}
 	}
-	fl := newFlags(e, "device add", "--ip ADDR [--user admin] [--password-file FILE] [--name dvr1] [--config camgate.yaml] [--with-sdk-port] [--dry-run]", deviceAddHelp)
+	fl := newFlags(e, "device add", "--ip ADDR [--user admin] [--password-file FILE] [--name dvr1] [--config camgate.yaml] [--with-sdk-port] [--dry-run] [flags]", deviceAddHelp)
 	var f deviceAddFlags
 	fl.StringVar(&f.ip, "ip", "", "the device's LAN address (required)")
 	fl.StringVar(&f.user, "user", "admin", "device user name")

@@ -50,7 +50,7 @@ func runRouter(ctx context.Context, e *env, args []string) error {
 	if args[0] != "status" {
 		return fmt.Errorf("%w: unknown action %q (the only one is status)", errUsage, args[0])
 	}
-	fl := newFlags(e, "router status", "[--config camgate.yaml] [--json] [--probe]", routerHelp)
+	fl := newFlags(e, "router status", "[--config camgate.yaml] [--json] [--probe] [flags]", routerHelp)
 	path := fl.String("config", "camgate.yaml", "config file")
 	asJSON := fl.Bool("json", false, "print JSON")
 	probe := fl.Bool("probe", false, "ask the router directly even if a gateway is running")

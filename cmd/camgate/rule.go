@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -49,41 +50,67 @@ type ruleOpts struct {
 	timeout   time.Duration
 }
 
-func runRule(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(e.stdout, strings.TrimSpace(ruleHelp))
-		if len(args) == 0 {
-			return fmt.Errorf("%w: missing action (list, add, rm, enable, disable)", errUsage)
-		}
-		return nil
+// ruleAddFlags are the flags of rule add beyond the common ones.
+type ruleAddFlags struct {
+	r                           config.Rule
+	ext, in, proto, allow, deny string
+	disabled                    bool
+}
+
+// ruleFlags returns the flag set of one rule action; "" (for rule --help)
+// has every action's flags.
+func ruleFlags(e *env, action string, o *ruleOpts, a *ruleAddFlags) *flag.FlagSet {
+	name, usage := "rule "+action, "[flags]"
+	if action == "" {
+		name, usage = "rule", "<action> [flags]"
 	}
-	action, args := args[0], args[1:]
-	var o ruleOpts
-	fl := newFlags(e, "rule "+action, "[flags]", ruleHelp)
+	fl := newFlags(e, name, usage, ruleHelp)
 	fl.StringVar(&o.config, "config", "camgate.yaml", "config file")
 	fl.StringVar(&o.tokenFile, "token-file", "", "file holding an API token (else $CAMGATE_TOKEN)")
 	fl.BoolVar(&o.file, "file", false, "edit the config file even if a gateway is running")
 	fl.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the gateway's API")
-	var r config.Rule
-	var ext, in, proto, allow, deny string
-	var disabled bool
+	if action == "list" || action == "" {
+		fl.BoolVar(&o.asJSON, "json", false, "print JSON (list)")
+	}
+	if action == "add" || action == "" {
+		note := ""
+		if action == "" {
+			note = " (add)"
+		}
+		fl.StringVar(&a.r.Name, "name", "", "rule name: lower-case letters, digits and '-' (required)"+note)
+		fl.StringVar(&a.r.Description, "description", "", "free text"+note)
+		fl.StringVar(&a.proto, "protocol", "tcp", "tcp, udp or both"+note)
+		fl.StringVar(&a.ext, "external-port", "", "port (or range \"10000-10009\") people connect to (required)"+note)
+		fl.StringVar(&a.r.InternalIP, "internal-ip", "", "the device's LAN address (required)"+note)
+		fl.StringVar(&a.in, "internal-port", "", "the device's port (default: the external port)"+note)
+		fl.BoolVar(&a.disabled, "disabled", false, "add the rule switched off"+note)
+		fl.StringVar(&a.allow, "allow", "", "comma-separated source addresses or CIDRs that may connect"+note)
+		fl.StringVar(&a.deny, "deny", "", "comma-separated source addresses or CIDRs that may not"+note)
+	}
+	return fl
+}
+
+func runRule(ctx context.Context, e *env, args []string) error {
+	var o ruleOpts
+	var a ruleAddFlags
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fl := ruleFlags(e, "", &o, &a)
+		if len(args) == 0 {
+			fl.SetOutput(e.stderr)
+			fl.Usage()
+			return fmt.Errorf("%w: missing action (list, add, rm, enable, disable)", errUsage)
+		}
+		fl.Usage()
+		return nil
+	}
+	action, args := args[0], args[1:]
 	switch action {
-	case "list":
-		fl.BoolVar(&o.asJSON, "json", false, "print JSON")
-	case "add":
-		fl.StringVar(&r.Name, "name", "", "rule name: lower-case letters, digits and '-' (required)")
-		fl.StringVar(&r.Description, "description", "", "free text")
-		fl.StringVar(&proto, "protocol", "tcp", "tcp, udp or both")
-		fl.StringVar(&ext, "external-port", "", "port (or range \"10000-10009\") people connect to (required)")
-		fl.StringVar(&r.InternalIP, "internal-ip", "", "the device's LAN address (required)")
-		fl.StringVar(&in, "internal-port", "", "the device's port (default: the external port)")
-		fl.BoolVar(&disabled, "disabled", false, "add the rule switched off")
-		fl.StringVar(&allow, "allow", "", "comma-separated source addresses or CIDRs that may connect")
-		fl.StringVar(&deny, "deny", "", "comma-separated source addresses or CIDRs that may not")
-	case "rm", "enable", "disable":
+	case "list", "add", "rm", "enable", "disable":
 	default:
 		return fmt.Errorf("%w: unknown action %q (list, add, rm, enable, disable)", errUsage, action)
 	}
+	fl := ruleFlags(e, action, &o, &a)
+	r := &a.r
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
 		return err
@@ -101,20 +128,20 @@ func runRule(ctx context.Context, e *env, args []string) error {
 		name = pos[0]
 	}
 	if action == "add" {
-		if r.Name == "" || ext == "" || r.InternalIP == "" {
+		if r.Name == "" || a.ext == "" || r.InternalIP == "" {
 			return fmt.Errorf("%w: rule add needs --name, --external-port and --internal-ip", errUsage)
 		}
-		if r.ExternalPort, err = config.ParsePortRange(ext); err != nil {
+		if r.ExternalPort, err = config.ParsePortRange(a.ext); err != nil {
 			return fmt.Errorf("%w: --external-port: %v", errUsage, err)
 		}
-		if in != "" {
-			if r.InternalPort, err = config.ParsePortRange(in); err != nil {
+		if a.in != "" {
+			if r.InternalPort, err = config.ParsePortRange(a.in); err != nil {
 				return fmt.Errorf("%w: --internal-port: %v", errUsage, err)
 			}
 		}
-		r.Protocol = config.ParseProtocol(proto)
-		r.Allow, r.Deny = splitList(allow), splitList(deny)
-		if disabled {
+		r.Protocol = config.ParseProtocol(a.proto)
+		r.Allow, r.Deny = splitList(a.allow), splitList(a.deny)
+		if a.disabled {
 			r.SetEnabled(false)
 		}
 	}
@@ -140,9 +167,9 @@ func runRule(ctx context.Context, e *env, args []string) error {
 			if cfg.Rule(r.Name) != nil {
 				return fmt.Errorf("a rule called %q exists already", r.Name)
 			}
-			cfg.Rules = append(cfg.Rules, r)
+			cfg.Rules = append(cfg.Rules, *r)
 			return nil
-		}, http.MethodPost, "/api/v1/rules", &r)
+		}, http.MethodPost, "/api/v1/rules", r)
 	case "rm":
 		err = t.change(ctx, "rule.delete", name, func(cfg *config.Config) error {
 			for i := range cfg.Rules {

@@ -32,7 +32,7 @@ running. SIGINT/SIGTERM stop accepting at once and give live connections
 limits.drain_timeout (default 5s) to finish.`
 
 func runServe(ctx context.Context, e *env, args []string) error {
-	fl := newFlags(e, "serve", "[--config camgate.yaml] [--watch] [--log-format text|json]", serveHelp)
+	fl := newFlags(e, "serve", "[--config camgate.yaml] [--watch] [--log-format text|json] [--log-level info] [--summary-interval 1m]", serveHelp)
 	path := fl.String("config", "camgate.yaml", "config file (created with a starter config if missing)")
 	watch := fl.Bool("watch", false, "reload when the config file changes")
 	logFormat := fl.String("log-format", "text", "log format: text or json")
