@@ -61,8 +61,10 @@ func LockStateDir(dir string) (*StateLock, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
+	// The pid is for the refusal message of a second camgate only; the
+	// lock holds without it.
 	if err := f.Truncate(0); err == nil {
-		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return &StateLock{f: f}, nil
 }
