@@ -58,6 +58,16 @@ type Config struct {
 	// Now returns the current time. Nil means time.Now; tests move the
 	// clock to expire sessions and lockouts.
 	Now func() time.Time
+	// Guard is the running guard's counters. Nil means the gateway runs
+	// without the guard: rules show no guard counters or guard settings.
+	Guard GuardCounters
+	// Bans is the guard's ban list. Nil means there is none: /api/v1/bans
+	// answers "supported": false.
+	Bans BanList
+	// Router is the upstream router automation. Nil means none runs:
+	// /api/v1/router answers "enabled": false and rule checks do not ask
+	// it for the WAN address.
+	Router RouterStatus
 }
 
 // maxBody caps request bodies: a rule is a few hundred bytes, a batch of
@@ -79,6 +89,9 @@ type Server struct {
 	metrics  *metrics
 	cop      *http.CrossOriginProtection
 	mux      *http.ServeMux
+	// patterns lists every pattern registered through routes' h, so a
+	// test can check that each is documented in openapi.json.
+	patterns []string
 	// hashing bounds concurrent password hashes: each costs
 	// argon2Memory of RAM and tens of milliseconds of CPU.
 	hashing chan struct{}
@@ -86,6 +99,10 @@ type Server struct {
 	// makes outbound probes (see rulecheck.go).
 	checks   *checkLimiter
 	checking chan struct{}
+
+	guardc GuardCounters
+	bans   BanList
+	router RouterStatus
 
 	setupMu    sync.Mutex // guards following
 	setupToken string
@@ -108,6 +125,9 @@ func New(c Config) (*Server, error) {
 		hashing:  make(chan struct{}, 2),
 		checks:   newCheckLimiter(),
 		checking: make(chan struct{}, checkParallel),
+		guardc:   c.Guard,
+		bans:     c.Bans,
+		router:   c.Router,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
