@@ -72,7 +72,11 @@ func need(t *testing.T, tools ...string) {
 	}
 }
 
-func startLab(t *testing.T) *lab {
+func startLab(t *testing.T) *lab { return startLabWith(t, guardConfig) }
+
+// startLabWith starts the lab with a config template taking the listen
+// address, the state directory and the device's address.
+func startLabWith(t *testing.T, conf string) *lab {
 	bin := camgateBin(t)
 	need(t, "curl", "ffprobe")
 	l := &lab{Lab: netlab.New(t, netlab.Options{}), bin: bin, dir: t.TempDir()}
@@ -105,7 +109,7 @@ func startLab(t *testing.T) *lab {
 	if err := credstore.New(l.state).Put("dvr", "Sim-Pass-1234"); err != nil {
 		t.Fatal(err)
 	}
-	l.cfg = l.file("camgate.yaml", fmt.Sprintf(guardConfig, netlab.GWWANAddr, l.state, netlab.LANAddr))
+	l.cfg = l.file("camgate.yaml", fmt.Sprintf(conf, netlab.GWWANAddr, l.state, netlab.LANAddr))
 	l.gw = l.Start(l.GW, bin, "serve", "--config", l.cfg, "--log-level", "debug")
 	if !l.gw.WaitFor("camgate is running", 15*time.Second) {
 		t.Fatalf("camgate did not start:\n%s", l.gw.Output())
