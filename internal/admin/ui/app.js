@@ -151,8 +151,9 @@
     return h('div', { class: 'fieldbox' }, h('label', { for: id, text: label }), hintEl, input);
   }
 
-  // strengthMeter asks the server's zxcvbn check while the owner types.
-  function strengthMeter(input, userInput) {
+  // strengthMeter asks the server's zxcvbn check while the owner types;
+  // before the account exists, the check needs the setup token.
+  function strengthMeter(input, userInput, tokenOf) {
     const meter = h('meter', { min: 0, max: 4, low: 2, high: 3, optimum: 4, value: 0, 'aria-hidden': 'true' });
     const text = h('div', { class: 'strength muted', 'aria-live': 'polite' });
     let t = 0;
@@ -160,7 +161,7 @@
       clearTimeout(t);
       t = setTimeout(async () => {
         if (!input.value) { meter.value = 0; text.textContent = ''; return; }
-        const r = await api('POST', '/api/v1/password/check', { password: input.value, user: userInput ? userInput.value : '' }, { noLogin: true });
+        const r = await api('POST', '/api/v1/password/check', { password: input.value.slice(0, 128), user: userInput ? userInput.value : '', token: tokenOf ? tokenOf() : '' }, { noLogin: true });
         if (!r.ok) return;
         meter.value = r.data.score;
         text.textContent = r.data.ok
@@ -211,7 +212,7 @@
       token ? h('input', { type: 'hidden', name: 'token', value: token }) : null,
       field('User name', user),
       field('Password', pw, 'at least 10 characters; a passphrase of four unrelated words works well'),
-      ...strengthMeter(pw, user),
+      ...strengthMeter(pw, user, () => (form.elements.token ? form.elements.token.value : token)),
       field('Repeat the password', pw2),
       h('div', { class: 'form-error', role: 'alert', tabindex: '-1' }),
       h('div', { class: 'formbuttons' }, h('button', { type: 'submit', class: 'primary', text: 'Create account' })));
