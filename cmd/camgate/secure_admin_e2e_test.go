@@ -185,3 +185,15 @@ func TestAdminPlaneEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestDiscoveryRuleRefused: issue 14 item 10. `camgate validate` and the
+// admin API refuse to forward SADP or WS-Discovery, and say why.
+func TestDiscoveryRuleRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "camgate.yaml")
+	os.WriteFile(cfg, []byte("version: 1\nrules:\n  - {name: sadp, protocol: udp, external_port: 37020, internal_ip: 192.168.1.64}\n"), 0o600)
+	code, out, errs := runCmd(t, nil, "validate", "--config", cfg)
+	if code == 0 || !strings.Contains(out+errs, "amplified") {
+		t.Fatalf("validate: exit %d, want a refusal that says why:\n%s%s", code, out, errs)
+	}
+}

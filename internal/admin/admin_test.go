@@ -781,6 +781,10 @@ func TestTokens(t *testing.T) {
 	// Issue 14: a full token cannot mint another, which would outlive
 	// its own revocation.
 	script.must(403, "POST", "/api/v1/tokens", map[string]string{"name": "survivor"})
+	// Nor can anyone forward a discovery port (reflection).
+	if r := c.must(422, "POST", "/api/v1/rules", map[string]any{"name": "sadp", "protocol": "udp", "external_port": 37020, "internal_ip": "127.0.0.1"}); !strings.Contains(string(r.raw), "amplified") {
+		t.Fatalf("SADP rule: got %s, want a refusal that says why", r.raw)
+	}
 
 	mon := e.client()
 	mon.bearer = ro
