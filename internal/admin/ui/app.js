@@ -432,7 +432,8 @@
       stat('Rules listening', `${listening} / ${enabled}`),
       stat('Throughput now', fmtRate(rateIn + rateOut)),
       stat('Forwarded', fmtBytes(totalIn + totalOut)),
-      st.guard ? stat('Stopped by the guard', String(refusedByGuard)) : null);
+      st.guard ? stat('Stopped by the guard', String(refusedByGuard)) : null,
+      ...(st.devices || []).map(deviceLoginStat));
     if (!st.rules.length) {
       cards.replaceChildren(h('p', { class: 'empty' }, 'No rules yet. ', h('a', { href: '#/rules', text: 'Add one on the Port Forwarding page.' })));
       return;
@@ -442,6 +443,17 @@
       const c = cards.querySelector(`[data-rule="${CSS.escape(r.name)}"] canvas`);
       if (c) sparkline(c, r._rates);
     }
+  }
+  // deviceLoginStat shows how close a device is to its own login lock
+  // (issue 14): failed logins it counted from camgate since its last
+  // success, against the guard's budget.
+  function deviceLoginStat(d) {
+    const held = d.budget > 0 && d.failures >= d.budget;
+    const text = d.budget > 0 ? `${d.failures} / ${d.budget} failed logins` : `${d.failures} failed logins`;
+    return stat(`Logins to ${d.device}`, h('span', { class: 'badge ' + (held || d.held_back ? 'warn' : 'ok'),
+      title: 'Failed logins the device has counted from camgate since the last successful one; it locks everyone out at 7. ' +
+        'Past the budget camgate holds login attempts back, except from sources that logged in before.',
+      text: held ? text + ' — attempts held back' : text }));
   }
   // guardRefusals counts what the guard kept from the device.
   const guardRefusals = (g) => g.denied + g.limited + g.banned + g.blocked + g.malformed;
