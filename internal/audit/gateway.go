@@ -24,6 +24,7 @@ const (
 	IDAdminPublic         = "gateway-admin-exposed"
 	IDAdminAllInterfaces  = "gateway-admin-all-interfaces"
 	IDAdminAllow          = "gateway-admin-allow"
+	IDRuleOpaqueHTTPS     = "rule-https-passthrough"
 	IDMetricsPublic       = "gateway-metrics-public"
 	IDPasswordPolicy      = "gateway-admin-password-policy"
 	IDCertExpired         = "gateway-cert-expired"

@@ -165,6 +165,9 @@ func (p *Policy) Hooks(r *config.Rule) (func(netip.AddrPort, string) (func(), er
 	g := &r.Guard
 	rg.perConns = g.EffectivePerIPConnections()
 	rg.rate, rg.burst = g.EffectivePerIPRate()
+	if g.PerIPRate == 0 && opaqueLogin(r) {
+		rg.rate, rg.burst = opaqueRate, opaqueBurst
+	}
 	rg.perUDP = g.EffectivePerIPUDPSessions()
 	if r.HikvisionFilter() {
 		rg.filter = NewFilter(HikvisionSignatures())

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+
+	"github.com/camgate/camgate/internal/config"
 )
 
 // Checking login answers against the device's own password.
@@ -290,3 +292,25 @@ func (p *Policy) credentials(rg *ruleGuard) (Credentials, bool) {
 
 // knownDevice is a devices-section entry as the guard needs it.
 type knownDevice struct{ name, user string }
+
+// Rules camgate cannot read: the device's own HTTPS passed through raw,
+// and the server/SDK ports (8000, 8443 for SDK over TLS). Logins over
+// them reach the device unseen and count towards its lock. camgate can
+// only slow them down: unless the rule sets per_ip_rate, a source may
+// open opaqueRate new connections per second (burst opaqueBurst) instead
+// of the default. The audit flags such rules, and device add writes none
+// by default (docs/SECURITY.md).
+const (
+	opaqueRate  = 0.5
+	opaqueBurst = 10
+)
+
+// opaqueLogin reports whether the rule forwards a login port camgate
+// cannot read.
+func opaqueLogin(r *config.Rule) bool {
+	if r.TLS.Terminate() || r.GuardService() != "" || !r.Proto().HasTCP() {
+		return false
+	}
+	in := r.Internal()
+	return in.Contains(443) || in.Contains(8000) || in.Contains(8443)
+}
