@@ -1,8 +1,10 @@
 package guard_test
 
 import (
+	"bufio"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,4 +146,56 @@ func TestOwnerNeverLockedOut(t *testing.T) {
 		})
 		t.Logf("most failures the device counted at once: %d (locks at %d)", worst, lockAt)
 	})
+}
+
+// raw sends req from wan client i to the gateway's port and returns the
+// status line of the answer ("" when the connection closed first).
+func (l *lab) raw(t *testing.T, i, port int, req string) string {
+	t.Helper()
+	c, err := l.Dial(l.WAN, "tcp", netlab.WANClient(i).String()+":0", fmt.Sprintf("%s:%d", netlab.GWWANAddr, port), 3*time.Second)
+	if err != nil {
+		t.Fatalf("dial from client %d: %v", i, err)
+	}
+	defer c.Close()
+	c.Write([]byte(req))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+// TestParserStrictnessEndToEnd: issue 14 items 11 and 12, the red team's
+// requests from several wan addresses. The device's request log is the
+// witness: nothing refused reaches it, and the one Transfer-Encoding
+// spelling that passes reaches it as a plain chunked request.
+func TestParserStrictnessEndToEnd(t *testing.T) {
+	l := startLabWith(t, lockoutConfig)
+	tests := []struct {
+		name, req, want string
+	}{
+		{"fragment hides ..", "PUT /x#/../SDK/webLanguage HTTP/1.1\r\nHost: dvr\r\nContent-Length: 10\r\n\r\n<language>", "HTTP/1.1 400"},
+		{"chunked with a parameter", "POST /ISAPI/Security/sessionLogin?te=param HTTP/1.1\r\nHost: dvr\r\nTransfer-Encoding: chunked;x=1\r\n\r\n0\r\n\r\n", "HTTP/1.1 400"},
+		{"identity then chunked", "POST /ISAPI/Security/sessionLogin?te=identity HTTP/1.1\r\nHost: dvr\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n", "HTTP/1.1 400"},
+		{"split over two fields", "POST /ISAPI/Security/sessionLogin?te=split HTTP/1.1\r\nHost: dvr\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "HTTP/1.1 400"},
+		{"upper-case CHUNKED passes", "PUT /ISAPI/System/deviceInfo?te=upper HTTP/1.1\r\nHost: dvr\r\nTransfer-Encoding: CHUNKED\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "HTTP/1.1 401"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := l.raw(t, 1+i, 8082, tt.req); !strings.HasPrefix(got, tt.want) {
+				t.Fatalf("got %q, want %s", got, tt.want)
+			}
+		})
+	}
+	seen := 0
+	for _, r := range l.dev.Requests() {
+		p := strings.ToLower(r.Path)
+		if strings.Contains(p, "sdk") || strings.Contains(p, "te=param") || strings.Contains(p, "te=identity") || strings.Contains(p, "te=split") {
+			t.Errorf("the device saw %s %s from %s", r.Method, r.Path, r.Source)
+		}
+		if strings.Contains(p, "te=upper") {
+			seen++
+		}
+	}
+	if seen != 1 {
+		t.Errorf("the device saw the CHUNKED request %d times, want once", seen)
+	}
 }
