@@ -93,6 +93,7 @@ func (c *Config) Validate() error {
 	checkConflicts(c, ps)
 	validateAdmin(&c.Admin, ps.forSection("admin"))
 	validateRouter(&c.Router, ps.forSection("router"))
+	validateDevices(c, ps)
 	return errors.Join(ps.list...)
 }
 
@@ -117,6 +118,7 @@ func validateRule(r *Rule, add func(field, format string, args ...any)) {
 	default:
 		add("protocol", "%q is not tcp, udp or both", string(r.Protocol))
 	}
+	validateReflection(r, add)
 	ext, in := r.ExternalPort, r.Internal()
 	if ext.IsZero() {
 		add("external_port", "missing; the port people connect to from outside, e.g. 8082")
