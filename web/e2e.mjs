@@ -95,7 +95,7 @@ try {
   await page.getByLabel('Password').fill(password);
   await shot('02-login.png');
   await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  await page.getByRole('heading', { name: 'Cameras' }).waitFor();
 
   // 3. Add a TCP rule; a bad one first shows the API's messages inline.
   step('add rule');
@@ -251,7 +251,7 @@ try {
   await shot('07-tokens.png');
 
   step('audit');
-  await nav('Audit log');
+  await nav('Activity');
   await page.getByText('rule.disable').waitFor();
   await page.getByText('connection.kill').waitFor();
   await shot('08-audit.png');

@@ -23,12 +23,15 @@ func startAdmin(ctx context.Context, log *slog.Logger, s *site.Site) (func(conte
 		alog.Info("admin UI and API are off (admin.enabled: false or admin.listen: off)")
 		return nil, nil
 	}
-	srv, err := admin.New(admin.Config{Site: s, Logger: alog, Version: version})
+	hub := newLiveHub(s, log)
+	srv, err := admin.New(admin.Config{Site: s, Logger: alog, Version: version, Live: hub})
 	if err != nil {
+		hub.Close()
 		return nil, err
 	}
 	run, err := admin.Listen(ctx, srv, cfg.Admin)
 	if err != nil {
+		hub.Close()
 		if cfg.Admin.Listen == "" {
 			alog.Error("admin UI not started; forwarding carries on without it", "err", err,
 				"fix", "free port 8443, or set admin.listen to another address (admin.enabled: false turns the UI off)")
@@ -36,5 +39,6 @@ func startAdmin(ctx context.Context, log *slog.Logger, s *site.Site) (func(conte
 		}
 		return nil, err
 	}
-	return func(ctx context.Context) { run.Shutdown(ctx) }, nil
+	// Live streams never end by themselves: end them first.
+	return func(ctx context.Context) { hub.Close(); run.Shutdown(ctx) }, nil
 }

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/share"
 	"github.com/camgate/camgate/internal/site"
 )
 
@@ -58,6 +59,9 @@ type Config struct {
 	// Now returns the current time. Nil means time.Now; tests move the
 	// clock to expire sessions and lockouts.
 	Now func() time.Time
+	// Live plays camera channels for the Cameras page and share links
+	// (cameras.go, share.go). Nil turns live view and share links off.
+	Live LiveView
 }
 
 // maxBody caps request bodies: a rule is a few hundred bytes, a batch of
@@ -86,6 +90,12 @@ type Server struct {
 	// makes outbound probes (see rulecheck.go).
 	checks   *checkLimiter
 	checking chan struct{}
+	// live, shares, shareViewers and shareFails serve the Cameras page
+	// and share links; live and shares are nil when live view is off.
+	live         LiveView
+	shares       *share.Store
+	shareViewers shareViewers
+	shareFails   *lockout
 
 	setupMu    sync.Mutex // guards following
 	setupToken string
@@ -136,6 +146,13 @@ func New(c Config) (*Server, error) {
 	s.lockout = newLockout()
 	s.audit = newAuditLog(s.dir)
 	s.metrics = newMetrics(s)
+	s.shareFails = newLockout()
+	if c.Live != nil {
+		s.live = c.Live
+		if s.shares, err = share.Open(s.dir); err != nil {
+			return nil, err
+		}
+	}
 	if !s.accounts.exists() {
 		s.setupToken = randomToken("")
 	}

@@ -96,6 +96,7 @@ func echoServer(t *testing.T) string {
 type envOpts struct {
 	yaml   string // extra top-level YAML, e.g. an admin: section
 	policy gateway.Policy
+	live   LiveView
 }
 
 func newEnv(t *testing.T, o envOpts) *testEnv {
@@ -123,7 +124,7 @@ func newEnv(t *testing.T, o envOpts) *testEnv {
 		e.gw.Close(ctx)
 	})
 	e.site = site.New(site.Config{Path: e.cfgPath, Gateway: e.gw})
-	e.srv, err = New(Config{Site: e.site, Now: e.clock.Now, Version: "test"})
+	e.srv, err = New(Config{Site: e.site, Now: e.clock.Now, Version: "test", Live: o.live})
 	if err != nil {
 		t.Fatal(err)
 	}

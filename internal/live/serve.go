@@ -2,7 +2,6 @@ package live
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 )
@@ -16,7 +15,7 @@ const writeTimeout = 5 * time.Second
 // or the stream ends. The Content-Type carries the codecs parameter the
 // page passes to MediaSource.addSourceBuffer. It returns an error, and has
 // written nothing, when no frame arrives in time; after the first write it
-// returns nil or why the stream ended.
+// returns nil, whatever ended the stream: the page reconnects.
 func (h *Hub) ServeFMP4(w http.ResponseWriter, r *http.Request, device string, channel int) error {
 	v, s, err := h.join(device, channel)
 	if err != nil {
@@ -66,12 +65,15 @@ func (h *Hub) ServeFMP4(w http.ResponseWriter, r *http.Request, device string, c
 			return nil
 		case n, ok := <-v.ch:
 			if !ok {
-				return h.viewerErr(v)
+				h.log.Debug("live viewer ends", "stream", s.key.String(), "err", h.viewerErr(v))
+				return nil
 			}
 			next = n
 		}
 		if next.p != p || next.dts < f.dts {
-			return errors.New("stream parameters changed; reconnect")
+			// New parameter sets need a new initialization segment: end
+			// the response, and the page reconnects.
+			return nil
 		}
 		if d := next.dts - f.dts; d > 0 && d < timescale*10 {
 			lastDur = uint32(d)
