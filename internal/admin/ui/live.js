@@ -31,6 +31,7 @@ window.CamgateLive = (() => {
 
     async function once() {
       ac = new AbortController();
+      video.dataset.liveStart = String(performance.now()); // time to first frame starts here
       let resp;
       try {
         resp = await fetch(opts.url(), { headers: opts.headers || {}, credentials: 'same-origin', cache: 'no-store', signal: ac.signal });
@@ -79,8 +80,12 @@ window.CamgateLive = (() => {
             video.currentTime = Math.max(b.start(0), end - 0.1);
             video.play().catch(() => {});
             onState('playing');
-          } else if (end - video.currentTime > 1.0) {
-            video.currentTime = end - 0.1; // fell behind: back to the live edge
+          } else {
+            // Stay near the live edge: a little behind, play a little
+            // faster; far behind (a stall), jump.
+            const lag = end - video.currentTime;
+            if (lag > 1.5) video.currentTime = end - 0.1;
+            else video.playbackRate = lag > 0.3 ? 1.1 : 1.0;
           }
           if (video.currentTime - b.start(0) > 30) {
             try { sb.remove(b.start(0), video.currentTime - 10); return; } catch (e) { /* retry next time */ }
