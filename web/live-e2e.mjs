@@ -183,6 +183,7 @@ try {
   gp.setDefaultTimeout(20000);
   const tShare = Date.now();
   await gp.goto(shareURL);
+  metric('share_page_load_ms', Date.now() - tShare);
   const sttff = await gp.waitForFunction(() => {
     const v = document.querySelector('#video');
     return v && v.currentTime > 0 && performance.now() - Number(v.dataset.liveStart);
@@ -241,6 +242,16 @@ try {
   await page.getByText('share.view').first().waitFor();
   await page.getByText('share.revoke').first().waitFor();
   await shot(page, '05-activity.png');
+
+  // 6. camgate share add|list|rm through the API, with a token.
+  step('cli');
+  const token = await page.evaluate(async () => {
+    const r = await fetch('/api/v1/tokens', { method: 'POST', body: JSON.stringify({ name: 'cli' }),
+      headers: { 'Content-Type': 'application/json', 'X-Camgate-Session': localStorage.getItem('camgate-session') } });
+    return (await r.json()).secret;
+  });
+  console.log('TOKEN ' + token);
+  await check('cli');
   if (consoleErrors.length) throw new Error('console errors: ' + consoleErrors.join(' | '));
   console.log('DONE');
 } catch (e) {

@@ -3,7 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,6 +119,8 @@ admin:
 		return len(regexp.MustCompile(`method=PLAY path="?/Streaming/Channels/` + ch + `\b[^\n]*status=200`).FindAllString(dvr.Output(), -1))
 	}
 	marked := 0
+	token := ""
+	adminAddr := regexp.MustCompile(`url=https://(127\.0\.0\.1:\d+)`).FindStringSubmatch(gw.Output())
 	done := false
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
@@ -141,6 +146,15 @@ admin:
 				continue
 			}
 			fmt.Fprintln(stdin, "ok")
+		case strings.HasPrefix(line, "TOKEN "):
+			token = strings.TrimPrefix(line, "TOKEN ")
+		case line == "CHECK cli":
+			if err := shareCLI(ctx, t, bin, dir, state, adminAddr[1], token); err != nil {
+				t.Error(err)
+				fmt.Fprintf(stdin, "fail %v\n", err)
+				continue
+			}
+			fmt.Fprintln(stdin, "ok")
 		case line == "DONE":
 			done = true
 		}
@@ -150,4 +164,54 @@ admin:
 		t.Fatalf("web/live-e2e.mjs: %v\n%s\ncamgate:\n%s", err, stderr.String(), gw.Output())
 	}
 	t.Logf("browser log:\n%s", stderr.String())
+}
+
+// shareCLI runs camgate share add, list and rm against the running
+// gateway with token, and checks the link's page answers, then says
+// "this link was revoked".
+func shareCLI(ctx context.Context, t *testing.T, bin, dir, state, admin, token string) error {
+	cfg := writeConfig(t, t.TempDir(), fmt.Sprintf("version: 1\nstate_dir: %s\nrules: []\nadmin:\n  listen: \"https://%s\"\n", state, admin))
+	run := func(action string, args ...string) (string, error) {
+		c := exec.CommandContext(ctx, bin, append([]string{"share", action, "--config", cfg}, args...)...)
+		c.Env = append(os.Environ(), "CAMGATE_TOKEN="+token)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("camgate share %s %s: %v\n%s", action, strings.Join(args, " "), err, out)
+		}
+		return string(out), nil
+	}
+	out, err := run("add", "--device", "dvr", "--channel", "101", "--expires", "1h", "--label", "cli-link")
+	if err != nil {
+		return err
+	}
+	m := regexp.MustCompile(`share ([0-9a-f]+): dvr/101 until .*\n(https://\S+/s/[A-Za-z0-9_-]{43})\n`).FindStringSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("camgate share add printed %q, want the id and the link", out)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	info := func() (int, string) {
+		res, err := hc.Get(m[2] + "/info")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := info(); code != 200 {
+		return fmt.Errorf("the CLI's link: got %d %s, want 200", code, body)
+	}
+	if out, err = run("list"); err != nil {
+		return err
+	}
+	if !regexp.MustCompile(m[1] + `\s+cli-link\s+dvr/101\s+.*active`).MatchString(out) {
+		return fmt.Errorf("camgate share list: %q does not list %s as active", out, m[1])
+	}
+	if _, err = run("rm", m[1]); err != nil {
+		return err
+	}
+	if code, body := info(); code != 410 || !strings.Contains(body, "this link was revoked") {
+		return fmt.Errorf("after share rm: got %d %s, want 410 this link was revoked", code, body)
+	}
+	return nil
 }

@@ -53,7 +53,10 @@ func (h *Hub) ServeFMP4(w http.ResponseWriter, r *http.Request, device string, c
 		if err == nil {
 			_, err = w.Write(f.avcc)
 		}
-		if err == nil {
+		// Frames already queued (the cached GOP of a new viewer) go out
+		// in one flush, so the page gets them in one piece and starts at
+		// the newest instead of playing the backlog.
+		if err == nil && len(v.ch) == 0 {
 			err = rc.Flush()
 		}
 		if err != nil {
