@@ -3,7 +3,10 @@
 // Forwarding" page) with a per-rule connection test (package check) and
 // what protects each rule (package guard's settings with their defaults
 // applied), live status and connections with the guard's per-rule
-// counters, the ban list, the audit log and Prometheus metrics.
+// counters, the ban list, the audit log (the UI's Activity page) and
+// Prometheus metrics; and the Cameras page with live view (through a
+// LiveView, package live) and share links (package share), whose public
+// pages under /s/ reach one channel and nothing else.
 //
 //	srv, err := admin.New(admin.Config{Site: s, Logger: log})
 //	if err != nil { ... }
