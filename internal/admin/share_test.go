@@ -157,3 +157,27 @@ func TestCamerasAndShareLinks(t *testing.T) {
 		t.Errorf("after every viewer left: got %+v, want no pull", st)
 	}
 }
+
+// TestShareLinkExpires moves the clock past a link's expiry: its page
+// says so, and its stream is refused.
+func TestShareLinkExpires(t *testing.T) {
+	e, _ := liveEnv(t)
+	owner := e.owner()
+	r := owner.must(201, "POST", "/api/v1/shares", map[string]any{"device": "dvr", "channel": 102, "expires": "10m"})
+	path := r.body["path"].(string)
+	anon := e.client()
+	anon.must(200, "GET", path+"/info", nil)
+	e.clock.Add(11 * time.Minute)
+	if r := anon.do("GET", path+"/info", nil); r.status != 410 || r.body["error"] != "this link has expired" {
+		t.Errorf("info after expiry: got %d %s, want 410 this link has expired", r.status, r.raw)
+	}
+	if r := anon.do("GET", path+"/stream", nil); r.status != 410 {
+		t.Errorf("stream after expiry: got %d, want 410", r.status)
+	}
+	if r := owner.must(200, "GET", "/api/v1/shares", nil); r.body["shares"].([]any)[0].(map[string]any)["state"] != "expired" {
+		t.Errorf("list after expiry: got %s, want state expired", r.raw)
+	}
+	if strings.Contains(string(r.raw), "hash") {
+		t.Errorf("the share list shows the secret's hash: %s", r.raw)
+	}
+}

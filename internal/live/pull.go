@@ -126,7 +126,12 @@ func (fr *framer) frame(au [][]byte, pts int64) *frame {
 	if len(nalus) == 0 {
 		return nil
 	}
-	key := h264.IsRandomAccess(au)
+	key := false
+	for _, n := range nalus {
+		if h264.NALUType(n[0]&0x1f) == h264.NALUTypeIDR {
+			key = true
+		}
+	}
 	if fr.p == nil || string(fr.p.sps) != string(fr.sps) || string(fr.p.pps) != string(fr.pps) {
 		if !key || fr.sps == nil || fr.pps == nil {
 			return nil
@@ -147,7 +152,7 @@ func (fr *framer) frame(au [][]byte, pts int64) *frame {
 	}
 	// Give the DTS extractor the parameter sets with every key frame, as
 	// it reads the SPS to follow picture order counts.
-	in := au
+	in := nalus
 	if key {
 		in = append([][]byte{fr.p.sps, fr.p.pps}, nalus...)
 	}
