@@ -14,41 +14,20 @@
 //   CAMGATE_SETUP_URL  the one-time setup URL from camgate's log (required)
 //   ARTIFACTS          screenshot directory (default ../artifacts/live-e2e)
 //   CHROMIUM           browser binary (default /usr/bin/chromium)
-import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import path from 'node:path';
+import { env, check, closeInput, launch } from './harness.mjs';
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) { console.error(`live-e2e: ${k} is not set`); process.exit(2); }
-  return v;
-};
 const setupURL = env('CAMGATE_SETUP_URL');
 const artifacts = env('ARTIFACTS', path.join(import.meta.dirname, '..', 'artifacts', 'live-e2e'));
-const executablePath = env('CHROMIUM', '/usr/bin/chromium');
 const password = 'kiwi-lantern-47-grove';
 mkdirSync(artifacts, { recursive: true });
 
-const lines = createInterface({ input: process.stdin });
-const waiting = [];
-lines.on('line', (l) => { const w = waiting.shift(); if (w) w(l.trim()); });
-async function check(what) {
-  console.log(`CHECK ${what}`);
-  const answer = await new Promise((resolve) => waiting.push(resolve));
-  if (answer !== 'ok') throw new Error(`check ${what}: ${answer}`);
-}
 const step = (s) => console.error(`live-e2e: ${s}`);
 const metric = (k, v) => console.log(`METRIC ${k} ${v}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launch(['--autoplay-policy=no-user-gesture-required']);
 const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
 const page = await context.newPage();
 page.setDefaultTimeout(20000);
@@ -259,6 +238,6 @@ try {
   console.error('live-e2e: FAILED: ' + (e.stack || e));
   process.exitCode = 1;
 } finally {
-  lines.close();
+  closeInput();
   await browser.close();
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,28 +32,8 @@ import (
 // (time to first frame, glass-to-glass latency) are logged for
 // docs/BENCHMARKS.md. Screenshots land in artifacts/live-e2e/.
 func TestLiveViewInChromium(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser end-to-end test skipped in -short mode")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("needs node (apt-get install nodejs) to run web/live-e2e.mjs")
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skipf("needs Chromium at %s (apt-get install chromium; scripts/test.sh installs it)", chromium)
-	}
-	webDir, _ := filepath.Abs(filepath.Join("..", "..", "web"))
-	if _, err := os.Stat(filepath.Join(webDir, "node_modules", "playwright-core")); err != nil {
-		t.Skipf("needs playwright-core in web/node_modules: run `npm ci` in %s (scripts/test.sh does)", webDir)
-	}
-	bin := os.Getenv("CAMGATE_BIN")
-	if bin == "" {
-		bin = netlab.Camgate(t)
-	}
+	bt := needBrowser(t)
+	bin := bt.bin
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -103,20 +82,9 @@ admin:
 
 	artifacts, _ := filepath.Abs(filepath.Join("..", "..", "artifacts", "live-e2e"))
 	os.RemoveAll(artifacts)
-	cmd := exec.CommandContext(ctx, node, filepath.Join(webDir, "live-e2e.mjs"))
-	cmd.Dir = webDir
-	cmd.Env = append(os.Environ(), "CAMGATE_SETUP_URL="+su[1], "ARTIFACTS="+artifacts, "CHROMIUM="+chromium)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdin, stdout, stderr := bt.run(ctx, t, "live-e2e.mjs", "CAMGATE_SETUP_URL="+su[1], "ARTIFACTS="+artifacts)
 	plays := func(ch string) int {
-		return len(regexp.MustCompile(`method=PLAY path="?/Streaming/Channels/` + ch + `\b[^\n]*status=200`).FindAllString(dvr.Output(), -1))
+		return len(regexp.MustCompile(`method=PLAY path="?/Streaming/Channels/`+ch+`\b[^\n]*status=200`).FindAllString(dvr.Output(), -1))
 	}
 	marked := 0
 	token := ""
@@ -159,7 +127,7 @@ admin:
 			done = true
 		}
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if err != nil || !done {
 		t.Fatalf("web/live-e2e.mjs: %v\n%s\ncamgate:\n%s", err, stderr.String(), gw.Output())
 	}
