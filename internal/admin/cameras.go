@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/camgate/camgate/internal/audit"
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/credstore"
 )
@@ -52,6 +53,17 @@ type camera struct {
 	Channels []cameraChannel `json:"channels"`
 	// Note says what the owner can do when live view cannot play.
 	Note string `json:"note,omitempty"`
+	// Findings are `camgate audit`'s findings that need no network: the
+	// device's rules, and its firmware as camgate.yaml records it.
+	Findings []cameraFinding `json:"findings"`
+}
+
+// cameraFinding is an audit finding as the Cameras page shows it.
+type cameraFinding struct {
+	ID       string `json:"id"`
+	Severity string `json:"severity"`
+	Title    string `json:"title"`
+	Fix      string `json:"fix"`
 }
 
 // channelOf splits a Hikvision channel id: 101 is camera 1's main stream.
@@ -107,7 +119,32 @@ func (s *Server) cameras(cfg *config.Config) []camera {
 		}
 		out[j].Rules = append(out[j].Rules, r.Name)
 	}
+	s.addFindings(cfg, out)
 	return out
+}
+
+// addFindings attaches the offline audit findings to each camera: those
+// of its rules and, for a devices entry, those of its recorded firmware.
+func (s *Server) addFindings(cfg *config.Config, cams []camera) {
+	rf := audit.RuleFindings(cfg)
+	for i := range cams {
+		c := &cams[i]
+		c.Findings = []cameraFinding{}
+		var fs []audit.Finding
+		for _, f := range rf {
+			if slices.ContainsFunc(f.Rules, func(r string) bool { return slices.Contains(c.Rules, r) }) {
+				fs = append(fs, f)
+			}
+		}
+		if d := cfg.Device(c.Name); d != nil && c.Source == "devices" && d.Firmware != "" {
+			v, build := audit.ParseFirmware(d.Firmware)
+			fs = append(fs, audit.FirmwareFindings(audit.Firmware{Model: d.Model, Version: v, Build: build, Source: "camgate.yaml"}, d.Address, s.now())...)
+		}
+		audit.Sort(fs)
+		for _, f := range fs {
+			c.Findings = append(c.Findings, cameraFinding{ID: f.ID, Severity: string(f.Severity), Title: f.Title, Fix: f.Fix})
+		}
+	}
 }
 
 func (s *Server) listCameras(w http.ResponseWriter, r *http.Request) error {

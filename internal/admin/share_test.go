@@ -38,7 +38,7 @@ func liveEnv(t *testing.T) (*testEnv, *live.Hub) {
 	}})
 	t.Cleanup(hub.Close)
 	rtsp := d.DialAddr(sim.ServiceRTSP)
-	e = newEnv(t, envOpts{live: hub, yaml: fmt.Sprintf("devices:\n  - name: dvr\n    address: 127.0.0.1\n    rtsp_port: %d\n    model: DS-7208HQHI-K1\n", rtsp.Port())})
+	e = newEnv(t, envOpts{live: hub, yaml: fmt.Sprintf("devices:\n  - name: dvr\n    address: 127.0.0.1\n    rtsp_port: %d\n    model: DS-2CD2142FWD-I\n    firmware: V5.5.800 build 200318\n", rtsp.Port())})
 	if err := credstore.New(e.site.StateDir()).Put("dvr", d.Password()); err != nil {
 		t.Fatal(err)
 	}
@@ -73,8 +73,12 @@ func TestCamerasAndShareLinks(t *testing.T) {
 	r := owner.must(200, "GET", "/api/v1/cameras", nil)
 	cams := r.body["cameras"].([]any)
 	dvr := cams[0].(map[string]any)
-	if dvr["name"] != "dvr" || dvr["model"] != "DS-7208HQHI-K1" || dvr["password"] != true || len(dvr["channels"].([]any)) != 2 {
+	if dvr["name"] != "dvr" || dvr["model"] != "DS-2CD2142FWD-I" || dvr["password"] != true || len(dvr["channels"].([]any)) != 2 {
 		t.Fatalf("cameras: got %s, want dvr with its model, password and 2 channels", r.raw)
+	}
+	// The recorded firmware predates the CVE-2021-36260 fix.
+	if fs := dvr["findings"].([]any); len(fs) == 0 || fs[0].(map[string]any)["severity"] != "critical" {
+		t.Errorf("cameras: got findings %v, want a critical firmware finding first", dvr["findings"])
 	}
 
 	res, ended := stream(t, owner, "/api/v1/live/dvr/102")

@@ -40,8 +40,12 @@
       byCam.get(c.camera).push(c);
     }
     const tiles = [...byCam.entries()].map(([cam, chans]) => tile(d, cam, chans));
+    const findings = (d.findings || []).length
+      ? h('ul', { class: 'findings', 'aria-label': `Audit findings for ${d.name}` }, ...d.findings.map((f) =>
+        h('li', { class: 'finding ' + f.severity, title: f.fix }, h('span', { class: 'sev', text: f.severity }), ' ', f.title)))
+      : h('p', { class: 'muted small', text: 'No audit findings from its rules and recorded firmware (run camgate audit for the device itself).' });
     return h('section', { class: 'panel device', 'data-device': d.name },
-      h('h2', { text: d.name }), facts,
+      h('h2', { text: d.name }), facts, findings,
       d.note ? h('p', { class: 'muted', text: d.note }) : null,
       tiles.length ? h('div', { class: 'tiles' }, ...tiles) : null);
   }
