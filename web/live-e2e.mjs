@@ -213,6 +213,11 @@ try {
   await gp.reload();
   await gp.getByText('this link was revoked').waitFor();
   await shot(gp, '04-share-revoked.png');
+  // The Cameras page, opened with only the link's browser, is the login
+  // form: its data needs a session (the API answered 401 above).
+  await gp.goto(new URL('/#/cameras', shareURL).href);
+  await gp.getByRole('heading', { name: 'Log in to camgate' }).waitFor();
+  if (await gp.getByText('DS-7208HQHI-K1').count()) throw new Error('the Cameras page shows devices to the guest');
 
   // 5. Activity: the page is renamed, and the share's view is there.
   step('activity');

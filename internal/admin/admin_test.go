@@ -294,6 +294,11 @@ func TestAuthRequiredEverywhere(t *testing.T) {
 		{"GET", "/api/v1/bans"},
 		{"DELETE", "/api/v1/bans"},
 		{"GET", "/api/v1/router"},
+		{"GET", "/api/v1/cameras"},
+		{"GET", "/api/v1/live/dvr/101"},
+		{"GET", "/api/v1/shares"},
+		{"POST", "/api/v1/shares"},
+		{"DELETE", "/api/v1/shares/x"},
 		{"GET", "/metrics"},
 	}
 	// The session cookie alone is not enough: the header half is needed.
