@@ -218,7 +218,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Status >= 500 {
 		lv = slog.LevelError
 	}
-	s.log.Log(r.Context(), lv, "request error", "method", r.Method, "path", r.URL.Path,
+	s.log.Log(r.Context(), lv, "request error", "method", r.Method, "path", logPath(r.URL.Path),
 		"from", r.RemoteAddr, "status", ae.Status, "err", err)
 	if ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable {
 		if w.Header().Get("Retry-After") == "" {

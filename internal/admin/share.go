@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,19 @@ import (
 // failures of the source, which is then locked out as a failed login is
 // (lockout.go), so guessing is slow as well as hopeless. Revoking a link,
 // or its expiry, cancels the context of every stream it is serving.
+
+// logPath is a request path fit for the log: a share link's secret is a
+// credential, so /s/<secret>/... is logged as /s/*/....
+func logPath(p string) string {
+	rest, ok := strings.CutPrefix(p, "/s/")
+	if !ok {
+		return p
+	}
+	if _, tail, found := strings.Cut(rest, "/"); found {
+		return "/s/*/" + tail
+	}
+	return "/s/*"
+}
 
 // shareViewers tracks the streams each link is serving, so that a revoke
 // ends them at once and MaxViewers can be enforced.

@@ -185,3 +185,15 @@ func TestShareLinkExpires(t *testing.T) {
 		t.Errorf("the share list shows the secret's hash: %s", r.raw)
 	}
 }
+
+func TestLogPathHidesShareSecrets(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/s/abc", "/s/*"},
+		{"/s/abc/stream", "/s/*/stream"},
+		{"/api/v1/rules", "/api/v1/rules"},
+	} {
+		if got := logPath(tc.in); got != tc.want {
+			t.Errorf("logPath(%q): got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
