@@ -8,14 +8,19 @@
   const { h, api, render, pagehead, toast, fmtTime } = ui;
   const list = h('div', { class: 'cameras' }, h('p', { class: 'loading', text: 'Loading…' }));
   const shares = h('div', { id: 'shares' });
-  render(pagehead('Cameras', h('button', { type: 'button', text: 'Refresh', onclick: () => ui.route ? ui.route() : location.reload() })),
+  render(pagehead('Cameras', h('button', { type: 'button', text: 'Refresh', onclick: load })),
     h('p', { class: 'muted', text: 'Live video straight from camgate: no camera port is forwarded to the internet and no plugin is needed. ' +
       'Tiles play the sub-stream; switch a tile to the main stream or full screen with its buttons.' }),
-    !window.CamgateLive.supported() ? h('p', { class: 'panel warn', text: window.CamgateLive.unsupportedText }) : null,
+    ...(window.CamgateLive.supported() ? [] : [h('p', { class: 'panel warn', text: window.CamgateLive.unsupportedText })]),
     list, h('h2', { text: 'Share links' }), shares);
+  // Each tile's player and observer, stopped on refresh and on leaving.
+  let cleanups = [];
+  const stopTiles = () => { cleanups.forEach((fn) => fn()); cleanups = []; };
+  ui.onLeave(stopTiles);
   load();
 
   async function load() {
+    stopTiles();
     const r = await api('GET', '/api/v1/cameras');
     if (!r.ok) { list.replaceChildren(h('p', { class: 'error', text: r.data.error || 'cannot list the cameras' })); return; }
     const cams = r.data.cameras || [];
@@ -90,7 +95,7 @@
       }
     });
     io.observe(box);
-    ui.onLeave(() => { io.disconnect(); if (player) player.stop(); player = null; });
+    cleanups.push(() => { io.disconnect(); if (player) player.stop(); player = null; });
     return box;
   }
 
