@@ -263,7 +263,10 @@ func (s *Server) shareStream(w http.ResponseWriter, r *http.Request) error {
 	defer s.shareViewers.remove(l.ID, &cancel)
 	s.record(rr, "share.view", l.ID, true, detail)
 	if err := s.live.ServeFMP4(w, r.WithContext(ctx), l.Device, ch); err != nil {
-		return errorf(http.StatusBadGateway, "the camera does not answer: %v", err)
+		// The details (addresses, the device's answers) are the owner's,
+		// not the link holder's.
+		s.log.Warn("share link: live view failed", "share", l.ID, "channel", detail, "err", err)
+		return errorf(http.StatusBadGateway, "the camera does not answer; try again in a minute")
 	}
 	return nil
 }
