@@ -82,10 +82,6 @@ type results struct {
 
 func (rs *results) add(r Result) { rs.list = append(rs.list, r) }
 
-func (rs *results) fail(metricID, peer string, err error) {
-	rs.add(Result{Metric: metricID, Peer: peer, Error: err.Error()})
-}
-
 // get returns the value of metricID for peer, if it was measured.
 func (rs *results) get(metricID, peer string) (float64, bool) {
 	for i := len(rs.list) - 1; i >= 0; i-- {

@@ -215,6 +215,22 @@ try {
   if (await sw.isChecked()) throw new Error('switch still on');
   await check('refused dvr-web');
 
+  // camgate.yaml edited by hand while the UI is open: the banner says so,
+  // a change from the UI is refused rather than overwrite the edit, and
+  // the banner's button reloads the file.
+  step('hand edit');
+  await check('hand-edit camgate.yaml');
+  const banner = page.locator('#config-banner');
+  await banner.waitFor({ state: 'visible' });
+  if (!/changed on disk/.test(await banner.textContent())) throw new Error(`banner: ${await banner.textContent()}`);
+  await sw.check();
+  await page.locator('#toast').getByText('camgate.yaml changed on disk: reload it first').waitFor();
+  await page.locator('tr.off[data-rule="dvr-web"]').waitFor();
+  await shot('05e-config-banner.png');
+  await banner.getByRole('button', { name: 'Reload camgate.yaml' }).click();
+  await banner.waitFor({ state: 'hidden' });
+  await check('hand-edit kept');
+
   // API token, shown once; the Go test uses it with `camgate rule list`.
   step('tokens');
   await nav('API tokens');

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camgate/camgate/internal/adminclient"
 	"github.com/camgate/camgate/internal/check"
 	"github.com/camgate/camgate/internal/netlab"
 )
@@ -204,6 +205,23 @@ admin:
 				continue
 			}
 			ok()
+		case line == "CHECK hand-edit camgate.yaml":
+			f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+			if err == nil {
+				_, err = io.WriteString(f, "# edited by hand while the UI was open\n")
+				f.Close()
+			}
+			if err != nil {
+				fail("hand edit: %v", err)
+				continue
+			}
+			ok()
+		case line == "CHECK hand-edit kept":
+			if b, _ := os.ReadFile(cfgPath); !strings.Contains(string(b), "# edited by hand while the UI was open\n") {
+				fail("the hand edit was lost:\n%s", b)
+				continue
+			}
+			ok()
 		case strings.HasPrefix(line, "TOKEN "):
 			token = strings.TrimPrefix(line, "TOKEN ")
 		case line == "CHECK cli dvr-web":
@@ -279,7 +297,7 @@ admin:
 // apiCheck runs POST /api/v1/rules/{rule}/check on the gateway at addr
 // with a bearer token, trusting exactly the certificate in certPath.
 func apiCheck(ctx context.Context, certPath, addr, token, rule string) (*check.Report, error) {
-	tc, err := pinnedTLS(certPath)
+	tc, err := adminclient.PinnedTLS(certPath)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,9 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/camgate/camgate/internal/adminclient"
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/discover"
 	"github.com/camgate/camgate/internal/hikvision"
@@ -36,7 +39,7 @@ Run "camgate device add --help" for its flags.`
 
 func runDevice(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(e.stdout, "Usage: camgate device add [flags]\n%s\n", deviceHelp)
+		fmt.Fprintf(e.stdout, "Usage: camgate device <command> [flags]\n%s\n", deviceHelp)
 		if len(args) == 0 {
 			return fmt.Errorf("%w: missing subcommand (add)", errUsage)
 		}
@@ -53,8 +56,12 @@ func runDevice(ctx context.Context, e *env, args []string) error {
 const deviceAddHelp = `
 Read a Hikvision device's identity (deviceInfo) and real service ports
 (adminAccesses) over ISAPI with Digest authentication, and write the rules
-that expose it into the config file, atomically. A running gateway applies
-them on reload (SIGHUP, or by itself with serve --watch).
+that expose it. When a gateway is running with this config (its admin API
+answers at admin.listen), the rules go through its API, as with camgate
+rule: validated, applied live and saved by the gateway; pass an API token
+with --token-file or CAMGATE_TOKEN. When none answers (or with --file), the
+rules are written into the config file, atomically, and a gateway started
+later picks them up.
 
 Rules written:
   <name>-rtsp    RTSP (TCP), if enabled on the device
@@ -80,7 +87,9 @@ rules. Untouched disabled example rules of the starter file (the ones
 // deviceAddFlags are the parsed flags of device add.
 type deviceAddFlags struct {
 	ip, user, passwordFile, name, configPath string
+	tokenFile                                string
 	withSDK, dryRun, useHTTPS, noDiscover    bool
+	file                                     bool
 	port, httpPort, httpsPort, rtspPort      int
 	timeout                                  time.Duration
 }
@@ -91,7 +100,7 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%w: passwords are never taken on the command line (they would show in ps and in shell history); use --password-file FILE or the %s environment variable", errUsage, passwordEnv)
 		}
 	}
-	fl := newFlags(e, "device add", "--ip ADDR [--user admin] [--password-file FILE] [--name dvr1] [--config camgate.yaml] [--with-sdk-port] [--dry-run]", deviceAddHelp)
+	fl := newFlags(e, "device add", "--ip ADDR [--user admin] [--password-file FILE] [--name dvr1] [--config camgate.yaml] [--with-sdk-port] [--dry-run] [flags]", deviceAddHelp)
 	var f deviceAddFlags
 	fl.StringVar(&f.ip, "ip", "", "the device's LAN address (required)")
 	fl.StringVar(&f.user, "user", "admin", "device user name")
@@ -100,6 +109,8 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 	fl.StringVar(&f.configPath, "config", "camgate.yaml", "config file to add the rules to")
 	fl.BoolVar(&f.withSDK, "with-sdk-port", false, "also forward the server/SDK port (8000) for iVMS-4200 and the mobile app")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the rules as YAML instead of writing them")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding an API token for a running gateway (else $CAMGATE_TOKEN)")
+	fl.BoolVar(&f.file, "file", false, "edit the config file even if a gateway is running")
 	fl.IntVar(&f.port, "port", 0, "port to read ISAPI from (default: --http-port/--https-port, else the HTTP port SADP reports, else 80/443)")
 	fl.BoolVar(&f.useHTTPS, "https", false, "read ISAPI over HTTPS (the device's self-signed certificate is accepted)")
 	fl.IntVar(&f.httpPort, "http-port", 0, "the device's HTTP port, instead of what it reports")
@@ -160,6 +171,27 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A running gateway gets the rules through its API (validated,
+	// applied live and saved by it), as with camgate rule: writing the
+	// file behind its back would be lost on its next save.
+	var api *adminclient.Client
+	if !created && !f.file {
+		api, err = adminclient.Find(ctx, adminclient.Options{ConfigPath: f.configPath, Config: cfg,
+			Token: e.getenv("CAMGATE_TOKEN"), TokenFile: f.tokenFile, Timeout: f.timeout})
+		if err != nil {
+			return err
+		}
+	}
+	if api != nil {
+		// Plan against the rules that run, not the file's.
+		var running struct {
+			Rules []config.Rule `json:"rules"`
+		}
+		if err := api.Do(ctx, http.MethodGet, "/api/v1/rules", nil, &running); err != nil {
+			return err
+		}
+		cfg.Rules = running.Rules
+	}
 	removed := dropStarterExamples(cfg)
 	plan, err := hikvision.PlanRules(cfg.Rules, info, ports, hikvision.PlanOptions{
 		Name: f.name, DeviceIP: f.ip, WithSDKPort: f.withSDK, Assumed: assumed,
@@ -174,6 +206,9 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 		printPlanNotes(out, plan)
 		fmt.Fprintf(out, "dry run: %s was not changed\n", f.configPath)
 		return nil
+	}
+	if api != nil {
+		return addThroughAPI(ctx, out, api, removed, plan)
 	}
 	cfg.Rules = append(cfg.Rules, plan.Rules...)
 	if err := store.Save(f.configPath, cfg); err != nil {
@@ -190,6 +225,26 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 	printRuleTable(out, plan.Rules)
 	printPlanNotes(out, plan)
 	fmt.Fprintln(out, "A running gateway applies this on reload: kill -HUP <pid of camgate serve>, or by itself if serve runs with --watch.")
+	return nil
+}
+
+// addThroughAPI adds the planned rules to the running gateway in one
+// batch, after removing the starter file's untouched examples.
+func addThroughAPI(ctx context.Context, out io.Writer, api *adminclient.Client, removed []string, plan hikvision.Plan) error {
+	for _, name := range removed {
+		if err := api.Do(ctx, http.MethodDelete, "/api/v1/rules/"+url.PathEscape(name), nil, nil); err != nil {
+			return fmt.Errorf("remove the starter example rule %q: %w", name, err)
+		}
+	}
+	if err := api.Do(ctx, http.MethodPost, "/api/v1/rules:batch", map[string]any{"rules": plan.Rules}, nil); err != nil {
+		return err
+	}
+	if len(removed) > 0 {
+		fmt.Fprintf(out, "Replaced the starter file's disabled example rules (%s).\n", strings.Join(removed, ", "))
+	}
+	fmt.Fprintf(out, "Added to the running gateway (%s), which applied them and saved its config file:\n", api.Base())
+	printRuleTable(out, plan.Rules)
+	printPlanNotes(out, plan)
 	return nil
 }
 

@@ -82,10 +82,10 @@ func runShare(ctx context.Context, e *env, args []string) error {
 			Path   string    `json:"path"`
 		}
 		body := map[string]any{"device": *device, "channel": *channel, "expires": expires.String(), "max_viewers": *maxViewers, "label": *label}
-		if err := t.api.do(ctx, "POST", "/api/v1/shares", body, &out); err != nil {
+		if err := t.api.Do(ctx, "POST", "/api/v1/shares", body, &out); err != nil {
 			return err
 		}
-		link := strings.TrimSuffix(t.api.base, "/") + out.Path
+		link := strings.TrimSuffix(t.api.Base(), "/") + out.Path
 		if o.asJSON {
 			return writeJSON(e.stdout, map[string]any{"share": out.Share, "url": link})
 		}
@@ -97,7 +97,7 @@ func runShare(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%w: share rm needs the link's ID (see share list)", errUsage)
 		}
 		id := fl.Arg(0)
-		if err := t.api.do(ctx, "DELETE", "/api/v1/shares/"+url.PathEscape(id), nil, nil); err != nil {
+		if err := t.api.Do(ctx, "DELETE", "/api/v1/shares/"+url.PathEscape(id), nil, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "revoked share %s\n", id)
@@ -106,7 +106,7 @@ func runShare(ctx context.Context, e *env, args []string) error {
 	var out struct {
 		Shares []shareView `json:"shares"`
 	}
-	if err := t.api.do(ctx, "GET", "/api/v1/shares", nil, &out); err != nil {
+	if err := t.api.Do(ctx, "GET", "/api/v1/shares", nil, &out); err != nil {
 		return err
 	}
 	if o.asJSON {

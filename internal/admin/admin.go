@@ -65,6 +65,16 @@ type Config struct {
 	// Live plays camera channels for the Cameras page and share links
 	// (cameras.go, share.go). Nil turns live view and share links off.
 	Live LiveView
+	// Guard is the running guard's counters. Nil means the gateway runs
+	// without the guard: rules show no guard counters or guard settings.
+	Guard GuardCounters
+	// Bans is the guard's ban list. Nil means there is none: /api/v1/bans
+	// answers "supported": false.
+	Bans BanList
+	// Router is the upstream router automation. Nil means none runs:
+	// /api/v1/router answers "enabled": false and rule checks do not ask
+	// it for the WAN address.
+	Router RouterStatus
 }
 
 // maxBody caps request bodies: a rule is a few hundred bytes, a batch of
@@ -86,6 +96,9 @@ type Server struct {
 	metrics  *metrics
 	cop      *http.CrossOriginProtection
 	mux      *http.ServeMux
+	// patterns lists every pattern registered through routes' h, so a
+	// test can check that each is documented in openapi.json.
+	patterns []string
 	// hashing bounds concurrent password hashes: each costs
 	// argon2Memory of RAM and tens of milliseconds of CPU.
 	hashing chan struct{}
@@ -99,6 +112,10 @@ type Server struct {
 	shares       *share.Store
 	shareViewers shareViewers
 	shareFails   *lockout
+
+	guardc GuardCounters
+	bans   BanList
+	router RouterStatus
 
 	setupMu    sync.Mutex // guards following
 	setupToken string
@@ -121,6 +138,9 @@ func New(c Config) (*Server, error) {
 		hashing:  make(chan struct{}, 2),
 		checks:   newCheckLimiter(),
 		checking: make(chan struct{}, checkParallel),
+		guardc:   c.Guard,
+		bans:     c.Bans,
+		router:   c.Router,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -219,7 +219,8 @@ func invalid(probs []config.Problem) apiError {
 
 // updateError turns a site.UpdateIf failure into a response: a stale
 // If-Match is 412, validation problems 422 with one entry per field, a
-// failure to apply (a port in use) 409, a failure to save 500.
+// failure to apply (a port in use) and a file changed on disk 409, a
+// failure to save 500.
 func updateError(err error) error {
 	var ae apiError
 	var p config.Problem
@@ -235,8 +236,13 @@ func updateError(err error) error {
 			probs[i].Line = 0
 		}
 		return invalid(probs)
+	case errors.Is(err, site.ErrChangedOnDisk):
+		// A hand edit not yet reloaded: writing the file would lose it.
+		return apiError{Status: http.StatusConflict, Message: err.Error(), Err: err}
 	case strings.HasPrefix(err.Error(), "save "), errors.As(err, &pe):
-		return apiError{Status: http.StatusInternalServerError, Message: "the change was undone because the config file could not be written: " + err.Error(), Err: err}
+		// site says whether the change was never applied, undone, or
+		// left running because undoing it failed.
+		return apiError{Status: http.StatusInternalServerError, Message: "the config file could not be written: " + err.Error(), Err: err}
 	}
 	ae = apiError{Status: http.StatusConflict, Message: "not applied, nothing changed: " + err.Error(), Err: err}
 	switch {

@@ -379,6 +379,7 @@
         if (r.status === 401) return;
         if (r.ok) {
           sample(r.data);
+          document.dispatchEvent(new CustomEvent('camgate:status', { detail: r.data })); // configfile.js
           if (state.onStatus) state.onStatus(r.data);
         } else if (state.onStatus) {
           state.onStatus(null, r.data.error || 'cannot load the status');
