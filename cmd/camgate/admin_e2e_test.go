@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,31 +39,9 @@ import (
 // device, and the dashboard counts it. Screenshots of every page land in
 // artifacts/admin-e2e/.
 func TestAdminUIInChromium(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser end-to-end test skipped in -short mode")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("needs node (apt-get install nodejs) to run web/e2e.mjs")
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skipf("needs Chromium at %s (apt-get install chromium; scripts/test.sh installs it)", chromium)
-	}
-	webDir, _ := filepath.Abs(filepath.Join("..", "..", "web"))
-	if _, err := os.Stat(filepath.Join(webDir, "node_modules", "playwright-core")); err != nil {
-		t.Skipf("needs playwright-core in web/node_modules: run `npm ci` in %s (scripts/test.sh does)", webDir)
-	}
+	bt := needBrowser(t)
+	bin := bt.bin
 	need(t, "curl")
-
-	// CAMGATE_BIN runs a binary built beforehand instead.
-	bin := os.Getenv("CAMGATE_BIN")
-	if bin == "" {
-		bin = netlab.Camgate(t)
-	}
 
 	// The "device": a web page on loopback, big enough to show on the
 	// dashboard.
@@ -115,25 +92,13 @@ admin:
 
 	artifacts, _ := filepath.Abs(filepath.Join("..", "..", "artifacts", "admin-e2e"))
 	os.RemoveAll(artifacts)
-	cmd := exec.CommandContext(ctx, node, filepath.Join(webDir, "e2e.mjs"))
-	cmd.Dir = webDir
-	cmd.Env = append(os.Environ(),
+	cmd, stdin, stdout, stderr := bt.run(ctx, t, "e2e.mjs",
 		"CAMGATE_SETUP_URL="+setupURL,
 		"RULE_PORT="+strconv.Itoa(rulePort),
 		"TARGET_IP=127.0.0.1",
 		"TARGET_PORT="+strconv.Itoa(devPort),
 		"ARTIFACTS="+artifacts,
-		"CHROMIUM="+chromium,
 	)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	fail := func(format string, args ...any) {
 		t.Helper()
 		t.Errorf(format, args...)

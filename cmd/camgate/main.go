@@ -49,6 +49,7 @@ func commands() []command {
 		{"audit", "list security problems in the rules, devices and gateway", runAudit},
 		{"router", "show the upstream router's port mappings (router status)", runRouter},
 		{"ban", "list or clear sources banned by the brute-force guard", runBan},
+		{"share", "make, list or revoke links that show one camera live (share add|list|rm)", runShare},
 		{"admin", "admin account tasks (admin reset-password)", runAdmin},
 		{"version", "print the version", runVersion},
 	}

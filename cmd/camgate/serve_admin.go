@@ -48,12 +48,17 @@ func (svc *services) startAdmin(ctx context.Context, log *slog.Logger, s *site.S
 		alog.Info("admin UI and API are off (admin.enabled: false or admin.listen: off)")
 		return nil, nil
 	}
-	srv, err := admin.New(svc.adminConfig(alog, s))
+	hub := newLiveHub(s, log)
+	ac := svc.adminConfig(alog, s)
+	ac.Live = hub
+	srv, err := admin.New(ac)
 	if err != nil {
+		hub.Close()
 		return nil, err
 	}
 	run, err := admin.Listen(ctx, srv, cfg.Admin)
 	if err != nil {
+		hub.Close()
 		if cfg.Admin.Listen == "" {
 			alog.Error("admin UI not started; forwarding carries on without it", "err", err,
 				"fix", "free port 8443, or set admin.listen to another address (admin.enabled: false turns the UI off)")
@@ -61,5 +66,6 @@ func (svc *services) startAdmin(ctx context.Context, log *slog.Logger, s *site.S
 		}
 		return nil, err
 	}
-	return func(ctx context.Context) { run.Shutdown(ctx) }, nil
+	// Live streams never end by themselves: end them first.
+	return func(ctx context.Context) { hub.Close(); run.Shutdown(ctx) }, nil
 }

@@ -99,6 +99,7 @@ type envOpts struct {
 	yaml   string // extra top-level YAML, e.g. an admin: section
 	policy gateway.Policy
 	router RouterStatus // Config.Router
+	live   LiveView     // Config.Live
 }
 
 func newEnv(t *testing.T, o envOpts) *testEnv {
@@ -126,7 +127,7 @@ func newEnv(t *testing.T, o envOpts) *testEnv {
 		e.gw.Close(ctx)
 	})
 	e.site = site.New(site.Config{Path: e.cfgPath, Gateway: e.gw})
-	ac := Config{Site: e.site, Now: e.clock.Now, Version: "test", Router: o.router}
+	ac := Config{Site: e.site, Now: e.clock.Now, Version: "test", Router: o.router, Live: o.live}
 	// Wired as serve wires it (cmd/camgate/serve_admin.go).
 	switch p := o.policy.(type) {
 	case *guard.Policy:
@@ -304,6 +305,11 @@ func TestAuthRequiredEverywhere(t *testing.T) {
 		{"GET", "/api/v1/bans"},
 		{"DELETE", "/api/v1/bans"},
 		{"GET", "/api/v1/router"},
+		{"GET", "/api/v1/cameras"},
+		{"GET", "/api/v1/live/dvr/101"},
+		{"GET", "/api/v1/shares"},
+		{"POST", "/api/v1/shares"},
+		{"DELETE", "/api/v1/shares/x"},
 		{"GET", "/metrics"},
 	}
 	// The session cookie alone is not enough: the header half is needed.
