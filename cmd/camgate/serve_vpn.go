@@ -122,11 +122,11 @@ func (v *vpnService) Remove(name string) error {
 	return srv.Remove(name)
 }
 
-// adminWithVPN is startAdmin with the VPN behind the admin API's VPN page.
-func adminWithVPN(v *vpnService) func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error) {
-	return func(ctx context.Context, log *slog.Logger, s *site.Site) (func(context.Context), error) {
-		return startAdmin(ctx, log, s, v)
-	}
+// startVPN starts the VPN service for serve (see vpnService.start) and
+// keeps it for the admin API.
+func (svc *services) startVPN(ctx context.Context, log *slog.Logger, s *site.Site) (func(context.Context), error) {
+	svc.vpn = &vpnService{}
+	return svc.vpn.start(ctx, log, s)
 }
 
 // vpnRouterRule names the VPN's mapping on the upstream router.

@@ -1,12 +1,11 @@
 // camgate admin UI: the VPN page (the built-in WireGuard server, package
 // vpn). Add a person with the cameras they may watch and an expiry, show
 // their QR code once, list peers with their last handshake and traffic,
-// revoke. Helpers come from app.js (window.camgateUI).
+// revoke. It registers itself in window.camgatePages; app.js passes the
+// helpers (ui) when the page is shown.
 'use strict';
 
-(() => {
-  const ui = window.camgateUI;
-  if (!ui) return;
+(window.camgatePages = window.camgatePages || {}).vpn = (ui) => {
   const { h, api, render, toast, field, pagehead, poll, fmtBytes, fmtTime, showProblems, clearProblems, confirmDialog, openDialog, closeDialog } = ui;
 
   const expiries = [['7d', '1 week'], ['30d', '30 days'], ['90d', '90 days'], ['1d', '1 day'], ['never', 'Never']];
@@ -94,5 +93,5 @@
     loadPeers(body);
   }
 
-  ui.pages.vpn = pageVPN;
-})();
+  pageVPN();
+};
