@@ -102,7 +102,7 @@ func runVPN(ctx context.Context, e *env, args []string) error {
 			Enabled bool       `json:"enabled"`
 			VPN     vpn.Status `json:"vpn"`
 		}
-		if err := t.api.do(ctx, http.MethodGet, "/api/v1/vpn", nil, &out); err != nil {
+		if err := t.api.Do(ctx, http.MethodGet, "/api/v1/vpn", nil, &out); err != nil {
 			return err
 		}
 		if o.asJSON {
@@ -115,7 +115,7 @@ func runVPN(ctx context.Context, e *env, args []string) error {
 		printPeers(e.stdout, out.VPN, time.Now())
 		return nil
 	case "rm":
-		return t.api.do(ctx, http.MethodDelete, "/api/v1/vpn/peers/"+url.PathEscape(name), nil, nil)
+		return t.api.Do(ctx, http.MethodDelete, "/api/v1/vpn/peers/"+url.PathEscape(name), nil, nil)
 	}
 	body := map[string]any{"name": name, "allow": splitList(allow), "expires": expires, "endpoint": endpoint}
 	var out struct {
@@ -123,7 +123,7 @@ func runVPN(ctx context.Context, e *env, args []string) error {
 		Config string   `json:"config"`
 		QRPNG  string   `json:"qr_png"`
 	}
-	if err := t.api.do(ctx, http.MethodPost, "/api/v1/vpn/peers", body, &out); err != nil {
+	if err := t.api.Do(ctx, http.MethodPost, "/api/v1/vpn/peers", body, &out); err != nil {
 		return err
 	}
 	if qrFile != "" {

@@ -55,7 +55,7 @@ func newVPNLab(t *testing.T, rules string) *vpnLab {
 	labSim(t, v.l, v.l.LAN, sim.Config{Listen: netlab.LANHost(1), Ports: ports, Password: vpnTestPass})
 	v.cfgPath = writeConfig(t, v.dir, fmt.Sprintf(`version: 1
 rules: [%s]
-admin: {listen: "%s"}
+admin: {listen: "%s", allow: [198.19.0.0/24]}
 devices:
   - {name: dvr1, address: %s, http_port: 8082}
   - {name: dvr2, address: %s, http_port: 8082}
@@ -269,8 +269,10 @@ func TestVPNPhoneEndToEnd(t *testing.T) {
 	})
 	for _, tr := range []string{"tcp", "udp"} {
 		t.Run("rtsp "+tr, func(t *testing.T) {
+			// Over UDP a lost datagram may make the decoder complain about
+			// one frame; the stream line is what proves the path.
 			out, err := ffprobeH264(v, tr, dvr1)
-			if err != nil || out != "stream|codec_name=h264|width=640|height=360" {
+			if err != nil || !strings.HasSuffix(out, "stream|codec_name=h264|width=640|height=360") {
 				t.Fatalf("ffprobe over %s through the tunnel: %v\n%s", tr, err, out)
 			}
 		})
