@@ -98,7 +98,7 @@ func echoServer(t *testing.T) string {
 type envOpts struct {
 	yaml   string // extra top-level YAML, e.g. an admin: section
 	policy gateway.Policy
-	vpn    VPN // the VPN page's server (vpn_test.go); nil: off
+	vpn    VPN          // the VPN page's server (vpn_test.go); nil: off
 	router RouterStatus // Config.Router
 	live   LiveView     // Config.Live
 }
