@@ -85,25 +85,34 @@ func (v *vpnLab) apiToken(t *testing.T) string {
 	hc := v.http()
 	session := ""
 	post := func(path string, body any) map[string]any {
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest("POST", "https://"+vpnAdmin+path, bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Camgate-Session", session)
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		if resp.StatusCode >= 300 {
-			t.Fatalf("POST %s: %s %v", path, resp.Status, out)
-		}
-		return out
+		return apiPost(t, hc, "https://"+vpnAdmin+path, session, body)
 	}
 	session, _ = post("/api/v1/setup", map[string]string{"token": m[1], "user": "owner", "password": "Vpn-Owner-Pass-8472!"})["session"].(string)
 	out := post("/api/v1/tokens", map[string]string{"name": "vpn-test"})
 	return out["secret"].(string)
+}
+
+// apiPost posts body as JSON to url with a session secret (if any) and
+// returns the decoded answer; a status of 300 or more fails the test.
+func apiPost(t *testing.T, hc *http.Client, url, session string, body any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if session != "" {
+		req.Header.Set("X-Camgate-Session", session)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode >= 300 {
+		t.Fatalf("POST %s: %d %v", url, resp.StatusCode, out)
+	}
+	return out
 }
 
 // http is a client inside gw that keeps cookies; the test trusts the
