@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -35,7 +36,10 @@ type vpnLab struct {
 	dvrPass string
 }
 
-const vpnTestPass = "Camgate-Vpn-Test-1"
+const (
+	vpnTestPass  = "Camgate-Vpn-Test-1"
+	vpnOwnerPass = "Vpn-Owner-Pass-8472!"
+)
 
 // vpnAdmin is where the test gateway's admin API listens: on the LAN side
 // only, so the wan scan sees nothing of it.
@@ -87,7 +91,7 @@ func (v *vpnLab) apiToken(t *testing.T) string {
 	post := func(path string, body any) map[string]any {
 		return apiPost(t, hc, "https://"+vpnAdmin+path, session, body)
 	}
-	session, _ = post("/api/v1/setup", map[string]string{"token": m[1], "user": "owner", "password": "Vpn-Owner-Pass-8472!"})["session"].(string)
+	session, _ = post("/api/v1/setup", map[string]string{"token": m[1], "user": "owner", "password": vpnOwnerPass})["session"].(string)
 	out := post("/api/v1/tokens", map[string]string{"name": "vpn-test"})
 	return out["secret"].(string)
 }
@@ -438,4 +442,61 @@ func nmapPorts(out string) map[string]bool {
 		}
 	}
 	return m
+}
+
+// TestVPNPageInChromium: the admin UI's VPN page in real Chromium (web/
+// vpn-e2e.mjs): add a person with one camera, the QR code shown once and
+// its one-time link (decoded here with zbarimg), the peer listed, revoked.
+func TestVPNPageInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser end-to-end test skipped in -short mode")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("needs node (apt-get install nodejs)")
+	}
+	webDir, _ := filepath.Abs(filepath.Join("..", "..", "web"))
+	if _, err := os.Stat(filepath.Join(webDir, "node_modules", "playwright-core")); err != nil {
+		t.Skipf("needs playwright-core in web/node_modules: run `npm ci` in %s (scripts/test.sh does)", webDir)
+	}
+	v := newVPNLab(t, "")
+	artifacts, _ := filepath.Abs(filepath.Join("..", "..", "artifacts", "vpn-e2e"))
+	cmd := v.l.Command(v.l.GW, node, filepath.Join(webDir, "vpn-e2e.mjs"))
+	cmd.Dir = webDir
+	cmd.Env = append(os.Environ(), "CAMGATE_URL=https://"+vpnAdmin, "CAMGATE_USER=owner",
+		"CAMGATE_PASSWORD="+vpnOwnerPass, "ARTIFACTS="+artifacts)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "CHECK qr "):
+			dec, err := exec.Command("zbarimg", "--raw", "-q", strings.TrimPrefix(line, "CHECK qr ")).Output()
+			if err != nil || !strings.Contains(string(dec), "AllowedIPs = "+netlab.LANAddr.String()+"/32") {
+				t.Errorf("the UI's QR code: %v\n%s", err, dec)
+				fmt.Fprintln(stdin, "fail qr")
+				continue
+			}
+			fmt.Fprintln(stdin, "ok")
+		case line == "CHECK revoked carol-phone":
+			if st := v.status(t); len(st.Peers) != 0 {
+				t.Errorf("after Revoke the gateway still lists %+v", st.Peers)
+				fmt.Fprintln(stdin, "fail still listed")
+				continue
+			}
+			fmt.Fprintln(stdin, "ok")
+		case line == "DONE":
+			done = true
+		}
+	}
+	if err := cmd.Wait(); err != nil || !done {
+		t.Fatalf("vpn-e2e.mjs: %v\n%s", err, stderr.String())
+	}
 }
