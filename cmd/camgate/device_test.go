@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"net/netip"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
