@@ -281,3 +281,41 @@ func TestDeviceAddStopsBeforeTheLock(t *testing.T) {
 		t.Fatalf("locked: exit %d, want the lock reported:\n%s%s", code, out, errs)
 	}
 }
+
+// TestDeviceAddUsesTheRunningGateway: with a gateway running on the
+// config, device add sends the rules through its API (applied live and
+// saved by the gateway) instead of writing the file behind its back
+// (issue #13, item 4).
+func TestDeviceAddUsesTheRunningGateway(t *testing.T) {
+	dir := t.TempDir()
+	pw := writeSecret(t, dir, "Camgate-Test-1")
+	d := devSim(t, "127.0.0.1", sim.Ports{})
+	// The gateway listens on another loopback address than the device's.
+	tg := startTestGateway(t, dir, "version: 1\nlisten_address: 127.0.0.3\nrules: []\n")
+	args := []string{"device", "add", "--ip", "127.0.0.1", "--port", simPort(d, sim.ServiceHTTP),
+		"--password-file", pw, "--config", tg.cfgPath, "--name", "dvr1", "--no-discover"}
+
+	// Without a token it refuses rather than write the file.
+	before, _ := os.ReadFile(tg.cfgPath)
+	code, out, errs := runCmd(t, nil, args...)
+	if code != 1 || !strings.Contains(errs, "a gateway is running") {
+		t.Fatalf("no token: got exit %d\n%s%s", code, out, errs)
+	}
+	if after, _ := os.ReadFile(tg.cfgPath); string(after) != string(before) {
+		t.Fatal("device add wrote the file while a gateway runs")
+	}
+
+	code, out, errs = runCmd(t, map[string]string{"CAMGATE_TOKEN": tg.token}, args...)
+	if code != 0 || !strings.Contains(out, "Added to the running gateway") {
+		t.Fatalf("with a token: got exit %d\n%s%s", code, out, errs)
+	}
+	for _, name := range []string{"dvr1-https", "dvr1-rtsp"} {
+		if tg.g.Addrs(name) == nil {
+			t.Errorf("the running gateway does not listen for %s", name)
+		}
+	}
+	cfg, err := store.Load(tg.cfgPath)
+	if err != nil || cfg.Rule("dvr1-rtsp") == nil {
+		t.Fatalf("the gateway did not save the rules: %v", err)
+	}
+}

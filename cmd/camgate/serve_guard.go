@@ -32,15 +32,15 @@ func newPolicy(log *slog.Logger, stateDir string) (gateway.Policy, error) {
 // startGuard hands the guard the gateway-wide settings
 // (limits.max_connections_per_ip, public_ip) after every applied config,
 // runs its ban-file watcher (which picks up `camgate ban clear` and prunes
-// expired bans), and registers it as "guard" so the admin API can list and
+// expired bans), and keeps it in svc.guard so the admin API can list and
 // lift bans and show counters. It returns a function that stops the
 // watcher.
-func startGuard(ctx context.Context, log *slog.Logger, s *site.Site) (func(context.Context), error) {
+func (svc *services) startGuard(ctx context.Context, log *slog.Logger, s *site.Site) (func(context.Context), error) {
 	p, ok := s.Gateway().Policy().(*guard.Policy)
 	if !ok {
 		return nil, nil
 	}
-	s.Register("guard", p)
+	svc.guard = p
 	s.Subscribe(ctx, func(_ context.Context, cfg *config.Config) { p.SetGlobal(cfg) })
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -21,6 +21,8 @@ import (
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/forward"
 	"github.com/camgate/camgate/internal/gateway"
+	"github.com/camgate/camgate/internal/guard"
+	"github.com/camgate/camgate/internal/router"
 	"github.com/camgate/camgate/internal/site"
 	"github.com/camgate/camgate/internal/store"
 )
@@ -96,6 +98,8 @@ func echoServer(t *testing.T) string {
 type envOpts struct {
 	yaml   string // extra top-level YAML, e.g. an admin: section
 	policy gateway.Policy
+	router RouterStatus // Config.Router
+	live   LiveView     // Config.Live
 }
 
 func newEnv(t *testing.T, o envOpts) *testEnv {
@@ -123,7 +127,15 @@ func newEnv(t *testing.T, o envOpts) *testEnv {
 		e.gw.Close(ctx)
 	})
 	e.site = site.New(site.Config{Path: e.cfgPath, Gateway: e.gw})
-	e.srv, err = New(Config{Site: e.site, Now: e.clock.Now, Version: "test"})
+	ac := Config{Site: e.site, Now: e.clock.Now, Version: "test", Router: o.router, Live: o.live}
+	// Wired as serve wires it (cmd/camgate/serve_admin.go).
+	switch p := o.policy.(type) {
+	case *guard.Policy:
+		ac.Guard, ac.Bans = p, p
+	case *fakeBanPolicy:
+		ac.Bans = p
+	}
+	e.srv, err = New(ac)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,6 +305,11 @@ func TestAuthRequiredEverywhere(t *testing.T) {
 		{"GET", "/api/v1/bans"},
 		{"DELETE", "/api/v1/bans"},
 		{"GET", "/api/v1/router"},
+		{"GET", "/api/v1/cameras"},
+		{"GET", "/api/v1/live/dvr/101"},
+		{"GET", "/api/v1/shares"},
+		{"POST", "/api/v1/shares"},
+		{"DELETE", "/api/v1/shares/x"},
 		{"GET", "/metrics"},
 	}
 	// The session cookie alone is not enough: the header half is needed.
@@ -864,14 +881,18 @@ type fakeBanPolicy struct {
 }
 
 type fakeBan struct {
-	Src  netip.Addr `json:"src"`
-	Rule string     `json:"rule"`
+	Src  netip.Addr
+	Rule string
 }
 
-func (p *fakeBanPolicy) Bans() []fakeBan {
+func (p *fakeBanPolicy) Bans() []guard.Ban {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]fakeBan(nil), p.bans...)
+	var out []guard.Ban
+	for _, b := range p.bans {
+		out = append(out, guard.Ban{Source: netip.PrefixFrom(b.Src, b.Src.BitLen()), Rule: b.Rule})
+	}
+	return out
 }
 
 func (p *fakeBanPolicy) Unban(src netip.Addr, rule string) int {
@@ -894,18 +915,6 @@ var _ interface {
 	Hooks(*config.Rule) (func(netip.AddrPort, string) (func(), error), forward.Handler, error)
 } = (*fakeBanPolicy)(nil)
 
-type fakeRouter struct{}
-
-func (fakeRouter) Status() struct {
-	Method string `json:"method"`
-	WAN    string `json:"wan"`
-} {
-	return struct {
-		Method string `json:"method"`
-		WAN    string `json:"wan"`
-	}{"natpmp", "198.18.0.1"}
-}
-
 func TestBansAndRouter(t *testing.T) {
 	t.Run("absent", func(t *testing.T) {
 		e := newEnv(t, envOpts{})
@@ -924,8 +933,8 @@ func TestBansAndRouter(t *testing.T) {
 			{netip.MustParseAddr("203.0.113.9"), "dvr-rtsp"},
 			{netip.MustParseAddr("198.51.100.4"), "dvr-web"},
 		}}
-		e := newEnv(t, envOpts{policy: p})
-		e.site.Register("router", fakeRouter{})
+		rs := &routerStandIn{st: router.Status{Mode: "natpmp", ExternalIP: netip.MustParseAddr("198.18.0.1")}}
+		e := newEnv(t, envOpts{policy: p, router: rs})
 		c := e.owner()
 		r := c.must(200, "GET", "/api/v1/bans", nil)
 		if r.body["supported"] != true || len(r.body["bans"].([]any)) != 3 {
@@ -939,7 +948,7 @@ func TestBansAndRouter(t *testing.T) {
 			t.Fatalf("got %s", r.raw)
 		}
 		r = c.must(200, "GET", "/api/v1/router", nil)
-		if !strings.Contains(string(r.raw), `"wan": "198.18.0.1"`) {
+		if !strings.Contains(string(r.raw), `"external_ip": "198.18.0.1"`) {
 			t.Fatalf("router: got %s", r.raw)
 		}
 		if st := c.must(200, "GET", "/api/v1/status", nil); st.body["router"] != true || st.body["bans"] != true {
@@ -1042,5 +1051,27 @@ func TestOpenAPIDocument(t *testing.T) {
 				t.Errorf("%s %s is documented but not routed", method, path)
 			}
 		}
+	}
+	// And the other way: every routed API pattern is documented.
+	routed := 0
+	for _, pat := range e.srv.patterns {
+		method, path, ok := strings.Cut(pat, " ")
+		if !ok {
+			continue // the catch-all
+		}
+		switch {
+		case path == "/metrics":
+		case strings.HasPrefix(path, "/api/v1/"):
+			path = strings.TrimPrefix(path, "/api/v1")
+		default:
+			continue
+		}
+		routed++
+		if _, ok := doc.Paths[path][strings.ToLower(method)]; !ok {
+			t.Errorf("%s is routed but not documented in openapi.json", pat)
+		}
+	}
+	if routed < 20 {
+		t.Fatalf("found %d routed API patterns, want every route (is Server.patterns filled?)", routed)
 	}
 }

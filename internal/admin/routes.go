@@ -24,7 +24,10 @@ var openAPIDoc []byte
 // strength check; /metrics checks for itself (metrics_public).
 func (s *Server) routes() {
 	mux := http.NewServeMux()
-	h := func(pattern string, fn handler) { mux.Handle(pattern, s.wrap(fn)) }
+	h := func(pattern string, fn handler) {
+		mux.Handle(pattern, s.wrap(fn))
+		s.patterns = append(s.patterns, pattern)
+	}
 
 	static, _ := fs.Sub(uiFiles, "ui")
 	files := http.FileServerFS(static)
@@ -73,7 +76,9 @@ func (s *Server) routes() {
 	h("GET /api/v1/bans", s.auth(s.listBans))
 	h("DELETE /api/v1/bans", s.auth(s.unban))
 	h("GET /api/v1/router", s.auth(s.getRouter))
+	h("POST /api/v1/config/reload", s.auth(s.reloadConfig))
 	h("GET /metrics", s.serveMetrics)
+	s.liveRoutes(mux, h)
 	h("/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path)
 	})

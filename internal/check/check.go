@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/portowner"
 )
 
 // DefaultTimeout bounds each probe when Config.Timeout is zero. Devices on
@@ -217,7 +218,7 @@ func Run(ctx context.Context, c Config, cfg *config.Config, names []string) (Rep
 	rep := Report{From: c.From}
 	rep.Public = r.publicAddress(ctx)
 	r.public = rep.Public
-	r.owners = newOwnerIndex(c.procRoot())
+	r.owners = portowner.NewIndex(c.procRoot())
 
 	rep.Rules = make([]RuleReport, len(rules))
 	par := c.Parallel
@@ -290,7 +291,7 @@ type runner struct {
 	from   From
 	log    *slog.Logger
 	public PublicAddress
-	owners *ownerIndex
+	owners *portowner.Index
 }
 
 // publicAddress finds the public IP: the flag, then the router, then the

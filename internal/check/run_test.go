@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/portowner"
 )
 
 // proxy plays camgate's listener in this process: it forwards every
@@ -272,7 +273,7 @@ func TestGatewayHeldByOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := loopbackConfig(t, fmt.Sprintf("version: 1\nrules:\n  - {name: web, external_port: %d, internal_ip: 127.0.0.1, listen_address: 127.0.0.1}\n", p))
-	r := &runner{c: Config{Timeout: time.Second}, cfg: cfg, owners: newOwnerIndex("/proc"), log: (&Config{}).logger()}
+	r := &runner{c: Config{Timeout: time.Second}, cfg: cfg, owners: portowner.NewIndex("/proc"), log: (&Config{}).logger()}
 	got := r.gatewayLayer(context.Background(), &cfg.Rules[0], "tcp")
 	if os.Geteuid() != 0 && got.Status == OK {
 		t.Skipf("cannot see other processes' sockets without root: %s", got.Reason)
@@ -297,7 +298,7 @@ func TestGatewayUDP(t *testing.T) {
 		reason string
 	}{{bound, OK, "this process"}, {free, Fail, "no UDP socket is bound"}} {
 		cfg := loopbackConfig(t, fmt.Sprintf("version: 1\nrules:\n  - {name: rtp, protocol: udp, external_port: %d, internal_ip: 127.0.0.1, listen_address: 127.0.0.1}\n", tt.port))
-		r := &runner{c: Config{}, cfg: cfg, owners: newOwnerIndex("/proc"), log: (&Config{}).logger()}
+		r := &runner{c: Config{}, cfg: cfg, owners: portowner.NewIndex("/proc"), log: (&Config{}).logger()}
 		got := r.gatewayLayer(context.Background(), &cfg.Rules[0], "udp")
 		if got.Status != tt.status || !strings.Contains(got.Reason, tt.reason) {
 			t.Errorf("port %d: got %s %q, want %s containing %q", tt.port, got.Status, got.Reason, tt.status, tt.reason)
@@ -305,7 +306,7 @@ func TestGatewayUDP(t *testing.T) {
 	}
 	// Without a readable socket table, UDP is inconclusive.
 	cfg := loopbackConfig(t, fmt.Sprintf("version: 1\nrules:\n  - {name: rtp, protocol: udp, external_port: %d, internal_ip: 127.0.0.1}\n", free))
-	r := &runner{c: Config{}, cfg: cfg, owners: newOwnerIndex(t.TempDir()), log: (&Config{}).logger()}
+	r := &runner{c: Config{}, cfg: cfg, owners: portowner.NewIndex(t.TempDir()), log: (&Config{}).logger()}
 	if got := r.gatewayLayer(context.Background(), &cfg.Rules[0], "udp"); got.Status != Unknown {
 		t.Errorf("no /proc: got %s %q, want ?", got.Status, got.Reason)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 )
@@ -369,15 +368,4 @@ func (t *tracker) sweepLocked(now time.Time, window time.Duration) {
 			delete(t.srcs, k)
 		}
 	}
-}
-
-// failures returns src's failed logins within the window (tests, status).
-func (t *tracker) failures(src netip.Prefix, window time.Duration) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.srcs[src]
-	if s == nil {
-		return 0
-	}
-	return len(prune(slices.Clone(s.fails), t.p.now(), window))
 }

@@ -14,6 +14,7 @@
     timer: 0,
     history: new Map(), // rule name -> [{t, bin, bout}]
     routerShown: false,
+    leave: [], // functions to run when the page is left
   };
   const main = document.getElementById('main');
   const dialog = document.getElementById('dialog');
@@ -40,6 +41,9 @@
   function render(...nodes) {
     stopTimer();
     state.onStatus = null;
+    // A page's onLeave hooks (live players) end with the page.
+    (state.leave || []).forEach((fn) => fn());
+    state.leave = [];
     main.replaceChildren(...nodes);
   }
 
@@ -266,7 +270,7 @@
       const r = await api('POST', '/api/v1/login', { user: user.value, password: pw.value }, { noLogin: true });
       if (!r.ok) { pw.value = ''; return showProblems(form, r.data); }
       loggedIn(r.data);
-      if (!location.hash || location.hash === '#/' || location.pathname !== '/') history.replaceState(null, '', '/#/dashboard');
+      if (!location.hash || location.hash === '#/' || location.pathname !== '/') history.replaceState(null, '', '/#/cameras');
       startApp();
     });
     render(form);
@@ -279,7 +283,7 @@
     state.user = r.data.user;
     document.getElementById('who').textContent = r.data.user;
     document.getElementById('top').hidden = false;
-    if (location.pathname !== '/') history.replaceState(null, '', '/' + (location.hash || '#/dashboard'));
+    if (location.pathname !== '/') history.replaceState(null, '', '/' + (location.hash || '#/cameras'));
     const st = await api('GET', '/api/v1/status');
     if (st.ok) {
       document.getElementById('nav-router').hidden = !st.data.router;
@@ -293,10 +297,15 @@
     dashboard: pageDashboard, rules: pageRules, connections: pageConnections, bans: pageBans,
     router: pageRouter, audit: pageAudit, tokens: pageTokens, account: pageAccount,
   };
+  // Pages in their own files (cameras.js) register in window.camgatePages
+  // and get the helpers below.
+  const ui = { h, api, render, pagehead, toast, fmtTime, field, openDialog, closeDialog, confirmDialog, poll,
+    onLeave: (fn) => state.leave.push(fn) };
+  Object.entries(window.camgatePages || {}).forEach(([k, fn]) => { pages[k] = () => fn(ui); });
   function route() {
     if (document.getElementById('top').hidden) return;
-    const name = (location.hash.replace(/^#\/?/, '') || 'dashboard').split('?')[0];
-    const page = pages[name] ? name : 'dashboard';
+    const name = (location.hash.replace(/^#\/?/, '') || 'cameras').split('?')[0];
+    const page = pages[name] ? name : 'cameras';
     document.querySelectorAll('#nav a').forEach((a) => {
       if (a.dataset.page === page) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     });
@@ -371,6 +380,7 @@
         if (r.status === 401) return;
         if (r.ok) {
           sample(r.data);
+          document.dispatchEvent(new CustomEvent('camgate:status', { detail: r.data })); // configfile.js
           if (state.onStatus) state.onStatus(r.data);
         } else if (state.onStatus) {
           state.onStatus(null, r.data.error || 'cannot load the status');
@@ -1006,11 +1016,11 @@
     return h('span', { text: valueText(v) });
   }
 
-  // ---- Audit log -----------------------------------------------------------
+  // ---- Activity (the audit log; not `camgate audit`) -----------------------
   async function pageAudit() {
     const body = h('tbody');
-    render(pagehead('Audit log', h('button', { type: 'button', text: 'Refresh', onclick: () => loadAudit(body) })),
-      h('p', { class: 'muted', text: 'Every admin action and login attempt, newest first. Kept in the state directory as audit.log (JSON lines).' }),
+    render(pagehead('Activity', h('button', { type: 'button', text: 'Refresh', onclick: () => loadAudit(body) })),
+      h('p', { class: 'muted', text: 'Every admin action, login attempt and share-link view, newest first. Kept in the state directory as audit.log (JSON lines).' }),
       h('div', { class: 'tablewrap' }, h('table', { class: 'cards' },
         h('thead', null, h('tr', null, ...['When', 'Who', 'Action', 'Target', 'From', 'Result', 'Detail'].map((c) => h('th', { scope: 'col', text: c })))),
         body)));
