@@ -68,10 +68,11 @@ step "go test (unit, fuzz seeds, loopback and namespace end-to-end)" \
   gotest -count=1 -p 2 -timeout 20m "$@" ./...
 # The race detector on the packages with concurrency: the data plane, the
 # gateway's apply, the config transaction, the guard's state and the admin
-# API. -short skips the browser session, which adds nothing here.
-step "go test -race (forward, gateway, site, store, guard, admin)" \
+# API and the live view's fan-out. -short skips the browser session, which
+# adds nothing here.
+step "go test -race (forward, gateway, site, store, guard, admin, live)" \
   gotest -race -short -count=1 -p 2 -timeout 15m \
-  ./internal/forward ./internal/gateway ./internal/site ./internal/store ./internal/guard ./internal/admin
+  ./internal/forward ./internal/gateway ./internal/site ./internal/store ./internal/guard ./internal/admin ./internal/live
 
 passed=$(grep -cE '^ok ' "$log" || true)
 failed=$(grep -cE '^(FAIL|--- FAIL)' "$log" || true)
