@@ -257,6 +257,10 @@ try {
   await dlg.getByLabel('DVR/NVR address').fill('192.168.1.64');
   const server = dlg.getByRole('switch', { name: /Server\/SDK port/ });
   if (await server.isChecked()) throw new Error('the server port row is on by default');
+  // Issue 14: plain HTTP and the DVR's own HTTPS passed through stay off.
+  for (const name of [/plain HTTP/, /passed through/]) {
+    if (await dlg.getByRole('switch', { name }).isChecked()) throw new Error(`the ${name} row is on by default`);
+  }
   await dlg.getByText('frequent target of attacks').waitFor();
   await shot('09-preset.png');
   await dlg.getByRole('button', { name: 'Cancel' }).click();

@@ -92,16 +92,18 @@ func TestDeviceAdd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config written is invalid: %v", err)
 	}
-	https, rtsp := d1.Addr(sim.ServiceHTTPS).Port(), d1.Addr(sim.ServiceRTSP).Port()
+	// The web rule is HTTPS camgate serves on the device's HTTPS port
+	// number, forwarding to its HTTP port.
+	https, rtsp, web := d1.Addr(sim.ServiceHTTPS).Port(), d1.Addr(sim.ServiceRTSP).Port(), d1.Addr(sim.ServiceHTTP).Port()
 	step := func(p uint16) string {
 		if int(p)+1000 <= 65535 {
 			return strconv.Itoa(int(p) + 1000)
 		}
 		return strconv.Itoa(int(p) + 1)
 	}
-	h, r := strconv.Itoa(int(https)), strconv.Itoa(int(rtsp))
-	want := "dvr1-https " + h + "->127.0.0.1:" + h + ", dvr1-rtsp " + r + "->127.0.0.1:" + r +
-		", dvr2-https " + step(https) + "->127.0.0.2:" + h + ", dvr2-rtsp " + step(rtsp) + "->127.0.0.2:" + r
+	h, r, w := strconv.Itoa(int(https)), strconv.Itoa(int(rtsp)), strconv.Itoa(int(web))
+	want := "dvr1-https " + h + "->127.0.0.1:" + w + ", dvr1-rtsp " + r + "->127.0.0.1:" + r +
+		", dvr2-https " + step(https) + "->127.0.0.2:" + w + ", dvr2-rtsp " + step(rtsp) + "->127.0.0.2:" + r
 	if got := ruleSummary(cfg.Rules); got != want {
 		t.Errorf("rules:\n got  %s\n want %s", got, want)
 	}
@@ -160,8 +162,10 @@ func TestDeviceAddHTTPSOff(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
-	if !strings.Contains(out, "dvr1-http\n") || strings.Contains(out, "dvr1-https") || !strings.Contains(errs, "HTTPS is off") {
-		t.Errorf("want an HTTP rule with a warning, got\n%s\n%s", out, errs)
+	// HTTPS off on the device changes nothing: camgate serves HTTPS
+	// itself, and plain HTTP is never forwarded (issue 14).
+	if strings.Contains(out, "dvr1-http\n") || !strings.Contains(out, "dvr1-https") || !strings.Contains(out, "mode: terminate") {
+		t.Errorf("want only the terminated HTTPS rule, got\n%s\n%s", out, errs)
 	}
 }
 
@@ -199,7 +203,7 @@ func TestDeviceAddWithoutPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := ruleSummary(c.Rules), "dvr1-https 443->192.0.2.64:443, dvr1-rtsp 10554->192.0.2.64:10554"; got != want {
+	if got, want := ruleSummary(c.Rules), "dvr1-https 443->192.0.2.64:80, dvr1-rtsp 10554->192.0.2.64:10554"; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
 	if !strings.Contains(c.Rules[0].Description, "assumed") {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/credstore"
 	"github.com/camgate/camgate/internal/gateway"
 	"github.com/camgate/camgate/internal/guard"
 	"github.com/camgate/camgate/internal/site"
@@ -15,7 +16,13 @@ import (
 // Hikvision exploit filter and TLS termination (docs/SECURITY.md). The
 // guard feature owns this file.
 func newPolicy(log *slog.Logger, stateDir string) (gateway.Policy, error) {
-	p, err := guard.NewPolicy(guard.Config{Logger: log, StateDir: stateDir})
+	gc := guard.Config{Logger: log, StateDir: stateDir}
+	if stateDir != "" {
+		// The auth guard judges login answers itself for the devices
+		// whose password `device add` stored (issue 14).
+		gc.Passwords = credstore.New(stateDir)
+	}
+	p, err := guard.NewPolicy(gc)
 	if err != nil {
 		return nil, err
 	}

@@ -795,6 +795,13 @@ func TestTokens(t *testing.T) {
 	script.must(200, "GET", "/api/v1/rules", nil)
 	script.must(201, "POST", "/api/v1/rules", map[string]any{"name": "from-script", "external_port": freePort(t), "internal_ip": "127.0.0.1"})
 	script.must(403, "POST", "/api/v1/password", map[string]string{"current": testPassword, "new": "x"})
+	// Issue 14: a full token cannot mint another, which would outlive
+	// its own revocation.
+	script.must(403, "POST", "/api/v1/tokens", map[string]string{"name": "survivor"})
+	// Nor can anyone forward a discovery port (reflection).
+	if r := c.must(422, "POST", "/api/v1/rules", map[string]any{"name": "sadp", "protocol": "udp", "external_port": 37020, "internal_ip": "127.0.0.1"}); !strings.Contains(string(r.raw), "amplified") {
+		t.Fatalf("SADP rule: got %s, want a refusal that says why", r.raw)
+	}
 
 	mon := e.client()
 	mon.bearer = ro
@@ -955,9 +962,14 @@ func TestAuditLogFile(t *testing.T) {
 	c := e.owner()
 	c.do("POST", "/api/v1/login", map[string]string{"user": "owner", "password": "wrong-password"})
 	c.must(200, "POST", "/api/v1/rules/dvr-web/disable", nil)
+	// The failed login went to the anonymous log, not the owner's.
 	b, err := os.ReadFile(filepath.Join(e.srv.dir, AuditFile))
 	if err != nil {
 		t.Fatal(err)
+	}
+	anon, err := os.ReadFile(filepath.Join(e.srv.dir, AnonAuditFile))
+	if err != nil || !strings.Contains(string(anon), `"action":"login"`) {
+		t.Fatalf("anonymous log: %v %q", err, anon)
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	var got []string
@@ -971,13 +983,44 @@ func TestAuditLogFile(t *testing.T) {
 		}
 		got = append(got, fmt.Sprintf("%s %s %s %v", a.Who, a.Action, a.Target, a.OK))
 	}
-	want := []string{"owner setup owner true", "- login owner false", "owner rule.disable dvr-web true"}
+	want := []string{"owner setup owner true", "owner rule.disable dvr-web true"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	r := c.must(200, "GET", "/api/v1/audit?limit=1", nil)
 	if es := r.body["entries"].([]any); len(es) != 1 || es[0].(map[string]any)["action"] != "rule.disable" {
 		t.Fatalf("audit API: got %s, want the newest entry first", r.raw)
+	}
+}
+
+// TestAuditLogSurvivesAnonymousFlood: issue 14 item 7. Failed logins
+// with huge user names are clipped, and however many there are, they
+// never rotate away the owner's history.
+func TestAuditLogSurvivesAnonymousFlood(t *testing.T) {
+	dir := t.TempDir()
+	a := newAuditLog(dir)
+	a.maxSize = 64 << 10
+	if err := a.append(AuditEntry{Who: "owner", Action: "setup", OK: true}); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("u", 64<<10)
+	e := AuditEntry{Who: "-", Action: "login", Target: clipAudit(big, maxAuditTarget), Detail: "wrong user name or password"}
+	for i := 0; i < 2000 && e.Target != big; i++ {
+		if err := a.append(e); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if fi, _ := os.Stat(a.anon); fi.Size() > 300 {
+				t.Fatalf("one failed login took %d bytes", fi.Size())
+			}
+		}
+	}
+	if _, err := os.Stat(a.anon + ".1"); err != nil {
+		t.Fatalf("the anonymous log did not rotate: %v", err)
+	}
+	got, err := tailFiles(10, a.path, auditKeep)
+	if err != nil || len(got) != 1 || got[0].Action != "setup" {
+		t.Fatalf("owner history after the flood: %+v %v", got, err)
 	}
 }
 

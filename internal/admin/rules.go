@@ -310,7 +310,7 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request) error {
 }
 
 // addRules appends rules to the table in one change: all or none.
-func (s *Server) addRules(w http.ResponseWriter, r *http.Request, action string, rules []config.Rule) error {
+func (s *Server) addRules(w http.ResponseWriter, r *http.Request, action string, rules []config.Rule, devices ...config.Device) error {
 	names := make([]string, len(rules))
 	for i := range rules {
 		names[i] = rules[i].Name
@@ -330,6 +330,13 @@ func (s *Server) addRules(w http.ResponseWriter, r *http.Request, action string,
 		}
 		if len(probs) > 0 {
 			return invalid(probs)
+		}
+		for _, d := range devices {
+			if cur := cfg.Device(d.Name); cur != nil {
+				*cur = d
+			} else {
+				cfg.Devices = append(cfg.Devices, d)
+			}
 		}
 		cfg.Rules = append(cfg.Rules, rules...)
 		return nil
@@ -366,6 +373,10 @@ func (s *Server) createRules(w http.ResponseWriter, r *http.Request) error {
 	}
 	var batch struct {
 		Rules []json.RawMessage `json:"rules"`
+		// Devices are upserted in the same transaction, by name, so
+		// that `camgate device add` can add a device and the rules that
+		// name it at once.
+		Devices []config.Device `json:"devices"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -391,7 +402,10 @@ func (s *Server) createRules(w http.ResponseWriter, r *http.Request) error {
 		s.record(r, "rule.create", "batch", false, "invalid")
 		return invalid(probs)
 	}
-	return s.addRules(w, r, "rule.create", rules)
+	if len(batch.Devices) > 64 {
+		return errorf(http.StatusBadRequest, "send at most 64 devices in \"devices\"")
+	}
+	return s.addRules(w, r, "rule.create", rules, batch.Devices...)
 }
 
 // editRule runs edit on the named rule inside one site.UpdateIf, with the

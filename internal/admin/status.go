@@ -56,6 +56,15 @@ type statusView struct {
 	Router bool `json:"router"`
 	Bans   bool `json:"bans"`
 	Guard  bool `json:"guard"`
+	// Devices is the brute-force guard's view of each guarded device:
+	// failed logins the device has counted from camgate since its last
+	// success, against the budget, and attempts held back (issue 14).
+	Devices []guard.DeviceLogins `json:"devices,omitempty"`
+}
+
+// deviceLogins is what the status reads from the guard about devices.
+type deviceLogins interface {
+	DeviceLogins() []guard.DeviceLogins
 }
 
 func (s *Server) status() statusView {
@@ -76,6 +85,9 @@ func (s *Server) status() statusView {
 	if g != nil {
 		v.Guard = true
 		counters = g.AllCounters()
+		if dl, ok := g.(deviceLogins); ok {
+			v.Devices = dl.DeviceLogins()
+		}
 	}
 	for _, r := range gs.Rules {
 		rs := ruleStatus{

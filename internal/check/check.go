@@ -342,6 +342,9 @@ func (r *runner) checkRule(ctx context.Context, rule config.Rule) RuleReport {
 		rr.Results = append(rr.Results, r.gatewayLayer(ctx, &rule, proto))
 		inside := r.insideLayer(ctx, &rule, proto, kind, why)
 		rr.Results = append(rr.Results, inside)
+		if lock, ok := r.loginLayer(ctx, &rule, kind, inside); ok {
+			rr.Results = append(rr.Results, lock)
+		}
 		outKind := kind
 		if proto == "tcp" && rule.TLS.Terminate() {
 			// Remote clients speak TLS to camgate, which speaks plain

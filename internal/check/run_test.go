@@ -109,6 +109,7 @@ rules:
 	}{
 		{"dvr-web", LayerGateway, OK, "camgate (this process"},
 		{"dvr-web", LayerInside, OK, "Hikvision web server"},
+		{"dvr-web", LayerLogin, OK, "not locked"},
 		{"dvr-web", LayerOutside, Fail, "carrier-grade NAT (CGNAT"},
 		{"dvr-rtsp", LayerGateway, Fail, "connection refused"},
 		{"dvr-rtsp", LayerInside, Fail, "refused the connection"},
@@ -123,8 +124,8 @@ rules:
 			t.Errorf("%s %s: ✗ without a fix", tt.rule, tt.layer)
 		}
 	}
-	if !rep.HasFailures() || rep.OK != 2 || rep.Failed != 4 {
-		t.Errorf("got %d ✓ %d ✗ %d ?, want 2 ✓ 4 ✗", rep.OK, rep.Failed, rep.Unknown)
+	if !rep.HasFailures() || rep.OK != 3 || rep.Failed != 4 {
+		t.Errorf("got %d ✓ %d ✗ %d ?, want 3 ✓ 4 ✗", rep.OK, rep.Failed, rep.Unknown)
 	}
 	if rep.Public.Source != "config" || rep.Public.Class != ClassCGNAT {
 		t.Errorf("public address: got %+v, want CGNAT from the config", rep.Public)
@@ -135,7 +136,7 @@ rules:
 		t.Fatal(err)
 	}
 	text := buf.String()
-	for _, want := range []string{"dvr-web", "gateway", "✓ camgate", "✗ the device at 127.0.0.1 refused", "fix: ", "VPN", "2 ✓  4 ✗  0 ?"} {
+	for _, want := range []string{"dvr-web", "gateway", "✓ camgate", "✗ the device at 127.0.0.1 refused", "fix: ", "VPN", "3 ✓  4 ✗  0 ?"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text output lacks %q:\n%s", want, text)
 		}

@@ -101,8 +101,8 @@ func New(c Config) *Gateway {
 	return g
 }
 
-// Policy returns the policy the gateway was built with, so the admin API
-// can reach its ban list and counters.
+// Policy returns the policy the gateway was built with, so serve can hand
+// the guard to the services that need it (cmd/camgate/serve_guard.go).
 func (g *Gateway) Policy() Policy { return g.policy }
 
 // ErrClosed is returned by Apply after Close.
