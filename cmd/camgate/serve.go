@@ -97,7 +97,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			enabled++
 		}
 	}
-	log.Info("camgate is running", "version", version, "config", *path, "rules", len(cfg.Rules), "enabled", enabled, "pid", os.Getpid())
+	log.Info("camgate is running", "version", buildInfo().Version, "commit", buildInfo().Commit, "config", *path, "rules", len(cfg.Rules), "enabled", enabled, "pid", os.Getpid())
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
