@@ -74,6 +74,7 @@ func (s *Server) routes() {
 	h("DELETE /api/v1/bans", s.auth(s.unban))
 	h("GET /api/v1/router", s.auth(s.getRouter))
 	h("GET /metrics", s.serveMetrics)
+	s.healthRoutes(mux)
 	h("/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path)
 	})
