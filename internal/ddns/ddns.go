@@ -91,8 +91,8 @@ type State string
 
 // The states shown on the dashboard.
 const (
-	StateOff      State = "off"      // no ddns section
-	StateWaiting  State = "waiting"  // the public address is not known yet
+	StateOff      State = "off"     // no ddns section
+	StateWaiting  State = "waiting" // the public address is not known yet
 	StateUpToDate State = "up to date"
 	StateBackoff  State = "retrying" // a transient failure; NextTry says when
 	StateStopped  State = "stopped"  // a fatal answer; Fix says what to do
@@ -248,7 +248,9 @@ func (u *Updater) Check(ctx context.Context) time.Duration {
 	}
 	ip = ip.Unmap()
 	if ip == st.Address {
-		u.set(d, func(s *Status) { s.PublicIP, s.State, s.Error, s.Fix, s.NextTry = ip, StateUpToDate, "", "", time.Time{} })
+		u.set(d, func(s *Status) {
+			s.PublicIP, s.State, s.Error, s.Fix, s.NextTry = ip, StateUpToDate, "", "", time.Time{}
+		})
 		return every
 	}
 	res := u.update(ctx, d, ip)
