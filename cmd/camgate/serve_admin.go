@@ -23,7 +23,7 @@ func startAdmin(ctx context.Context, log *slog.Logger, s *site.Site) (func(conte
 		alog.Info("admin UI and API are off (admin.enabled: false or admin.listen: off)")
 		return nil, nil
 	}
-	srv, err := admin.New(admin.Config{Site: s, Logger: alog, Version: buildInfo().Version})
+	srv, err := admin.New(admin.Config{Site: s, Logger: alog, Version: buildInfo().Version, DDNS: ddnsStatus(s)})
 	if err != nil {
 		return nil, err
 	}

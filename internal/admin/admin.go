@@ -58,6 +58,8 @@ type Config struct {
 	// Now returns the current time. Nil means time.Now; tests move the
 	// clock to expire sessions and lockouts.
 	Now func() time.Time
+	// DDNS is the dynamic DNS updater, shown in the status. Nil hides it.
+	DDNS DDNSReporter
 }
 
 // maxBody caps request bodies: a rule is a few hundred bytes, a batch of
@@ -71,6 +73,7 @@ type Server struct {
 	dir      string
 	version  string
 	now      func() time.Time
+	ddns     DDNSReporter
 	accounts *accountStore
 	tokens   *tokenStore
 	sessions *sessionStore
@@ -104,6 +107,7 @@ func New(c Config) (*Server, error) {
 		dir:      c.StateDir,
 		version:  c.Version,
 		now:      c.Now,
+		ddns:     c.DDNS,
 		cop:      http.NewCrossOriginProtection(),
 		hashing:  make(chan struct{}, 2),
 		checks:   newCheckLimiter(),

@@ -1,9 +1,14 @@
 package admin
 
 import (
+	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/ddns"
 )
 
 // TestHealthz: /healthz answers "ok" without a session or token, and
@@ -25,5 +30,26 @@ func TestHealthz(t *testing.T) {
 	}
 	if r := c.do("POST", "/healthz", nil); r.status != http.StatusMethodNotAllowed {
 		t.Errorf("POST /healthz: got %d, want 405", r.status)
+	}
+}
+
+// TestStatusShowsDDNS: the status carries a running updater's state (here
+// waiting for a public address, with its fix), and nothing while DDNS is
+// off.
+func TestStatusShowsDDNS(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	u := ddns.New(ddns.Config{Source: ddns.AddrFunc(func(context.Context) (netip.Addr, error) { return netip.Addr{}, nil })})
+	srv, err := New(Config{Site: e.site, DDNS: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := srv.status(); v.DDNS != nil {
+		t.Fatalf("got ddns %+v while it is off, want none", v.DDNS)
+	}
+	u.SetSettings(config.DDNS{Provider: config.DDNSDuckDNS, Hostname: "mycams", TokenFile: "/nonexistent"})
+	u.Check(context.Background())
+	v := srv.status()
+	if v.DDNS == nil || v.DDNS.State != ddns.StateWaiting || v.DDNS.Hostname != "mycams" || !strings.Contains(v.DDNS.Fix, "public_ip") {
+		t.Fatalf("got ddns %+v, want waiting for mycams with a fix naming public_ip", v.DDNS)
 	}
 }

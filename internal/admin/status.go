@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/ddns"
 	"github.com/camgate/camgate/internal/forward"
 	"github.com/camgate/camgate/internal/guard"
 )
@@ -55,6 +56,8 @@ type statusView struct {
 	Router bool `json:"router"`
 	Bans   bool `json:"bans"`
 	Guard  bool `json:"guard"`
+	// DDNS is the dynamic DNS name's state; absent when it is off.
+	DDNS *ddns.Status `json:"ddns,omitempty"`
 }
 
 func (s *Server) status() statusView {
@@ -67,6 +70,7 @@ func (s *Server) status() statusView {
 		Connections: gs.Connections, MaxConnections: gs.MaxConns, Rules: []ruleStatus{},
 		Router: s.site.Lookup("router") != nil, Bans: s.banPolicy() != nil,
 	}
+	v.DDNS = s.ddnsStatus()
 	g := s.guard()
 	var counters map[string]guard.Counters
 	if g != nil {
