@@ -431,7 +431,8 @@
       stat('Rules listening', `${listening} / ${enabled}`),
       stat('Throughput now', fmtRate(rateIn + rateOut)),
       stat('Forwarded', fmtBytes(totalIn + totalOut)),
-      st.guard ? stat('Stopped by the guard', String(refusedByGuard)) : null);
+      st.guard ? stat('Stopped by the guard', String(refusedByGuard)) : null,
+      st.ddns ? ddnsStat(st.ddns) : null);
     if (!st.rules.length) {
       cards.replaceChildren(h('p', { class: 'empty' }, 'No rules yet. ', h('a', { href: '#/rules', text: 'Add one on the Port Forwarding page.' })));
       return;
@@ -444,6 +445,17 @@
   }
   // guardRefusals counts what the guard kept from the device.
   const guardRefusals = (g) => g.denied + g.limited + g.banned + g.blocked + g.malformed;
+  // ddnsStat shows the dynamic DNS name: where it points, or what is wrong
+  // and how to fix it (docs/DDNS.md).
+  function ddnsStat(d) {
+    const cls = { 'up to date': 'ok', waiting: 'off', retrying: 'warn', stopped: 'bad' }[d.state] || 'warn';
+    const v = h('span', { 'data-ddns': d.state },
+      h('span', { class: 'badge ' + cls, text: d.state }), ' ',
+      d.hostname + (d.address ? ' → ' + d.address : ''));
+    if (d.error) v.title = d.error + (d.fix ? '. Fix: ' + d.fix : '');
+    return h('div', { class: 'stat' }, h('div', { class: 'k', text: 'Public name (DDNS)' }), h('div', { class: 'v' }, v),
+      d.fix && d.state !== 'up to date' ? h('div', { class: 'note', text: d.fix }) : null);
+  }
   function stat(k, v) { return h('div', { class: 'stat' }, h('div', { class: 'k', text: k }), h('div', { class: 'v' }, v)); }
 
   function ratesOf(hist) {
