@@ -41,7 +41,8 @@ else
 fi
 
 mkdir -p "$OUT/bin"
-tools=$(cd "$OUT" && pwd)/.tools
+# nfpm is built once per checkout, whatever OUT is.
+tools=$(pwd)/dist/.tools
 if [ ! -x "$tools/nfpm" ]; then
 	echo "== building nfpm ($NFPM)"
 	GOBIN=$tools CGO_ENABLED=0 GOFLAGS= go install "$NFPM"
