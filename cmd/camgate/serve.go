@@ -228,7 +228,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 const validateHelp = `
 Check a config file and report every problem at once, each naming the rule,
 the field and the line. Exit code 0 when the file is valid, 1 when it has
-problems.`
+problems. A valid file can still get warnings (exit code 0): a rule on the
+admin UI's port, and rules on ports below 1024, which the user running
+validate may not be able to listen on.`
 
 func runValidate(ctx context.Context, e *env, args []string) error {
 	fl := newFlags(e, "validate", "[--config camgate.yaml] [--json]", validateHelp)
@@ -243,11 +245,15 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("cannot read %s: %w", *path, pe.Err)
 	}
 	probs := config.ProblemsOf(err)
+	warnings := []config.Problem{}
+	if len(probs) == 0 {
+		warnings = append(warnings, cfg.Warnings(bindRight())...)
+	}
 	if *asJSON {
 		if probs == nil {
 			probs = []config.Problem{}
 		}
-		if err := writeJSON(e.stdout, map[string]any{"file": *path, "valid": len(probs) == 0, "problems": probs}); err != nil {
+		if err := writeJSON(e.stdout, map[string]any{"file": *path, "valid": len(probs) == 0, "problems": probs, "warnings": warnings}); err != nil {
 			return err
 		}
 	} else if len(probs) == 0 {
@@ -258,6 +264,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 			}
 		}
 		fmt.Fprintf(e.stdout, "%s: OK (%d rules, %d enabled)\n", *path, len(cfg.Rules), enabled)
+		printWarnings(e.stdout, *path, warnings)
 	} else {
 		for _, p := range probs {
 			loc := *path
