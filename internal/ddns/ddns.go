@@ -350,6 +350,35 @@ func (u *Updater) get(req *http.Request) (int, string, error) {
 	return resp.StatusCode, strings.TrimSpace(string(b)), nil
 }
 
+// call sends GET server?params, with basic auth when user is set, and
+// returns the status, the answer and the server's host; or, for a request
+// that could not be made or got no answer, the result to report.
+func (u *Updater) call(ctx context.Context, server string, params url.Values, user, pass string) (int, string, string, *result) {
+	notSent := &result{kind: resultFatal, answer: "not sent", err: "the ddns server or url is not a URL", fix: "check ddns.server or ddns.url"}
+	su, err := url.Parse(server)
+	if err != nil {
+		return 0, "", "", notSent
+	}
+	q := su.Query()
+	for k, v := range params {
+		q[k] = v
+	}
+	su.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, su.String(), nil)
+	if err != nil {
+		return 0, "", "", notSent
+	}
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	code, body, err := u.get(req)
+	if err != nil {
+		r := netError(err)
+		return 0, "", su.Host, &r
+	}
+	return code, body, su.Host, nil
+}
+
 // netError is the result of a request that got no answer.
 func netError(err error) result {
 	return result{kind: resultRetry, answer: "no answer", err: err.Error(), fix: "check this host's internet connection and DNS; camgate retries with backoff"}

@@ -21,35 +21,24 @@ func (u *Updater) duckdns(ctx context.Context, d config.DDNS, ip netip.Addr) res
 	if err != nil {
 		return secretError(err)
 	}
-	server, err := url.Parse(d.UpdateServer())
-	if err != nil {
-		return result{kind: resultFatal, answer: "not sent", err: "ddns.server is not a URL", fix: "check ddns.server"}
-	}
 	var domains []string
 	for _, h := range strings.Split(d.Hostname, ",") {
 		if h = strings.TrimSuffix(strings.TrimSpace(h), ".duckdns.org"); h != "" {
 			domains = append(domains, h)
 		}
 	}
-	q := server.Query()
-	q.Set("domains", strings.Join(domains, ","))
-	q.Set("token", tok)
+	params := url.Values{"domains": {strings.Join(domains, ",")}, "token": {tok}}
 	if ip.Is4() {
-		q.Set("ip", ip.String())
+		params.Set("ip", ip.String())
 	} else {
-		q.Set("ipv6", ip.String())
+		params.Set("ipv6", ip.String())
 	}
-	server.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server.String(), nil)
-	if err != nil {
-		return result{kind: resultFatal, answer: "not sent", err: "ddns.server is not a URL", fix: "check ddns.server"}
-	}
-	code, body, err := u.get(req)
+	code, body, host, fail := u.call(ctx, d.UpdateServer(), params, "", "")
 	switch {
-	case err != nil:
-		return netError(err)
+	case fail != nil:
+		return *fail
 	case code != http.StatusOK:
-		return httpError(server.Host, code)
+		return httpError(host, code)
 	}
 	switch answer, _, _ := strings.Cut(body, "\n"); strings.TrimSpace(answer) {
 	case "OK":

@@ -23,30 +23,18 @@ func (u *Updater) dyndns2(ctx context.Context, d config.DDNS, ip netip.Addr) res
 	if err != nil {
 		return secretError(err)
 	}
-	server, err := url.Parse(d.UpdateServer())
-	if err != nil {
-		return result{kind: resultFatal, answer: "not sent", err: "ddns.server is not a URL", fix: "check ddns.server"}
-	}
-	q := server.Query()
-	q.Set("hostname", strings.ReplaceAll(d.Hostname, " ", ""))
-	q.Set("myip", ip.String())
-	server.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server.String(), nil)
-	if err != nil {
-		return result{kind: resultFatal, answer: "not sent", err: "ddns.server is not a URL", fix: "check ddns.server"}
-	}
-	req.SetBasicAuth(d.Username, pass)
-	code, body, err := u.get(req)
+	params := url.Values{"hostname": {strings.ReplaceAll(d.Hostname, " ", "")}, "myip": {ip.String()}}
+	code, body, host, fail := u.call(ctx, d.UpdateServer(), params, d.Username, pass)
 	switch {
-	case err != nil:
-		return netError(err)
+	case fail != nil:
+		return *fail
 	case code == http.StatusOK:
 		return parseDyndns2(body)
 	case code == http.StatusUnauthorized:
 		// No-IP answers a wrong password with 401 and "badauth".
 		return dyndns2Answer("badauth")
 	default:
-		return httpError(server.Host, code)
+		return httpError(host, code)
 	}
 }
 
@@ -71,9 +59,25 @@ func parseDyndns2(body string) result {
 	return *worst
 }
 
+// dyndns2Fatal are the answers after which the protocol forbids
+// retrying the same update: each with what went wrong and the fix.
+var dyndns2Fatal = map[string][2]string{
+	"badauth":  {"the provider refused the user name or password", "check ddns.username and the password in ddns.password_file (No-IP: your account e-mail or DDNS key), then reload"},
+	"!donator": {"the update needs a paid account feature", "remove the option your plan lacks, or upgrade the account"},
+	"notfqdn":  {"the host name is not a fully qualified domain name", "set ddns.hostname to the full name, such as mycams.ddns.net"},
+	"nohost":   {"the host name does not exist in this account", "create the host name at the provider, or correct ddns.hostname"},
+	"numhost":  {"too many host names in one update", "list fewer host names in ddns.hostname"},
+	"abuse":    {"the provider blocked this host name for abuse", "unblock it in the provider's web page; camgate will not retry until the settings change"},
+	"badagent": {"the provider refused camgate's client", "report this to camgate's maintainers"},
+}
+
 // dyndns2Answer gives each return code the handling the protocol asks for.
 func dyndns2Answer(code string) result {
 	r := result{answer: code}
+	if f, ok := dyndns2Fatal[code]; ok {
+		r.kind, r.err, r.fix = resultFatal, f[0], f[1]
+		return r
+	}
 	switch code {
 	case "good":
 		r.kind = resultOK
@@ -82,20 +86,6 @@ func dyndns2Answer(code string) result {
 		// updates count as abuse, which is why camgate only updates on
 		// a change.
 		r.kind = resultOK
-	case "badauth":
-		r.kind, r.err, r.fix = resultFatal, "the provider refused the user name or password", "check ddns.username and the password in ddns.password_file (No-IP: your account e-mail or DDNS key), then reload"
-	case "!donator":
-		r.kind, r.err, r.fix = resultFatal, "the update needs a paid account feature", "remove the option your plan lacks, or upgrade the account"
-	case "notfqdn":
-		r.kind, r.err, r.fix = resultFatal, "the host name is not a fully qualified domain name", "set ddns.hostname to the full name, such as mycams.ddns.net"
-	case "nohost":
-		r.kind, r.err, r.fix = resultFatal, "the host name does not exist in this account", "create the host name at the provider, or correct ddns.hostname"
-	case "numhost":
-		r.kind, r.err, r.fix = resultFatal, "too many host names in one update", "list fewer host names in ddns.hostname"
-	case "abuse":
-		r.kind, r.err, r.fix = resultFatal, "the provider blocked this host name for abuse", "unblock it in the provider's web page; camgate will not retry until the settings change"
-	case "badagent":
-		r.kind, r.err, r.fix = resultFatal, "the provider refused camgate's client", "report this to camgate's maintainers"
 	case "911", "dnserr":
 		r.kind, r.serverError = resultRetry, true
 		r.err, r.fix = fmt.Sprintf("the provider reports a problem on its side (%s)", code), "nothing to do here; camgate waits at least 30 minutes, as the protocol asks, then retries"

@@ -23,17 +23,13 @@ func (u *Updater) template(ctx context.Context, d config.DDNS, ip netip.Addr) re
 		}
 	}
 	raw := strings.NewReplacer("{ip}", url.QueryEscape(ip.String()), "{hostname}", url.QueryEscape(d.Hostname), "{token}", url.QueryEscape(tok)).Replace(d.URL)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
-	if err != nil {
-		return result{kind: resultFatal, answer: "not sent", err: "ddns.url is not a URL once filled in", fix: "check ddns.url"}
-	}
-	code, _, err := u.get(req)
+	code, _, host, fail := u.call(ctx, raw, nil, "", "")
 	switch {
-	case err != nil:
-		return netError(err)
+	case fail != nil:
+		return *fail
 	case code >= 200 && code < 300:
 		return result{kind: resultOK, answer: http.StatusText(code)}
 	default:
-		return httpError(req.URL.Host, code)
+		return httpError(host, code)
 	}
 }
