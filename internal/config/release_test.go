@@ -80,6 +80,9 @@ func TestRelease01Fields(t *testing.T) {
 		{"rtp external_port", rtp.ExternalPort.String(), "10000-10009"},
 		{"rtp enabled", rtp.IsEnabled(), false},
 		{"rtp udp_max_sessions", rtp.UDPMaxSessions, 256},
+		{"devices", len(cfg.Devices), 1},
+		{"ddns.provider", cfg.DDNS.EffectiveProvider(), DDNSNoIP},
+		{"ddns.password_file", cfg.DDNS.PasswordFile, "/etc/camgate/ddns-password"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
