@@ -24,8 +24,12 @@ type BindRight struct {
 	Who string
 }
 
-// unprivileged reports whether anyone may bind p.
+// unprivileged reports whether anyone may bind p. Port 0 asks the kernel
+// for a free port, which is never a privileged one.
 func (b BindRight) unprivileged(p uint16) bool {
+	if p == 0 {
+		return true
+	}
 	start := b.Start
 	if start == 0 {
 		start = 1024

@@ -35,6 +35,7 @@ func TestWarnings(t *testing.T) {
 			[]string{"port 443 is below 1024, which needs a right", "the packaged service"}, 0},
 		{"lowered unprivileged start", head + rule("dvr-rtsp", "554", ""), BindRight{Known: true, Start: 500, Who: "uid 1000"}, nil, 0},
 		{"disabled rules are not served", head + rule("dvr-rtsp", "554", ", enabled: false"), plain, nil, 0},
+		{"admin UI on port 0 (a free port)", head + "admin: {listen: \"127.0.0.1:0\"}\n", plain, nil, 0},
 		{"admin UI on 443", head + "admin: {listen: \"0.0.0.0:443\"}\n", plain, []string{"admin.listen: port 443 is below 1024 and this user"}, 0},
 	}
 	for _, tt := range tests {
