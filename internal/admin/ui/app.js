@@ -449,12 +449,11 @@
   // and how to fix it (docs/DDNS.md).
   function ddnsStat(d) {
     const cls = { 'up to date': 'ok', waiting: 'off', retrying: 'warn', stopped: 'bad' }[d.state] || 'warn';
-    const v = h('span', { 'data-ddns': d.state },
-      h('span', { class: 'badge ' + cls, text: d.state }), ' ',
-      d.hostname + (d.address ? ' → ' + d.address : ''));
+    const v = h('span', { 'data-ddns': d.state }, h('span', { class: 'badge ' + cls, text: d.state }));
     if (d.error) v.title = d.error + (d.fix ? '. Fix: ' + d.fix : '');
     return h('div', { class: 'stat' }, h('div', { class: 'k', text: 'Public name (DDNS)' }), h('div', { class: 'v' }, v),
-      d.fix && d.state !== 'up to date' ? h('div', { class: 'note', text: d.fix }) : null);
+      h('div', { class: 'muted small wrap', text: d.hostname + (d.address ? ' → ' + d.address : '') }),
+      d.fix && d.state !== 'up to date' ? h('div', { class: 'note small wrap', text: d.fix }) : null);
   }
   function stat(k, v) { return h('div', { class: 'stat' }, h('div', { class: 'k', text: k }), h('div', { class: 'v' }, v)); }
 
