@@ -14,7 +14,7 @@
 // differs from the one last set, which is remembered in the state
 // directory across restarts. Answers are handled as each protocol says:
 // dyndns2's badauth, nohost, notfqdn, abuse and the like stop updates
-// until the settings change (retrying would get the account blocked);
+// until the next reload (retrying would get the account blocked);
 // 911, dnserr, HTTP 5xx and network errors back off exponentially.
 //
 // Passwords and tokens are read from files at each update and never
@@ -166,12 +166,18 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// SetSettings applies the config's ddns section. Changed settings clear a
-// stop and a backoff (the owner fixed something) and check at once;
-// unchanged ones change nothing.
+// SetSettings applies the config's ddns section; serve calls it on every
+// reload. Changed settings clear a stop and a backoff (the owner fixed
+// something) and check at once. Unchanged settings clear only a stop: the
+// owner may have fixed the password file and reloaded, and one retry per
+// reload is not the hammering the protocols forbid.
 func (u *Updater) SetSettings(d config.DDNS) {
 	u.mu.Lock()
-	if d == u.settings && u.status.State != StateOff || !d.Enabled() && !u.settings.Enabled() {
+	if !d.Enabled() && !u.settings.Enabled() {
+		u.mu.Unlock()
+		return
+	}
+	if d == u.settings && u.status.State != StateOff && u.status.State != StateStopped {
 		u.mu.Unlock()
 		return
 	}
@@ -270,7 +276,7 @@ func (u *Updater) Check(ctx context.Context) time.Duration {
 		return every
 	case resultFatal:
 		s.State, s.Error, s.Fix, s.NextTry = StateStopped, res.err, res.fix, time.Time{}
-		u.log.Error("dynamic DNS update refused; updates stop until the ddns settings change", "provider", d.EffectiveProvider(), "hostname", d.Hostname, "answer", res.answer, "err", res.err, "fix", res.fix)
+		u.log.Error("dynamic DNS update refused; updates stop until the config is reloaded", "provider", d.EffectiveProvider(), "hostname", d.Hostname, "answer", res.answer, "err", res.err, "fix", res.fix)
 		return every
 	default:
 		u.failures++

@@ -262,6 +262,31 @@ func TestStoppedResumesOnNewSettings(t *testing.T) {
 	}
 }
 
+// TestStoppedRetriesOnReload: a fixed password file and a reload with
+// the same settings retry once; a reload while up to date sends nothing.
+func TestStoppedRetriesOnReload(t *testing.T) {
+	p := newProvider(t, "good $ip")
+	f := newFixture(t, false)
+	os.WriteFile(filepath.Join(f.dir, "ddns-password"), []byte("wrong\n"), 0o600)
+	f.u.SetSettings(dyndns2Settings(p))
+	f.u.Check(context.Background())
+	f.u.Check(context.Background())
+	if st := f.u.Status(); st.State != StateStopped || p.count() != 1 {
+		t.Fatalf("got %+v after %d requests, want stopped after 1", st, p.count())
+	}
+	os.WriteFile(filepath.Join(f.dir, "ddns-password"), []byte(testPassword+"\n"), 0o600)
+	f.u.SetSettings(dyndns2Settings(p)) // the reload
+	f.u.Check(context.Background())
+	if st := f.u.Status(); st.State != StateUpToDate || p.count() != 2 {
+		t.Fatalf("got %+v after %d requests, want up to date after 2", st, p.count())
+	}
+	f.u.SetSettings(dyndns2Settings(p))
+	f.u.Check(context.Background())
+	if p.count() != 2 {
+		t.Errorf("a reload while up to date sent an update (%d requests, want 2)", p.count())
+	}
+}
+
 func TestDuckDNS(t *testing.T) {
 	tests := []struct {
 		name, ip, answer string
