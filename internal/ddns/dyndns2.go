@@ -67,7 +67,7 @@ var dyndns2Fatal = map[string][2]string{
 	"notfqdn":  {"the host name is not a fully qualified domain name", "set ddns.hostname to the full name, such as mycams.ddns.net"},
 	"nohost":   {"the host name does not exist in this account", "create the host name at the provider, or correct ddns.hostname"},
 	"numhost":  {"too many host names in one update", "list fewer host names in ddns.hostname"},
-	"abuse":    {"the provider blocked this host name for abuse", "unblock it in the provider's web page; camgate will not retry until the settings change"},
+	"abuse":    {"the provider blocked this host name for abuse", "unblock it in the provider's web page, then reload; camgate does not retry until then"},
 	"badagent": {"the provider refused camgate's client", "report this to camgate's maintainers"},
 }
 
