@@ -11,9 +11,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Real peers the tests drive: curl, ffprobe, iperf3, socat, haproxy, nginx,
-# rinetd, wrk, miniupnpd + upnpc/natpmpc + stund, nftables, Chromium.
+# rinetd, wrk, miniupnpd + upnpc/natpmpc + stund, nftables, Chromium;
+# systemd-analyze and file for the package tests (packaging/).
 PKGS=(iproute2 iperf3 curl ffmpeg socat haproxy nginx-light libnginx-mod-stream rinetd wrk
-      miniupnpd-nftables miniupnpc natpmpc stun-server nftables chromium procps psmisc ca-certificates)
+      miniupnpd-nftables miniupnpc natpmpc stun-server nftables chromium procps psmisc ca-certificates
+      systemd file)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
