@@ -63,6 +63,8 @@ type Config struct {
 	// PublicIP is the site's public address as the user knows it, used by
 	// `camgate check` when the router cannot tell. Optional.
 	PublicIP string `yaml:"public_ip,omitempty"`
+	// Dataplane is every rule's default data plane: auto, userspace or kernel (docs/KERNEL.md).
+	Dataplane Dataplane `yaml:"dataplane,omitempty"`
 }
 
 // Limits are gateway-wide caps. Zero values mean the documented defaults.

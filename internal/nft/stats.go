@@ -1,0 +1,236 @@
+package nft
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Stats are one kernel rule's counters.
+type Stats struct {
+	// Total is the connections (TCP) and sessions (UDP) set up.
+	Total uint64
+	// Refused is the new connections dropped by allow, deny or a limit.
+	Refused uint64
+	// Active is the rule's entries in the conntrack table now.
+	Active int64
+	// BytesIn and PacketsIn went towards the device; BytesOut and
+	// PacketsOut came back.
+	BytesIn, BytesOut     uint64
+	PacketsIn, PacketsOut uint64
+}
+
+// Stats reads every installed rule's counters and counts its conntrack
+// entries. A rule whose counters cannot be read is missing from the map.
+func (t *Table) Stats() (map[string]Stats, error) {
+	t.mu.Lock()
+	if !t.present {
+		t.mu.Unlock()
+		return map[string]Stats{}, nil
+	}
+	rules := make(map[string]Rule, len(t.rules))
+	for name, in := range t.rules {
+		rules[name] = in.rule
+	}
+	t.mu.Unlock()
+
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	objs, err := c.GetNamedObjects(t.table())
+	if err != nil {
+		return nil, fmt.Errorf("nftables: read counters: %w", err)
+	}
+	out := make(map[string]Stats, len(rules))
+	for _, o := range objs {
+		no, ok := o.(*nftables.NamedObj)
+		if !ok {
+			continue
+		}
+		ctr, ok := no.Obj.(*expr.Counter)
+		if !ok {
+			continue
+		}
+		i := strings.LastIndexByte(no.Name, '-')
+		if i < 0 {
+			continue
+		}
+		name, what := no.Name[:i], no.Name[i+1:]
+		if _, ok := rules[name]; !ok {
+			continue
+		}
+		s := out[name]
+		switch what {
+		case "new":
+			s.Total = ctr.Packets
+		case "refused":
+			s.Refused = ctr.Packets
+		case "in":
+			s.BytesIn, s.PacketsIn = ctr.Bytes, ctr.Packets
+		case "out":
+			s.BytesOut, s.PacketsOut = ctr.Bytes, ctr.Packets
+		}
+		out[name] = s
+	}
+	flows, err := dumpConntrack()
+	if err != nil {
+		return out, fmt.Errorf("conntrack: %w", err)
+	}
+	for _, f := range flows {
+		for name, r := range rules {
+			if r.owns(f) {
+				s := out[name]
+				s.Active++
+				out[name] = s
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// flow is the part of a conntrack entry the stats need: the reply tuple's
+// source (the device after DNAT), the protocol and whether it is live.
+type flow struct {
+	proto    byte
+	replySrc netip.AddrPort
+	dnat     bool
+	closing  bool // TCP in TIME_WAIT, CLOSE or similar: no longer active
+}
+
+func (r *Rule) owns(f flow) bool {
+	if !f.dnat || f.closing || f.replySrc.Addr() != r.Target {
+		return false
+	}
+	if (f.proto == unix.IPPROTO_TCP && !r.TCP) || (f.proto == unix.IPPROTO_UDP && !r.UDP) {
+		return false
+	}
+	p := f.replySrc.Port()
+	return p >= r.TargetFirst && p <= r.lastTarget()
+}
+
+// conntrack netlink attributes (linux/netfilter/nfnetlink_conntrack.h).
+const (
+	ctaTupleOrig    = 1
+	ctaTupleReply   = 2
+	ctaStatus       = 3
+	ctaProtoinfo    = 4
+	ctaTupleIP      = 1
+	ctaTupleProto   = 2
+	ctaIPv4Src      = 1
+	ctaProtoNum     = 1
+	ctaProtoSrcPort = 2
+	ctaProtoinfoTCP = 1
+	ctaTCPState     = 1
+	ipctnlMsgCtGet  = 1
+	tcpTimeWait     = 7 // TCP_CONNTRACK_TIME_WAIT; CLOSE is 8
+)
+
+// dumpConntrack lists the IPv4 conntrack table of this network namespace.
+func dumpConntrack() ([]flow, error) {
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	msgs, err := c.Execute(netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_CTNETLINK<<8 | ipctnlMsgCtGet),
+			Flags: netlink.Request | netlink.Dump,
+		},
+		Data: []byte{unix.AF_INET, unix.NFNETLINK_V0, 0, 0},
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]flow, 0, len(msgs))
+	for _, m := range msgs {
+		if f, err := parseFlow(m.Data); err == nil {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// parseFlow decodes one conntrack message body: the 4-byte nfgenmsg
+// header, then attributes.
+func parseFlow(b []byte) (flow, error) {
+	var f flow
+	if len(b) < 4 {
+		return f, errors.New("conntrack message shorter than its header")
+	}
+	ad, err := netlink.NewAttributeDecoder(b[4:])
+	if err != nil {
+		return f, err
+	}
+	ad.ByteOrder = binary.BigEndian
+	for ad.Next() {
+		switch ad.Type() {
+		case ctaTupleReply:
+			ad.Nested(func(nd *netlink.AttributeDecoder) error {
+				f.proto, f.replySrc = parseTuple(nd)
+				return nil
+			})
+		case ctaStatus:
+			f.dnat = ad.Uint32()&ipsDstNAT != 0
+		case ctaProtoinfo:
+			ad.Nested(func(nd *netlink.AttributeDecoder) error {
+				for nd.Next() {
+					if nd.Type() == ctaProtoinfoTCP {
+						nd.Nested(func(td *netlink.AttributeDecoder) error {
+							for td.Next() {
+								if td.Type() == ctaTCPState {
+									f.closing = td.Uint8() >= tcpTimeWait
+								}
+							}
+							return nil
+						})
+					}
+				}
+				return nil
+			})
+		}
+	}
+	return f, ad.Err()
+}
+
+func parseTuple(ad *netlink.AttributeDecoder) (proto byte, src netip.AddrPort) {
+	ad.ByteOrder = binary.BigEndian
+	var a netip.Addr
+	var port uint16
+	for ad.Next() {
+		switch ad.Type() {
+		case ctaTupleIP:
+			ad.Nested(func(nd *netlink.AttributeDecoder) error {
+				for nd.Next() {
+					if b := nd.Bytes(); nd.Type() == ctaIPv4Src && len(b) == 4 {
+						a = netip.AddrFrom4([4]byte(b))
+					}
+				}
+				return nil
+			})
+		case ctaTupleProto:
+			ad.Nested(func(nd *netlink.AttributeDecoder) error {
+				nd.ByteOrder = binary.BigEndian
+				for nd.Next() {
+					switch nd.Type() {
+					case ctaProtoNum:
+						proto = nd.Uint8()
+					case ctaProtoSrcPort:
+						port = nd.Uint16()
+					}
+				}
+				return nil
+			})
+		}
+	}
+	return proto, netip.AddrPortFrom(a, port)
+}
