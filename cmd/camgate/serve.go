@@ -73,7 +73,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		log.Error("cannot start the guard", "err", err)
 		return exitError(1)
 	}
-	g := gateway.New(gateway.Config{Logger: log.With("component", "gateway"), Policy: policy})
+	g := gateway.New(withKernel(log, gateway.Config{Logger: log.With("component", "gateway"), Policy: policy}))
 	if _, err := g.Apply(ctx, cfg); err != nil {
 		log.Error("cannot start the gateway", "config", *path, "err", err)
 		return exitError(1)

@@ -53,12 +53,12 @@ func (r *Rule) UserspaceNeed(listen string) string {
 		return "tls termination reads the traffic"
 	case r.AuthGuard():
 		return "the auth guard reads the logins"
-	case r.GuardService() == ServiceRTSP:
+	case r.GuardService() == ServiceRTSP && r.Dataplane != DataplaneKernel:
+		// A rule that asks for the kernel by name gets it: RTSP over TCP
+		// (interleaved) needs no relay; UDP transport does.
 		return "the RTSP relay reads the RTSP exchange"
 	case r.HikvisionFilter():
-		return "the Hikvision exploit filter reads the HTTP requests (set guard.hikvision: false to allow the kernel path)"
-	case r.GuardService() != "":
-		return "the " + r.GuardService() + " protocol guard reads the traffic"
+		return "the Hikvision exploit filter reads the HTTP requests (guard.hikvision: false allows the kernel path)"
 	}
 	dev, err := netip.ParseAddr(r.InternalIP)
 	if err != nil {

@@ -284,10 +284,11 @@ func (r *Rule) dnats(proto byte) []dnat {
 	dev := r.Target.As4()
 	natTo := func(p uint16) []expr.Any {
 		e := []expr.Any{&expr.Immediate{Register: 1, Data: dev[:]}}
-		n := &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, Specified: true}
+		n := &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1}
 		if p != 0 {
+			// Specified says a port is given; without one it would be 0.
 			e = append(e, &expr.Immediate{Register: 2, Data: be16(p)})
-			n.RegProtoMin = 2
+			n.RegProtoMin, n.Specified = 2, true
 		}
 		return append(e, n)
 	}

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/camgate/camgate/internal/netlab"
+	"github.com/camgate/camgate/internal/sim"
+)
+
+// The kernel data plane's end-to-end tests (issue 17): camgate in gw as
+// the LAN's router writes nftables DNAT, and real clients in wan reach the
+// simulated DVR, iperf3 and a UDP echo in lan through it.
+
+const kernelSimPass = "Kernel-Sim-Pass-7"
+
+// kernelLab is netlab with forwarding on in gw, the simulated DVR (web
+// 8082, RTSP 554) in lan in-process, an iperf3 server on 5201 and a UDP
+// echo on 9000.
+type kernelLab struct {
+	*netlab.Lab
+	dev *sim.Device
+	bin string
+	dir string
+}
+
+func newKernelLab(t *testing.T, devAddr netip.Addr, opts netlab.Options, setup func(*netlab.Lab)) *kernelLab {
+	t.Helper()
+	bin := camgateBin(t)
+	need(t, "curl", "iperf3", "socat", "ffprobe", "nft")
+	opts.Forwarding = true
+	l := &kernelLab{Lab: netlab.New(t, opts), bin: bin, dir: t.TempDir()}
+	devNS := l.LAN
+	if setup != nil {
+		setup(l.Lab)
+		devNS = l.LAN + "-dev"
+	}
+	err := l.Do(devNS, func() (err error) {
+		l.dev, err = sim.New(sim.Config{
+			Listen: devAddr, Password: kernelSimPass,
+			Ports: sim.Ports{HTTP: 8082, HTTPS: -1, RTSP: 554, RTP: -1, SDK: -1, SDKOverTLS: -1, WebSocket: -1, SADP: -1, WSDiscovery: -1},
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.dev.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	l.Start(devNS, "iperf3", "-s", "-B", devAddr.String(), "-p", "5201")
+	l.Start(devNS, "socat", "UDP4-RECVFROM:9000,bind="+devAddr.String()+",fork", "EXEC:cat")
+	return l
+}
+
+// serve starts camgate serve in ns with the given config body; prefix
+// (like setpriv) runs before the binary.
+func (l *kernelLab) serve(t *testing.T, ns, body string, prefix ...string) (*netlab.Proc, string) {
+	t.Helper()
+	path := writeConfig(t, l.dir, body)
+	args := append(append(prefix, l.bin), "serve", "--config", path, "--log-level", "debug")
+	p := l.Start(ns, args[0], args[1:]...)
+	if !p.WaitFor("camgate is running", 15*time.Second) {
+		t.Fatalf("camgate did not start:\n%s", p.Output())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("camgate's log:\n%s", p.Output())
+		}
+	})
+	return p, path
+}
+
+// sources lists the addresses the device saw for requests of a service.
+func (l *kernelLab) sources(svc sim.Service) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, r := range l.dev.Requests() {
+		if r.Service == svc {
+			out[r.Source.Addr()] = true
+		}
+	}
+	return out
+}
+
+func (l *kernelLab) ruleset(t *testing.T, ns string) string {
+	t.Helper()
+	out, err := l.Command(ns, "nft", "list", "ruleset").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list ruleset: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// iperf runs an iperf3 client in wan and returns the bytes received.
+func (l *kernelLab) iperf(t *testing.T, addr string, port, secs int, extra ...string) float64 {
+	t.Helper()
+	args := append([]string{"-c", addr, "-p", strconv.Itoa(port), "-t", strconv.Itoa(secs), "-J"}, extra...)
+	out, _ := l.Command(l.WAN, "iperf3", args...).Output()
+	var res struct {
+		End struct {
+			SumReceived struct {
+				Bytes float64 `json:"bytes"`
+				BPS   float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || res.Error != "" {
+		t.Fatalf("iperf3 to %s:%d: %v %s\n%s", addr, port, err, res.Error, out)
+	}
+	t.Logf("iperf3 %v: %.2f Gbit/s", extra, res.End.SumReceived.BPS/1e9)
+	return res.End.SumReceived.Bytes
+}
+
+func (l *kernelLab) udpEcho(t *testing.T, addr string) {
+	t.Helper()
+	c, err := l.Dial(l.WAN, "udp", "", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 2048)
+	for try := 0; try < 5; try++ {
+		c.Write([]byte("ping-kernel"))
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if n, err := c.Read(buf); err == nil && string(buf[:n]) == "ping-kernel" {
+			return
+		}
+	}
+	t.Fatalf("no UDP echo through %s", addr)
+}
+
+func (l *kernelLab) curl(t *testing.T, url string) string {
+	t.Helper()
+	out, err := l.Command(l.WAN, "curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl %s: %v\n%s", url, err, out)
+	}
+	return string(out)
+}
+
+func (l *kernelLab) ffprobe(t *testing.T, url string) {
+	t.Helper()
+	out, err := l.Command(l.WAN, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_streams", "-of", "json", url).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"codec_type": "video"`) {
+		t.Fatalf("ffprobe over RTSP/TCP: %v\n%s", err, out)
+	}
+}
+
+// metric reads one sample from camgate's public /metrics inside ns.
+func (l *kernelLab) metric(t *testing.T, ns, admin, series string) float64 {
+	t.Helper()
+	out, err := l.Command(ns, "curl", "-sS", "--max-time", "5", "http://"+admin+"/metrics").Output()
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no %s in /metrics:\n%s", series, out)
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+func stop(t *testing.T, p *netlab.Proc) {
+	t.Helper()
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-p.Exited():
+	case <-time.After(15 * time.Second):
+		t.Fatalf("camgate did not stop on SIGTERM:\n%s", p.Output())
+	}
+}
+
+const kernelConfig = `version: 1
+listen_address: %[1]s
+state_dir: %[3]s
+admin: {listen: "http://127.0.0.1:9080", metrics_public: true}
+rules:
+  - {name: dvr-web, external_port: 8082, internal_ip: %[2]s, guard: {hikvision: false}}
+  - {name: dvr-rtsp, external_port: 554, internal_ip: %[2]s, dataplane: kernel}
+  - {name: bench, external_port: 15201, internal_ip: %[2]s, internal_port: 5201, guard: "off"}
+  - {name: echo, protocol: udp, external_port: 19000, internal_ip: %[2]s, internal_port: 9000}
+  - {name: dvr-guarded, external_port: 18082, internal_ip: %[2]s, internal_port: 8082}
+`
+
+// TestKernelGateway: camgate in gw as the LAN's router.
+func TestKernelGateway(t *testing.T) {
+	l := newKernelLab(t, netlab.LANAddr, netlab.Options{}, nil)
+	gwAddr := netlab.GWWANAddr.String()
+	gw, _ := l.serve(t, l.GW, fmt.Sprintf(kernelConfig, gwAddr, netlab.LANAddr, filepath.Join(l.dir, "state")))
+
+	for rule, plane := range map[string]string{"dvr-web": "kernel", "dvr-rtsp": "kernel", "bench": "kernel", "echo": "kernel", "dvr-guarded": "userspace"} {
+		if !regexp.MustCompile(`rule added.*rule=` + rule + ` .*dataplane=` + plane).MatchString(gw.Output()) {
+			t.Errorf("rule %s: the log does not say dataplane=%s", rule, plane)
+		}
+	}
+	if !strings.Contains(gw.Output(), `why="the Hikvision exploit filter reads the HTTP requests`) {
+		t.Errorf("the userspace rule's reason is not logged")
+	}
+	if rs := l.ruleset(t, l.GW); !strings.Contains(rs, "table inet camgate") || !strings.Contains(rs, "dnat ip to "+netlab.LANAddr.String()) {
+		t.Fatalf("no camgate DNAT in the ruleset:\n%s", rs)
+	}
+
+	t.Run("curl sees the viewer", func(t *testing.T) {
+		if code := l.curl(t, "http://"+gwAddr+":8082/"); code != "200" {
+			t.Fatalf("got %s from the DVR page", code)
+		}
+		if src := l.sources(sim.ServiceHTTP); !src[netlab.WANAddr] {
+			t.Fatalf("the device saw %v, want the viewer %s", src, netlab.WANAddr)
+		}
+	})
+	t.Run("userspace rule beside", func(t *testing.T) {
+		if code := l.curl(t, "http://"+gwAddr+":18082/"); code != "200" {
+			t.Fatalf("got %s through the guarded rule", code)
+		}
+		if src := l.sources(sim.ServiceHTTP); !src[netlab.GWLANAddr] {
+			t.Fatalf("the device saw %v; the userspace relay connects from %s", src, netlab.GWLANAddr)
+		}
+	})
+	t.Run("ffprobe rtsp over tcp", func(t *testing.T) {
+		l.ffprobe(t, fmt.Sprintf("rtsp://admin:%s@%s:554/Streaming/Channels/101", kernelSimPass, gwAddr))
+		if src := l.sources(sim.ServiceRTSP); !src[netlab.WANAddr] || src[netlab.GWLANAddr] {
+			t.Fatalf("the device saw RTSP from %v, want only the viewer %s", src, netlab.WANAddr)
+		}
+	})
+	t.Run("iperf3", func(t *testing.T) {
+		for _, dir := range [][]string{nil, {"-R"}} {
+			if b := l.iperf(t, gwAddr, 15201, 2, dir...); b < 1<<20 {
+				t.Fatalf("iperf3 %v moved %.0f bytes", dir, b)
+			}
+		}
+	})
+	t.Run("udp echo", func(t *testing.T) { l.udpEcho(t, gwAddr+":19000") })
+	t.Run("metrics from nft counters", func(t *testing.T) {
+		if v := l.metric(t, l.GW, "127.0.0.1:9080", `camgate_rule_bytes_total{direction="out",rule="bench"}`); v < 1<<20 {
+			t.Fatalf("bench bytes out %v, want the iperf3 traffic counted by nft", v)
+		}
+		if v := l.metric(t, l.GW, "127.0.0.1:9080", `camgate_rule_connections_total{rule="dvr-web"}`); v < 1 {
+			t.Fatalf("dvr-web connections %v", v)
+		}
+		if v := l.metric(t, l.GW, "127.0.0.1:9080", `camgate_rule_udp_sessions_total{rule="echo"}`); v < 1 {
+			t.Fatalf("echo sessions %v", v)
+		}
+	})
+	t.Run("stop removes the table", func(t *testing.T) {
+		stop(t, gw)
+		if rs := l.ruleset(t, l.GW); strings.Contains(rs, "camgate") {
+			t.Fatalf("a camgate table is left after stop:\n%s", rs)
+		}
+	})
+}
+
+// TestKernelCrashReclaim: kill -9 leaves the table; the next start takes
+// it over in one transaction, so there is exactly one, with the new rules.
+func TestKernelCrashReclaim(t *testing.T) {
+	l := newKernelLab(t, netlab.LANAddr, netlab.Options{}, nil)
+	gwAddr := netlab.GWWANAddr.String()
+	body := func(name string, port int) string {
+		return fmt.Sprintf("version: 1\nlisten_address: %s\nstate_dir: %s\nadmin: {enabled: false}\nrules:\n  - {name: %s, external_port: %d, internal_ip: %s, internal_port: 8082, guard: {hikvision: false}}\n",
+			gwAddr, filepath.Join(l.dir, "state"), name, port, netlab.LANAddr)
+	}
+	first, _ := l.serve(t, l.GW, body("old-web", 28082))
+	if code := l.curl(t, "http://"+gwAddr+":28082/"); code != "200" {
+		t.Fatalf("got %s", code)
+	}
+	first.Signal(syscall.SIGKILL)
+	<-first.Exited()
+	if rs := l.ruleset(t, l.GW); !strings.Contains(rs, "old-web") {
+		t.Fatalf("kill -9 should leave the table behind (that is the point of the test):\n%s", rs)
+	}
+	second, _ := l.serve(t, l.GW, body("new-web", 38082))
+	if !strings.Contains(second.Output(), "reclaiming the nftables table of an earlier camgate") {
+		t.Errorf("the reclaim is not logged")
+	}
+	rs := l.ruleset(t, l.GW)
+	if n := strings.Count(rs, "table inet camgate"); n != 1 || strings.Contains(rs, "old-web") || !strings.Contains(rs, "new-web") {
+		t.Fatalf("got %d camgate tables, want exactly one with only the new rule:\n%s", n, rs)
+	}
+	if code := l.curl(t, "http://"+gwAddr+":38082/"); code != "200" {
+		t.Fatalf("new rule: got %s", code)
+	}
+	out, _ := l.Command(l.WAN, "curl", "-sS", "--max-time", "2", "http://"+gwAddr+":28082/").CombinedOutput()
+	if strings.Contains(string(out), "html") {
+		t.Fatalf("the crashed camgate's rule still forwards: %s", out)
+	}
+	stop(t, second)
+	if rs := l.ruleset(t, l.GW); strings.Contains(rs, "camgate") {
+		t.Fatalf("a camgate table is left after stop:\n%s", rs)
+	}
+}
+
+var _ = io.EOF
+var _ = os.Getpid
+var _ = exec.LookPath
