@@ -303,6 +303,208 @@ func TestKernelCrashReclaim(t *testing.T) {
 	}
 }
 
+// reloadTo writes body and sends SIGHUP, then waits for the n-th
+// "config reloaded" line.
+func (l *kernelLab) reloadTo(t *testing.T, p *netlab.Proc, path, body string, n int) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(p.Output(), `msg="config reloaded"`) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("reload %d did not happen:\n%s", n, p.Output())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestKernelReloadUnderLoad: an iperf3 stream on an untouched kernel rule
+// survives 50 reloads that add and remove other rules, and a rule moved
+// from the kernel to userspace and back keeps working.
+func TestKernelReloadUnderLoad(t *testing.T) {
+	l := newKernelLab(t, netlab.LANAddr, netlab.Options{}, nil)
+	gwAddr := netlab.GWWANAddr.String()
+	base := fmt.Sprintf("version: 1\nlisten_address: %s\nstate_dir: %s\nadmin: {enabled: false}\nrules:\n"+
+		"  - {name: bench, external_port: 15201, internal_ip: %s, internal_port: 5201, guard: \"off\"}\n",
+		gwAddr, filepath.Join(l.dir, "state"), netlab.LANAddr)
+	flip := func(plane string) string {
+		return fmt.Sprintf("  - {name: flip, external_port: 28082, internal_ip: %s, internal_port: 8082, guard: {hikvision: false}, dataplane: %s}\n", netlab.LANAddr, plane)
+	}
+	gw, path := l.serve(t, l.GW, base+flip("kernel"))
+
+	iperf := l.Command(l.WAN, "iperf3", "-c", gwAddr, "-p", "15201", "-t", "12", "-J")
+	out := &strings.Builder{}
+	iperf.Stdout = out
+	if err := iperf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the stream is under way
+	for i := 1; i <= 50; i++ {
+		body := base + flip("kernel")
+		if i%2 == 1 {
+			body += fmt.Sprintf("  - {name: extra-%d, protocol: both, external_port: %d-%d, internal_ip: %s, internal_port: %d-%d}\n",
+				i, 30000+i*10, 30000+i*10+4, netlab.LANAddr, 40000+i*10, 40000+i*10+4)
+		}
+		l.reloadTo(t, gw, path, body, i)
+	}
+	t.Run("flip kernel, userspace, kernel", func(t *testing.T) {
+		for i, plane := range []string{"userspace", "kernel"} {
+			l.reloadTo(t, gw, path, base+flip(plane), 51+i)
+			if code := l.curl(t, "http://"+gwAddr+":28082/"); code != "200" {
+				t.Fatalf("dataplane %s: got %s", plane, code)
+			}
+			want := netlab.GWLANAddr
+			if plane == "kernel" {
+				want = netlab.WANAddr
+			}
+			reqs := l.dev.Requests()
+			if got := reqs[len(reqs)-1].Source.Addr(); got != want {
+				t.Fatalf("dataplane %s: the device saw %s, want %s", plane, got, want)
+			}
+		}
+	})
+	if err := iperf.Wait(); err != nil {
+		t.Fatalf("the iperf3 stream across 50 reloads failed: %v\n%s", err, out)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				Bytes   float64 `json:"bytes"`
+				Seconds float64 `json:"seconds"`
+			} `json:"sum_received"`
+		} `json:"end"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &res); err != nil || res.Error != "" || res.End.SumReceived.Seconds < 11 {
+		t.Fatalf("iperf3 across 50 reloads: %v %s (%+v)", err, res.Error, res.End.SumReceived)
+	}
+	t.Logf("iperf3 across 50 reloads: %.0f MB in %.1f s", res.End.SumReceived.Bytes/1e6, res.End.SumReceived.Seconds)
+	if n := len(regexp.MustCompile(`msg="rule (added|replaced)" component=gateway rule=bench `).FindAllString(gw.Output(), -1)); n != 1 {
+		t.Fatalf("the untouched bench rule was replaced by a reload:\n%s", gw.Output())
+	}
+	stop(t, gw)
+}
+
+// TestKernelNoCapability: without CAP_NET_ADMIN, auto falls back to
+// userspace, says so, and everything still works.
+func TestKernelNoCapability(t *testing.T) {
+	need(t, "setpriv")
+	l := newKernelLab(t, netlab.LANAddr, netlab.Options{}, nil)
+	gwAddr := netlab.GWWANAddr.String()
+	body := fmt.Sprintf("version: 1\nlisten_address: %s\nstate_dir: %s\nadmin: {enabled: false}\nrules:\n"+
+		"  - {name: dvr-web, external_port: 8082, internal_ip: %s, guard: {hikvision: false}}\n"+
+		"  - {name: echo, protocol: udp, external_port: 19000, internal_ip: %s, internal_port: 9000}\n",
+		gwAddr, filepath.Join(l.dir, "state"), netlab.LANAddr, netlab.LANAddr)
+	gw, _ := l.serve(t, l.GW, body, "setpriv", "--inh-caps=-all", "--bounding-set=-net_admin")
+	if !strings.Contains(gw.Output(), `kernel data plane unavailable, so rules with dataplane auto run in userspace" why="camgate lacks CAP_NET_ADMIN"`) {
+		t.Fatalf("no clear fallback line:\n%s", gw.Output())
+	}
+	if !strings.Contains(gw.Output(), `rule=dvr-web forward="tcp 198.18.0.1:8082 -> 198.19.0.64:8082" dataplane=userspace why="the kernel path is unavailable: camgate lacks CAP_NET_ADMIN"`) {
+		t.Fatalf("the rule's reason is not logged:\n%s", gw.Output())
+	}
+	if code := l.curl(t, "http://"+gwAddr+":8082/"); code != "200" {
+		t.Fatalf("got %s", code)
+	}
+	if src := l.sources(sim.ServiceHTTP); !src[netlab.GWLANAddr] {
+		t.Fatalf("the device saw %v, want camgate's relay %s", src, netlab.GWLANAddr)
+	}
+	l.udpEcho(t, gwAddr+":19000")
+	if rs := l.ruleset(t, l.GW); strings.Contains(rs, "camgate") {
+		t.Fatalf("a camgate table without CAP_NET_ADMIN?\n%s", rs)
+	}
+	stop(t, gw)
+
+	// Forcing the kernel path there is refused, with the reason.
+	forced := writeConfig(t, t.TempDir(), strings.Replace(body, "guard: {hikvision: false}}", "guard: {hikvision: false}, dataplane: kernel}", 1))
+	p := l.Start(l.GW, "setpriv", "--inh-caps=-all", "--bounding-set=-net_admin", l.bin, "serve", "--config", forced)
+	select {
+	case <-p.Exited():
+	case <-time.After(15 * time.Second):
+		t.Fatal("camgate started with a forced kernel rule and no CAP_NET_ADMIN")
+	}
+	if !strings.Contains(p.Output(), `rule \"dvr-web\": dataplane kernel, but the kernel path is unavailable: camgate lacks CAP_NET_ADMIN`) {
+		t.Fatalf("the refusal does not say why:\n%s", p.Output())
+	}
+}
+
+// lanBox turns lan into a LAN box beside the device: lan's eth0 goes into
+// a bridge with a veth to a new device namespace (198.19.0.70), and gw
+// plays the home router that port-forwards to the box (198.19.0.64), as
+// fw4 or miniupnpd would. The device's gateway is the router, not the box.
+func lanBox(t *testing.T, l *netlab.Lab) {
+	dev := l.LAN + "-dev"
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	run("ip", "netns", "add", dev)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", dev).Run() })
+	run("ip", "-n", dev, "link", "set", "lo", "up")
+	run("ip", "link", "add", "d0", "netns", l.LAN, "type", "veth", "peer", "name", "eth0", "netns", dev)
+	run("ip", "-n", l.LAN, "link", "add", "br0", "type", "bridge")
+	run("ip", "-n", l.LAN, "addr", "flush", "dev", "eth0")
+	run("ip", "-n", l.LAN, "link", "set", "eth0", "master", "br0")
+	run("ip", "-n", l.LAN, "link", "set", "d0", "master", "br0")
+	run("ip", "-n", l.LAN, "addr", "add", netlab.LANAddr.String()+"/24", "dev", "br0")
+	for _, d := range []string{"br0", "d0"} {
+		run("ip", "-n", l.LAN, "link", "set", d, "up")
+	}
+	run("ip", "-n", l.LAN, "route", "add", "default", "via", netlab.GWLANAddr.String())
+	run("ip", "netns", "exec", l.LAN, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	run("ip", "-n", dev, "addr", "add", boxDevice.String()+"/24", "dev", "eth0")
+	run("ip", "-n", dev, "link", "set", "eth0", "up")
+	run("ip", "-n", dev, "route", "add", "default", "via", netlab.GWLANAddr.String())
+	rules := fmt.Sprintf(`table ip homerouter {
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr %[1]s tcp dport { 8082, 15201 } dnat to %[2]s
+		ip daddr %[1]s udp dport 19000 dnat to %[2]s
+	}
+}
+`, netlab.GWWANAddr, netlab.LANAddr)
+	cmd := exec.Command("ip", "netns", "exec", l.GW, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("home router rules: %v\n%s", err, out)
+	}
+}
+
+// boxDevice is the device's address in the LAN-box topology.
+var boxDevice = netip.MustParseAddr("198.19.0.70")
+
+// TestKernelLANBox: camgate on a LAN box behind a separate router
+// masquerades, because the device answers through the router, not
+// through camgate.
+func TestKernelLANBox(t *testing.T) {
+	l := newKernelLab(t, boxDevice, netlab.Options{}, func(nl *netlab.Lab) { lanBox(t, nl) })
+	gwAddr := netlab.GWWANAddr.String()
+	body := fmt.Sprintf("version: 1\nstate_dir: %s\nadmin: {enabled: false}\nrules:\n"+
+		"  - {name: dvr-web, external_port: 8082, internal_ip: %[2]s, guard: {hikvision: false}}\n"+
+		"  - {name: bench, external_port: 15201, internal_ip: %[2]s, internal_port: 5201, guard: \"off\"}\n"+
+		"  - {name: echo, protocol: udp, external_port: 19000, internal_ip: %[2]s, internal_port: 9000}\n",
+		filepath.Join(l.dir, "state"), boxDevice)
+	box, _ := l.serve(t, l.LAN, body)
+	if !regexp.MustCompile(`rule added.*rule=dvr-web .*dataplane=kernel .*masquerade=true placement="this host's own default route leaves through br0`).MatchString(box.Output()) {
+		t.Fatalf("the masquerade decision is not logged:\n%s", box.Output())
+	}
+	if code := l.curl(t, "http://"+gwAddr+":8082/"); code != "200" {
+		t.Fatalf("got %s", code)
+	}
+	if src := l.sources(sim.ServiceHTTP); !src[netlab.LANAddr] || len(src) != 1 {
+		t.Fatalf("the device saw %v, want only the box %s (masqueraded)", src, netlab.LANAddr)
+	}
+	if b := l.iperf(t, gwAddr, 15201, 2); b < 1<<20 {
+		t.Fatalf("iperf3 moved %.0f bytes", b)
+	}
+	l.udpEcho(t, gwAddr+":19000")
+	stop(t, box)
+	if rs := l.ruleset(t, l.LAN); strings.Contains(rs, "camgate") {
+		t.Fatalf("a camgate table is left after stop:\n%s", rs)
+	}
+}
+
 var _ = io.EOF
-var _ = os.Getpid
-var _ = exec.LookPath

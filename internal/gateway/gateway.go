@@ -228,12 +228,10 @@ func (g *Gateway) Apply(ctx context.Context, cfg *config.Config) (config.Change,
 	}
 	g.policy.Forget(ch.Removed)
 	for _, name := range ch.Added {
-		g.log.Info("rule added", "rule", name, "forward", describe(cfg.Rule(name), cfg),
-			"dataplane", paths[name].Dataplane, "why", paths[name].Why)
+		g.log.Info("rule added", append([]any{"rule", name, "forward", describe(cfg.Rule(name), cfg)}, paths[name].attrs()...)...)
 	}
 	for _, name := range ch.Changed {
-		g.log.Info("rule replaced", "rule", name, "forward", describe(cfg.Rule(name), cfg),
-			"dataplane", paths[name].Dataplane, "why", paths[name].Why)
+		g.log.Info("rule replaced", append([]any{"rule", name, "forward", describe(cfg.Rule(name), cfg)}, paths[name].attrs()...)...)
 	}
 	for _, name := range ch.Removed {
 		g.log.Info("rule removed", "rule", name)

@@ -225,3 +225,12 @@ func kernelListening(r *config.Rule, cfg *config.Config) []string {
 	}
 	return out
 }
+
+// attrs are the path's log attributes.
+func (p Path) attrs() []any {
+	a := []any{"dataplane", p.Dataplane, "why", p.Why}
+	if p.Placement != "" {
+		a = append(a, "masquerade", p.Masquerade, "placement", p.Placement)
+	}
+	return a
+}
