@@ -255,6 +255,11 @@ func TestKernelGateway(t *testing.T) {
 		if v := l.metric(t, l.GW, "127.0.0.1:9080", `camgate_rule_udp_sessions_total{rule="echo"}`); v < 1 {
 			t.Fatalf("echo sessions %v", v)
 		}
+		for rule, want := range map[string]float64{"dvr-web": 1, "echo": 1, "dvr-guarded": 0} {
+			if v := l.metric(t, l.GW, "127.0.0.1:9080", `camgate_rule_kernel{rule="`+rule+`"}`); v != want {
+				t.Errorf("camgate_rule_kernel{rule=%q} = %v, want %v", rule, v, want)
+			}
+		}
 	})
 	t.Run("stop removes the table", func(t *testing.T) {
 		stop(t, gw)
