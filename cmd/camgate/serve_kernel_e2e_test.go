@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camgate/camgate/internal/check"
 	"github.com/camgate/camgate/internal/netlab"
 	"github.com/camgate/camgate/internal/sim"
 )
@@ -201,7 +202,7 @@ rules:
 func TestKernelGateway(t *testing.T) {
 	l := newKernelLab(t, netlab.LANAddr, netlab.Options{}, nil)
 	gwAddr := netlab.GWWANAddr.String()
-	gw, _ := l.serve(t, l.GW, fmt.Sprintf(kernelConfig, gwAddr, netlab.LANAddr, filepath.Join(l.dir, "state")))
+	gw, cfgPath := l.serve(t, l.GW, fmt.Sprintf(kernelConfig, gwAddr, netlab.LANAddr, filepath.Join(l.dir, "state")))
 
 	for rule, plane := range map[string]string{"dvr-web": "kernel", "dvr-rtsp": "kernel", "bench": "kernel", "echo": "kernel", "dvr-guarded": "userspace"} {
 		if !regexp.MustCompile(`rule added.*rule=` + rule + ` .*dataplane=` + plane).MatchString(gw.Output()) {
@@ -258,6 +259,31 @@ func TestKernelGateway(t *testing.T) {
 		for rule, want := range map[string]float64{"dvr-web": 1, "echo": 1, "dvr-guarded": 0} {
 			if v := l.metric(t, l.GW, "127.0.0.1:9080", `camgate_rule_kernel{rule="`+rule+`"}`); v != want {
 				t.Errorf("camgate_rule_kernel{rule=%q} = %v, want %v", rule, v, want)
+			}
+		}
+	})
+	t.Run("camgate check", func(t *testing.T) {
+		// From gw itself, and from a LAN host through the public address
+		// (reflection, hairpin).
+		for _, from := range []string{"", "netns:" + l.LAN} {
+			args := []string{"check", "--config", cfgPath, "--json", "--public-ip", gwAddr, "dvr-web", "echo"}
+			if from != "" {
+				args = append(args, "--from", from)
+			}
+			out, _ := l.Command(l.GW, l.bin, args...).Output()
+			var rep check.Report
+			if err := json.Unmarshal(out, &rep); err != nil {
+				t.Fatalf("check --json: %v\n%s", err, out)
+			}
+			for _, rr := range rep.Rules {
+				for _, res := range rr.Results {
+					if res.Layer == check.LayerGateway && (res.Status != check.OK || !strings.Contains(res.Reason, "nftables forwards")) {
+						t.Errorf("from %q: %s gateway layer: %s %s", from, rr.Rule, res.Status.Symbol(), res.Reason)
+					}
+					if rr.Rule == "dvr-web" && res.Layer == check.LayerOutside && res.Status != check.OK {
+						t.Errorf("from %q: dvr-web through the public address: %s %s", from, res.Status.Symbol(), res.Reason)
+					}
+				}
 			}
 		}
 	})

@@ -234,3 +234,27 @@ func parseTuple(ad *netlink.AttributeDecoder) (proto byte, src netip.AddrPort) {
 	}
 	return proto, netip.AddrPortFrom(a, port)
 }
+
+// InstalledRules lists the rules in camgate's table in this network
+// namespace, for `camgate check`, which runs beside camgate serve. It
+// needs CAP_NET_ADMIN to read the table.
+func InstalledRules() (map[string]bool, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	tbl := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
+	objs, err := c.GetNamedObjects(tbl)
+	if err != nil {
+		return nil, fmt.Errorf("nftables: read table %s: %w", TableName, err)
+	}
+	out := map[string]bool{}
+	for _, o := range objs {
+		if no, ok := o.(*nftables.NamedObj); ok {
+			if name, ok := strings.CutSuffix(no.Name, "-new"); ok {
+				out[name] = true
+			}
+		}
+	}
+	return out, nil
+}
