@@ -85,5 +85,4 @@ func TestPlaceRule(t *testing.T) {
 	}
 }
 
-
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -204,8 +204,15 @@ func (t *Table) Apply(rules []Rule) (map[string]Placement, error) {
 	}
 	tbl := t.table()
 	if len(rules) == 0 {
+		var gone []Rule
+		for _, o := range t.rules {
+			gone = append(gone, o.rule)
+		}
 		if err := t.removeLocked(c); err != nil {
 			return nil, err
+		}
+		if _, err := cutFlows(gone); err != nil {
+			t.log.Warn("end the connections of removed kernel rules", "err", err)
 		}
 		return map[string]Placement{}, nil
 	}
@@ -259,6 +266,17 @@ func (t *Table) Apply(rules []Rule) (map[string]Placement, error) {
 		return nil, fmt.Errorf("nftables transaction: %w", err)
 	}
 	t.present, t.rules, t.gen = true, next, gen
+	var gone []Rule
+	for name, o := range old {
+		if next[name] != o {
+			gone = append(gone, o.rule)
+		}
+	}
+	if n, err := cutFlows(gone); err != nil {
+		t.log.Warn("end the connections of removed kernel rules", "err", err)
+	} else if n > 0 {
+		t.log.Debug("ended connections of removed or replaced kernel rules", "conntrack_entries", n)
+	}
 	out := make(map[string]Placement, len(next))
 	for name, in := range next {
 		out[name] = in.place

@@ -123,6 +123,32 @@ func TestTableInGateway(t *testing.T) {
 		}
 	})
 
+	t.Run("removing a rule ends its connections", func(t *testing.T) {
+		inGW(func() (err error) {
+			_, err = tbl.Apply([]Rule{webRule("web", 18082, 8082), webRule("other", 18085, 8082)})
+			return
+		})
+		keep, err := l.Dial(l.WAN, "tcp", "", fmt.Sprintf("%s:18085", netlab.GWWANAddr), 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer keep.Close()
+		cut, err := l.Dial(l.WAN, "tcp", "", fmt.Sprintf("%s:18082", netlab.GWWANAddr), 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cut.Close()
+		inGW(func() (err error) { _, err = tbl.Apply([]Rule{webRule("other", 18085, 8082)}); return })
+		for name, c := range map[string]net.Conn{"kept": keep, "removed": cut} {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(c, "GET / HTTP/1.0\r\n\r\n")
+			b, _ := io.ReadAll(c)
+			if got := strings.Contains(string(b), "client "); got != (name == "kept") {
+				t.Errorf("%s rule's connection: got %q after the apply", name, b)
+			}
+		}
+	})
+
 	t.Run("failed transaction changes nothing", func(t *testing.T) {
 		before := l.Exec(l.GW, "nft", "list", "table", "inet", TableName)
 		bad := webRule(strings.Repeat("x", 300), 18083, 8082) // names too long for the kernel

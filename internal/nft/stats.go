@@ -102,12 +102,24 @@ func (t *Table) Stats() (map[string]Stats, error) {
 type flow struct {
 	proto    byte
 	replySrc netip.AddrPort
+	origDst  netip.AddrPort
 	dnat     bool
-	closing  bool // TCP in TIME_WAIT, CLOSE or similar: no longer active
+	closing  bool   // TCP in TIME_WAIT, CLOSE or similar: no longer active
+	orig     []byte // the CTA_TUPLE_ORIG attribute's payload, to delete the entry by
 }
 
+// owns reports whether a live flow was set up by the rule.
 func (r *Rule) owns(f flow) bool {
-	if !f.dnat || f.closing || f.replySrc.Addr() != r.Target {
+	return !f.closing && r.made(f)
+}
+
+// made reports whether the rule set up the flow, live or closing: DNATed
+// from one of its external ports to its device.
+func (r *Rule) made(f flow) bool {
+	if !f.dnat || f.replySrc.Addr() != r.Target {
+		return false
+	}
+	if op := f.origDst.Port(); op < r.First || op > r.Last {
 		return false
 	}
 	if (f.proto == unix.IPPROTO_TCP && !r.TCP) || (f.proto == unix.IPPROTO_UDP && !r.UDP) {
@@ -126,11 +138,14 @@ const (
 	ctaTupleIP      = 1
 	ctaTupleProto   = 2
 	ctaIPv4Src      = 1
+	ctaIPv4Dst      = 2
 	ctaProtoNum     = 1
 	ctaProtoSrcPort = 2
+	ctaProtoDstPort = 3
 	ctaProtoinfoTCP = 1
 	ctaTCPState     = 1
 	ipctnlMsgCtGet  = 1
+	ipctnlMsgCtDel  = 2
 	tcpTimeWait     = 7 // TCP_CONNTRACK_TIME_WAIT; CLOSE is 8
 )
 
@@ -174,9 +189,15 @@ func parseFlow(b []byte) (flow, error) {
 	ad.ByteOrder = binary.BigEndian
 	for ad.Next() {
 		switch ad.Type() {
+		case ctaTupleOrig:
+			f.orig = append([]byte(nil), ad.Bytes()...)
+			ad.Nested(func(nd *netlink.AttributeDecoder) error {
+				_, _, f.origDst = parseTuple(nd)
+				return nil
+			})
 		case ctaTupleReply:
 			ad.Nested(func(nd *netlink.AttributeDecoder) error {
-				f.proto, f.replySrc = parseTuple(nd)
+				f.proto, f.replySrc, _ = parseTuple(nd)
 				return nil
 			})
 		case ctaStatus:
@@ -202,17 +223,20 @@ func parseFlow(b []byte) (flow, error) {
 	return f, ad.Err()
 }
 
-func parseTuple(ad *netlink.AttributeDecoder) (proto byte, src netip.AddrPort) {
+func parseTuple(ad *netlink.AttributeDecoder) (proto byte, src, dst netip.AddrPort) {
 	ad.ByteOrder = binary.BigEndian
-	var a netip.Addr
-	var port uint16
+	var sa, da netip.Addr
+	var sport, dport uint16
 	for ad.Next() {
 		switch ad.Type() {
 		case ctaTupleIP:
 			ad.Nested(func(nd *netlink.AttributeDecoder) error {
 				for nd.Next() {
-					if b := nd.Bytes(); nd.Type() == ctaIPv4Src && len(b) == 4 {
-						a = netip.AddrFrom4([4]byte(b))
+					switch b := nd.Bytes(); {
+					case nd.Type() == ctaIPv4Src && len(b) == 4:
+						sa = netip.AddrFrom4([4]byte(b))
+					case nd.Type() == ctaIPv4Dst && len(b) == 4:
+						da = netip.AddrFrom4([4]byte(b))
 					}
 				}
 				return nil
@@ -225,14 +249,55 @@ func parseTuple(ad *netlink.AttributeDecoder) (proto byte, src netip.AddrPort) {
 					case ctaProtoNum:
 						proto = nd.Uint8()
 					case ctaProtoSrcPort:
-						port = nd.Uint16()
+						sport = nd.Uint16()
+					case ctaProtoDstPort:
+						dport = nd.Uint16()
 					}
 				}
 				return nil
 			})
 		}
 	}
-	return proto, netip.AddrPortFrom(a, port)
+	return proto, netip.AddrPortFrom(sa, sport), netip.AddrPortFrom(da, dport)
+}
+
+// cutFlows deletes the conntrack entries the rules set up, so that their
+// connections end as a removed userspace rule's do: without the entry
+// (and without the DNAT rule) the viewer's next packet meets no socket.
+func cutFlows(rules []Rule) (int, error) {
+	if len(rules) == 0 {
+		return 0, nil
+	}
+	flows, err := dumpConntrack()
+	if err != nil {
+		return 0, err
+	}
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	n := 0
+	for _, f := range flows {
+		for i := range rules {
+			if f.orig == nil || !rules[i].made(f) {
+				continue
+			}
+			attrs, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NLA_F_NESTED | ctaTupleOrig, Data: f.orig}})
+			if err != nil {
+				return n, err
+			}
+			_, err = c.Execute(netlink.Message{
+				Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_CTNETLINK<<8 | ipctnlMsgCtDel), Flags: netlink.Request | netlink.Acknowledge},
+				Data:   append([]byte{unix.AF_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
+			})
+			if err == nil {
+				n++
+			}
+			break
+		}
+	}
+	return n, nil
 }
 
 // InstalledRules lists the rules in camgate's table in this network
