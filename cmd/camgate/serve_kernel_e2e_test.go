@@ -105,20 +105,24 @@ func (l *kernelLab) ruleset(t *testing.T, ns string) string {
 	return string(out)
 }
 
+// iperfReport is the part of iperf3 -J's report the tests read.
+type iperfReport struct {
+	End struct {
+		SumReceived struct {
+			Bytes   float64 `json:"bytes"`
+			BPS     float64 `json:"bits_per_second"`
+			Seconds float64 `json:"seconds"`
+		} `json:"sum_received"`
+	} `json:"end"`
+	Error string `json:"error"`
+}
+
 // iperf runs an iperf3 client in wan and returns the bytes received.
 func (l *kernelLab) iperf(t *testing.T, addr string, port, secs int, extra ...string) float64 {
 	t.Helper()
 	args := append([]string{"-c", addr, "-p", strconv.Itoa(port), "-t", strconv.Itoa(secs), "-J"}, extra...)
 	out, _ := l.Command(l.WAN, "iperf3", args...).Output()
-	var res struct {
-		End struct {
-			SumReceived struct {
-				Bytes float64 `json:"bytes"`
-				BPS   float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-		Error string `json:"error"`
-	}
+	var res iperfReport
 	if err := json.Unmarshal(out, &res); err != nil || res.Error != "" {
 		t.Fatalf("iperf3 to %s:%d: %v %s\n%s", addr, port, err, res.Error, out)
 	}
@@ -399,15 +403,7 @@ func TestKernelReloadUnderLoad(t *testing.T) {
 	if err := iperf.Wait(); err != nil {
 		t.Fatalf("the iperf3 stream across 50 reloads failed: %v\n%s", err, out)
 	}
-	var res struct {
-		End struct {
-			SumReceived struct {
-				Bytes   float64 `json:"bytes"`
-				Seconds float64 `json:"seconds"`
-			} `json:"sum_received"`
-		} `json:"end"`
-		Error string `json:"error"`
-	}
+	var res iperfReport
 	if err := json.Unmarshal([]byte(out.String()), &res); err != nil || res.Error != "" || res.End.SumReceived.Seconds < 11 {
 		t.Fatalf("iperf3 across 50 reloads: %v %s (%+v)", err, res.Error, res.End.SumReceived)
 	}
