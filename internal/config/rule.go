@@ -57,6 +57,9 @@ type Rule struct {
 	Dataplane Dataplane `yaml:"dataplane,omitempty" json:"dataplane,omitempty"`
 	// Masquerade is auto, on or off for kernel rules; empty means auto (docs/KERNEL.md).
 	Masquerade string `yaml:"masquerade,omitempty" json:"masquerade,omitempty"`
+	// Device names the entry of the devices section this rule forwards
+	// to. Optional: without it the device is found by internal_ip.
+	Device string `yaml:"device,omitempty" json:"device,omitempty"`
 
 	// line is where the rule starts in the file, and fieldLines where each
 	// key was written; both are zero for rules that did not come from YAML.
