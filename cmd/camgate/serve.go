@@ -29,7 +29,12 @@ Reload: send SIGHUP (kill -HUP <pid>), or run with --watch to reload when
 the file changes. A reload applies only the difference: untouched rules keep
 their connections. An invalid file is refused and the last good config keeps
 running. SIGINT/SIGTERM stop accepting at once and give live connections
-limits.drain_timeout (default 5s) to finish.`
+limits.drain_timeout (default 5s) to finish.
+
+Kernel path: with CAP_NET_ADMIN, nftables and IPv4 forwarding, plain rules
+(dataplane: auto, nothing that reads the traffic) are forwarded by nftables
+in camgate's own table (inet camgate), removed again on exit; the log says
+which path each rule took and why. See docs/KERNEL.md.`
 
 func runServe(ctx context.Context, e *env, args []string) error {
 	fl := newFlags(e, "serve", "[--config camgate.yaml] [--watch] [--log-format text|json]", serveHelp)
