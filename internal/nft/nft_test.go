@@ -149,6 +149,44 @@ func TestTableInGateway(t *testing.T) {
 		}
 	})
 
+	t.Run("udp range mapped one to one", func(t *testing.T) {
+		pc, err := l.ListenPacket(l.LAN, "udp4", netlab.LANAddr.String()+":9001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				n, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				pc.WriteTo([]byte(fmt.Sprintf("%s from %s", buf[:n], from)), from)
+			}
+		}()
+		r := Rule{Name: "udp-range", TCP: true, UDP: true, Listen: netip.IPv4Unspecified(), First: 19000, Last: 19002,
+			Target: netlab.LANAddr, TargetFirst: 9000, PerIPUDP: 4}
+		inGW(func() (err error) { _, err = tbl.Apply([]Rule{webRule("other", 18085, 8082), r}); return })
+		c, err := l.Dial(l.WAN, "udp4", "", fmt.Sprintf("%s:19001", netlab.GWWANAddr), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		buf := make([]byte, 1500)
+		var got string
+		for try := 0; try < 5 && got == ""; try++ {
+			c.Write([]byte("ping"))
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			if n, err := c.Read(buf); err == nil {
+				got = string(buf[:n])
+			}
+		}
+		if !strings.HasPrefix(got, "ping from "+netlab.WANAddr.String()+":") {
+			t.Fatalf("got %q through 19001, want the echo of port 9001 naming the viewer", got)
+		}
+	})
+
 	t.Run("failed transaction changes nothing", func(t *testing.T) {
 		before := l.Exec(l.GW, "nft", "list", "table", "inet", TableName)
 		bad := webRule(strings.Repeat("x", 300), 18083, 8082) // names too long for the kernel
