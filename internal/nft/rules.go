@@ -182,7 +182,7 @@ func addRules(c *nftables.Conn, ch chains, in *installed) error {
 		count := &expr.Objref{Type: int(nftables.ObjTypeCounter), Name: counterName(r.Name, "new")}
 		for _, d := range r.dnats(proto) {
 			add(ch.dstnat, cat(d.match, []expr.Any{count}, d.nat)...)
-			add(ch.output, cat(d.match, d.nat)...)
+			add(ch.output, cat(d.match, notLoopback(), d.nat)...)
 		}
 		// Masquerade all, or only reflected LAN viewers (hairpin).
 		post := cat(r.toDevice(proto), ctDNAT())
@@ -351,5 +351,15 @@ func saddrIn(p netip.Prefix) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
+	}
+}
+
+// notLoopback keeps DNAT off connections to 127.0.0.0/8 from this host:
+// the kernel will not route a loopback source out of the host, so such a
+// connection could only fail.
+func notLoopback() []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{127}},
 	}
 }
