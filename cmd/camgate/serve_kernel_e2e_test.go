@@ -199,7 +199,7 @@ rules:
   - {name: dvr-rtsp, external_port: 554, internal_ip: %[2]s, dataplane: kernel}
   - {name: bench, external_port: 15201, internal_ip: %[2]s, internal_port: 5201, guard: "off"}
   - {name: echo, protocol: udp, external_port: 19000, internal_ip: %[2]s, internal_port: 9000}
-  - {name: dvr-guarded, external_port: 18082, internal_ip: %[2]s, internal_port: 8082}
+  - {name: dvr-guarded, external_port: 18082, internal_ip: %[2]s, internal_port: 8082, guard: {auth: true, max_failures: 3}}
 `
 
 // TestKernelGateway: camgate in gw as the LAN's router.
@@ -213,7 +213,7 @@ func TestKernelGateway(t *testing.T) {
 			t.Errorf("rule %s: the log does not say dataplane=%s", rule, plane)
 		}
 	}
-	if !strings.Contains(gw.Output(), `why="the Hikvision exploit filter reads the HTTP requests`) {
+	if !strings.Contains(gw.Output(), `why="the auth guard reads the logins"`) {
 		t.Errorf("the userspace rule's reason is not logged")
 	}
 	if rs := l.ruleset(t, l.GW); !strings.Contains(rs, "table inet camgate") || !strings.Contains(rs, "dnat ip to "+netlab.LANAddr.String()) {
@@ -264,6 +264,37 @@ func TestKernelGateway(t *testing.T) {
 			if v := l.metric(t, l.GW, "127.0.0.1:9080", `camgate_rule_kernel{rule="`+rule+`"}`); v != want {
 				t.Errorf("camgate_rule_kernel{rule=%q} = %v, want %v", rule, v, want)
 			}
+		}
+	})
+	t.Run("a ban by the auth guard reaches the kernel rules", func(t *testing.T) {
+		// Failed logins from .13 on the guarded (userspace) rule ban it
+		// from the device, and so from its kernel rules too.
+		guesser := netlab.WANClient(3).String()
+		bad := filepath.Join(l.dir, "bad.curl")
+		os.WriteFile(bad, []byte("user = \"admin:wrong-guess\"\n"), 0o600)
+		for i := 0; i < 4; i++ {
+			l.Command(l.WAN, "curl", "-sS", "--max-time", "5", "--interface", guesser, "--digest", "-K", bad, "-o", "/dev/null",
+				"http://"+gwAddr+":18082/ISAPI/Security/adminAccesses").Run()
+		}
+		if !strings.Contains(gw.Output(), "banned") {
+			t.Fatalf("no ban logged:\n%s", gw.Output())
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := l.Command(l.WAN, "curl", "-sS", "--max-time", "1", "--interface", guesser, "-o", "/dev/null", "http://"+gwAddr+":8082/").Run()
+			if err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the banned source still reaches the device through the kernel rule:\n%s", l.ruleset(t, l.GW))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if code := l.curl(t, "http://"+gwAddr+":8082/"); code != "200" {
+			t.Fatalf("another viewer: got %s through the kernel rule after the ban", code)
+		}
+		if v := l.metric(t, l.GW, "127.0.0.1:9080", `camgate_rule_refused_total{rule="dvr-web"}`); v < 1 {
+			t.Errorf("the kernel rule's refusals are not counted: %v", v)
 		}
 	})
 	t.Run("camgate check", func(t *testing.T) {

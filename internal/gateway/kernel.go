@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/forward"
@@ -14,7 +15,21 @@ import (
 type Kernel interface {
 	Apply(rules []nft.Rule) (map[string]nft.Placement, error)
 	Stats() (map[string]nft.Stats, error)
+	SetBans(bans map[netip.Addr][]netip.Addr) error
 	Close() error
+}
+
+// HasKernel reports whether the gateway has a kernel plane.
+func (g *Gateway) HasKernel() bool { return g.kernel != nil }
+
+// SetKernelBans hands the kernel plane the sources banned from each device
+// (by the brute-force guard), so kernel rules to that device refuse them
+// too. Without a kernel plane it does nothing.
+func (g *Gateway) SetKernelBans(bans map[netip.Addr][]netip.Addr) error {
+	if g.kernel == nil {
+		return nil
+	}
+	return g.kernel.SetBans(bans)
 }
 
 // The two data planes a running rule can be on.

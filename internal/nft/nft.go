@@ -118,6 +118,8 @@ type Table struct {
 	rules   map[string]*installed
 	gen     uint64
 	closed  bool
+	// bans are the banned sources per device, as last given to SetBans.
+	bans map[netip.Addr][]netip.Addr
 }
 
 // installed is a rule as written into the kernel, with the names of its
@@ -257,6 +259,14 @@ func (t *Table) Apply(rules []Rule) (map[string]Placement, error) {
 			delCounters(c, tbl, name)
 		}
 	}
+	for _, dev := range devices(rules) {
+		// Ban sets outlive the rules: the guard's bans of a device apply
+		// to every rule forwarding to it (see SetBans).
+		set := &nftables.Set{Table: tbl, Name: banSet(dev), KeyType: nftables.TypeIPAddr}
+		if err := c.AddSet(set, banElements(t.bans[dev])); err != nil {
+			return nil, fmt.Errorf("bans of %s: %w", dev, err)
+		}
+	}
 	for i := range rules {
 		if err := addRules(c, ch, next[rules[i].Name]); err != nil {
 			return nil, fmt.Errorf("rule %q: %w", rules[i].Name, err)
@@ -318,4 +328,62 @@ func (t *Table) Close() error {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	return t.removeLocked(c)
+}
+
+// banSet names the set of sources banned from a device.
+func banSet(dev netip.Addr) string { return "bans-" + dev.String() }
+
+func devices(rules []Rule) []netip.Addr {
+	var out []netip.Addr
+	for _, r := range rules {
+		if !slices.Contains(out, r.Target) {
+			out = append(out, r.Target)
+		}
+	}
+	return out
+}
+
+func banElements(srcs []netip.Addr) []nftables.SetElement {
+	var els []nftables.SetElement
+	for _, a := range srcs {
+		if a.Is4() {
+			b := a.As4()
+			els = append(els, nftables.SetElement{Key: b[:]})
+		}
+	}
+	return els
+}
+
+// SetBans replaces the banned sources of each device that kernel rules
+// forward to, in one transaction: the brute-force guard bans a source from
+// every rule to the device whose logins it failed, kernel rules included.
+// IPv6 sources are ignored (the kernel path is IPv4).
+func (t *Table) SetBans(bans map[netip.Addr][]netip.Addr) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.bans = bans
+	if !t.present || t.closed {
+		return nil
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	var rules []Rule
+	for _, in := range t.rules {
+		rules = append(rules, in.rule)
+	}
+	for _, dev := range devices(rules) {
+		set := &nftables.Set{Table: t.table(), Name: banSet(dev), KeyType: nftables.TypeIPAddr}
+		c.FlushSet(set)
+		if els := banElements(bans[dev]); len(els) > 0 {
+			if err := c.SetAddElements(set, els); err != nil {
+				return err
+			}
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables: update bans: %w", err)
+	}
+	return nil
 }

@@ -157,7 +157,8 @@ func addRules(c *nftables.Conn, ch chains, in *installed) error {
 	for _, proto := range r.protos() {
 		match := r.match(proto)
 		isNew := cat(match, ctStateNew())
-		// Admission, before DNAT: deny wins, then allow, then limits.
+		// Admission, before DNAT: bans and deny win, then allow, then limits.
+		add(ch.filter, cat(isNew, lookup(12, banSet(r.Target), false), drop)...)
 		if len(r.Deny) > 0 {
 			add(ch.filter, cat(isNew, lookup(12, setName(in, "deny"), false), drop)...)
 		}
