@@ -10,6 +10,12 @@
 // connections. If anything fails, everything new is closed again and the
 // old state stays; the error names the rule.
 //
+// Each rule runs on one of two data planes (kernel.go): userspace
+// (package forward) or, when Config.Kernel is set and nothing on the rule
+// needs to read the traffic, the kernel (package nft). Apply binds the
+// userspace sockets first, then writes every kernel rule in one nftables
+// transaction, then swaps; a failed transaction closes what was bound.
+//
 // The package does not read files or serve HTTP; cmd/camgate and package
 // admin do. Policy hooks (access lists, limits, protocol guards) come from
 // a Policy supplied in Config.
