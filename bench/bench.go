@@ -24,6 +24,7 @@
 //	p3     --p3-conns (9,000) held connections through camgate      (P3)
 //	p5     50 RTP-like UDP streams at 4 Mb/s with loss and reorder  (P5)
 //	p6     SIGHUP adding a rule while another rule carries traffic  (P6)
+//	live   browser live view: 16 viewers over 4 channels of a simulated DVR
 //
 // The harness re-executes itself as "holdclient" and "holdserver" helper
 // processes, so that the 2 fds per connection it spends on clients and
@@ -57,7 +58,9 @@ import (
 )
 
 // measureNames lists the measures in the order they run.
-func measureNames() []string { return []string{"tcp", "conns", "idle", "udp", "p3", "p5", "p6"} }
+func measureNames() []string {
+	return []string{"tcp", "conns", "idle", "udp", "p3", "p5", "p6", "live"}
+}
 
 // peerNames lists every peer, the default --peers.
 func peerNames() []string {
@@ -388,6 +391,8 @@ func (h *harness) measureOnce(ctx context.Context, name string) {
 		h.measureRTP(ctx)
 	case "p6":
 		h.measureReload(ctx)
+	case "live":
+		h.measureLive(ctx)
 	}
 }
 
