@@ -86,7 +86,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	s := site.New(site.Config{Path: *path, Gateway: g, Logger: log, Data: data})
 	var stops []func(context.Context)
 	svc := &services{}
-	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){svc.startGuard, svc.startRouter, svc.startAdmin} {
+	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){svc.startGuard, svc.startRouter, svc.startDDNS, svc.startAdmin, startNotify} {
 		stop, err := start(ctx, log, s)
 		if err != nil {
 			log.Error("cannot start", "err", err)
@@ -103,7 +103,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			enabled++
 		}
 	}
-	log.Info("camgate is running", "version", version, "config", *path, "rules", len(cfg.Rules), "enabled", enabled, "pid", os.Getpid())
+	log.Info("camgate is running", "version", buildInfo().Version, "commit", buildInfo().Commit, "config", *path, "rules", len(cfg.Rules), "enabled", enabled, "pid", os.Getpid())
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -250,7 +250,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 const validateHelp = `
 Check a config file and report every problem at once, each naming the rule,
 the field and the line. Exit code 0 when the file is valid, 1 when it has
-problems.`
+problems. A valid file can still get warnings (exit code 0): a rule on the
+admin UI's port, and rules on ports below 1024, which the user running
+validate may not be able to listen on.`
 
 func runValidate(ctx context.Context, e *env, args []string) error {
 	fl := newFlags(e, "validate", "[--config camgate.yaml] [--json]", validateHelp)
@@ -265,11 +267,15 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("cannot read %s: %w", *path, pe.Err)
 	}
 	probs := config.ProblemsOf(err)
+	warnings := []config.Problem{}
+	if len(probs) == 0 {
+		warnings = append(warnings, cfg.Warnings(bindRight())...)
+	}
 	if *asJSON {
 		if probs == nil {
 			probs = []config.Problem{}
 		}
-		if err := writeJSON(e.stdout, map[string]any{"file": *path, "valid": len(probs) == 0, "problems": probs}); err != nil {
+		if err := writeJSON(e.stdout, map[string]any{"file": *path, "valid": len(probs) == 0, "problems": probs, "warnings": warnings}); err != nil {
 			return err
 		}
 	} else if len(probs) == 0 {
@@ -280,6 +286,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 			}
 		}
 		fmt.Fprintf(e.stdout, "%s: OK (%d rules, %d enabled)\n", *path, len(cfg.Rules), enabled)
+		printWarnings(e.stdout, *path, warnings)
 	} else {
 		for _, p := range probs {
 			loc := *path

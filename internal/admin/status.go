@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/ddns"
 	"github.com/camgate/camgate/internal/forward"
 	"github.com/camgate/camgate/internal/guard"
 	"github.com/camgate/camgate/internal/site"
@@ -56,6 +57,8 @@ type statusView struct {
 	Router bool `json:"router"`
 	Bans   bool `json:"bans"`
 	Guard  bool `json:"guard"`
+	// DDNS is the dynamic DNS name's state; absent when it is off.
+	DDNS *ddns.Status `json:"ddns,omitempty"`
 	// Devices is the brute-force guard's view of each guarded device:
 	// failed logins the device has counted from camgate since its last
 	// success, against the budget, and attempts held back (issue 14).
@@ -80,6 +83,7 @@ func (s *Server) status() statusView {
 	if v.ConfigFile.OutOfStep != "" {
 		v.LastError = v.ConfigFile.OutOfStep
 	}
+	v.DDNS = s.ddnsStatus()
 	g := s.guard()
 	var counters map[string]guard.Counters
 	if g != nil {

@@ -443,6 +443,7 @@
       stat('Throughput now', fmtRate(rateIn + rateOut)),
       stat('Forwarded', fmtBytes(totalIn + totalOut)),
       st.guard ? stat('Stopped by the guard', String(refusedByGuard)) : null,
+      st.ddns ? ddnsStat(st.ddns) : null,
       ...(st.devices || []).map(deviceLoginStat));
     if (!st.rules.length) {
       cards.replaceChildren(h('p', { class: 'empty' }, 'No rules yet. ', h('a', { href: '#/rules', text: 'Add one on the Port Forwarding page.' })));
@@ -467,6 +468,16 @@
   }
   // guardRefusals counts what the guard kept from the device.
   const guardRefusals = (g) => g.denied + g.limited + g.banned + g.blocked + g.malformed;
+  // ddnsStat shows the dynamic DNS name: where it points, or what is wrong
+  // and how to fix it (docs/DDNS.md).
+  function ddnsStat(d) {
+    const cls = { 'up to date': 'ok', waiting: 'off', retrying: 'warn', stopped: 'bad' }[d.state] || 'warn';
+    const v = h('span', { 'data-ddns': d.state }, h('span', { class: 'badge ' + cls, text: d.state }));
+    if (d.error) v.title = d.error + (d.fix ? '. Fix: ' + d.fix : '');
+    return h('div', { class: 'stat' }, h('div', { class: 'k', text: 'Public name (DDNS)' }), h('div', { class: 'v' }, v),
+      h('div', { class: 'muted small wrap', text: d.hostname + (d.address ? ' → ' + d.address : '') }),
+      d.fix && d.state !== 'up to date' ? h('div', { class: 'note small wrap', text: d.fix }) : null);
+  }
   function stat(k, v) { return h('div', { class: 'stat' }, h('div', { class: 'k', text: k }), h('div', { class: 'v' }, v)); }
 
   function ratesOf(hist) {
