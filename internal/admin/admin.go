@@ -78,6 +78,8 @@ type Config struct {
 	// /api/v1/router answers "enabled": false and rule checks do not ask
 	// it for the WAN address.
 	Router RouterStatus
+	// DDNS is the dynamic DNS updater, shown in the status. Nil hides it.
+	DDNS DDNSReporter
 }
 
 // maxBody caps request bodies: a rule is a few hundred bytes, a batch of
@@ -91,6 +93,7 @@ type Server struct {
 	dir      string
 	version  string
 	now      func() time.Time
+	ddns     DDNSReporter
 	accounts *accountStore
 	tokens   *tokenStore
 	sessions *sessionStore
@@ -141,6 +144,7 @@ func New(c Config) (*Server, error) {
 		version:  c.Version,
 		now:      c.Now,
 		vpn:      c.VPN,
+		ddns:     c.DDNS,
 		cop:      http.NewCrossOriginProtection(),
 		hashing:  make(chan struct{}, 2),
 		checks:   newCheckLimiter(),

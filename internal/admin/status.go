@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/ddns"
 	"github.com/camgate/camgate/internal/forward"
+	"github.com/camgate/camgate/internal/gateway"
 	"github.com/camgate/camgate/internal/guard"
 	"github.com/camgate/camgate/internal/site"
 )
@@ -31,6 +33,8 @@ type ruleStatus struct {
 	Guard *guard.Counters `json:"guard,omitempty"`
 	// Effective is what protects the rule, as in the rule views.
 	Effective effective `json:"effective"`
+	// Path is the data plane the rule runs on (kernel or userspace) and why.
+	Path gateway.Path `json:"path"`
 }
 
 type statusView struct {
@@ -56,6 +60,8 @@ type statusView struct {
 	Router bool `json:"router"`
 	Bans   bool `json:"bans"`
 	Guard  bool `json:"guard"`
+	// DDNS is the dynamic DNS name's state; absent when it is off.
+	DDNS *ddns.Status `json:"ddns,omitempty"`
 	// Devices is the brute-force guard's view of each guarded device:
 	// failed logins the device has counted from camgate since its last
 	// success, against the budget, and attempts held back (issue 14).
@@ -80,6 +86,7 @@ func (s *Server) status() statusView {
 	if v.ConfigFile.OutOfStep != "" {
 		v.LastError = v.ConfigFile.OutOfStep
 	}
+	v.DDNS = s.ddnsStatus()
 	g := s.guard()
 	var counters map[string]guard.Counters
 	if g != nil {
@@ -93,7 +100,7 @@ func (s *Server) status() statusView {
 		rs := ruleStatus{
 			Name: r.Name, Description: r.Description, Protocol: r.Proto(), ExternalPort: r.ExternalPort,
 			InternalIP: r.InternalIP, InternalPort: r.Internal(), Enabled: r.IsEnabled(),
-			Listening: r.Listening, Stats: r.Stats, Effective: effectiveOf(&r.Rule, g != nil),
+			Listening: r.Listening, Stats: r.Stats, Effective: effectiveOf(&r.Rule, g != nil), Path: r.Path,
 		}
 		if g != nil {
 			// A rule the guard has not seen yet (disabled since the
