@@ -308,11 +308,16 @@ func (p *Policy) bansNow() []Ban {
 // rule (empty: every rule), forgets the sources' failed logins, persists
 // the list and returns how many bans in force it lifted.
 func (p *Policy) Unban(src netip.Addr, rule string) int {
+	// saveMu is held from the clear to the write: a poll of the ban file
+	// in between would otherwise merge the cleared bans back from the
+	// file it read before the write.
+	p.saveMu.Lock()
+	defer p.saveMu.Unlock()
 	now := p.now()
 	cr := clearRecord{Source: src.Unmap(), Rule: rule, At: now}
 	n, cleared := p.applyClear(cr, now)
 	if n > 0 || len(cleared) > 0 {
-		if err := p.saveBans(); err != nil {
+		if err := p.saveBansLocked(); err != nil {
 			p.log.Error("cannot save the ban list", "err", err)
 		}
 		p.log.Info("bans lifted", "source", addrOrAll(src), "rule", orAll(rule), "count", n)
@@ -399,11 +404,16 @@ func (p *Policy) addBan(b Ban) {
 // saveBans writes the ban list, first honouring any clear records that
 // `camgate ban clear` left in the file.
 func (p *Policy) saveBans() error {
+	p.saveMu.Lock()
+	defer p.saveMu.Unlock()
+	return p.saveBansLocked()
+}
+
+// saveBansLocked is saveBans with saveMu held.
+func (p *Policy) saveBansLocked() error {
 	if p.stateDir == "" {
 		return nil
 	}
-	p.saveMu.Lock()
-	defer p.saveMu.Unlock()
 	now := p.now()
 	err := withBanFile(p.stateDir, func(f *banFile) (bool, error) {
 		for _, cr := range f.Cleared {
