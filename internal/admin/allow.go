@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +45,8 @@ type sourceListener struct {
 
 	total     atomic.Int64
 	outsiders atomic.Int64
-	refused atomic.Int64
-	lastLog atomic.Int64 // unix seconds of the last refusal logged
+	refused   atomic.Int64
+	lastLog   atomic.Int64 // unix seconds of the last refusal logged
 
 	mu  sync.Mutex // guards following
 	per map[netip.Prefix]int
