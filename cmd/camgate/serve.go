@@ -29,7 +29,12 @@ Reload: send SIGHUP (kill -HUP <pid>), or run with --watch to reload when
 the file changes. A reload applies only the difference: untouched rules keep
 their connections. An invalid file is refused and the last good config keeps
 running. SIGINT/SIGTERM stop accepting at once and give live connections
-limits.drain_timeout (default 5s) to finish.`
+limits.drain_timeout (default 5s) to finish.
+
+Kernel path: with CAP_NET_ADMIN, nftables and IPv4 forwarding, plain rules
+(dataplane: auto, nothing that reads the traffic) are forwarded by nftables
+in camgate's own table (inet camgate), removed again on exit; the log says
+which path each rule took and why. See docs/KERNEL.md.`
 
 func runServe(ctx context.Context, e *env, args []string) error {
 	fl := newFlags(e, "serve", "[--config camgate.yaml] [--watch] [--log-format text|json] [--log-level info] [--summary-interval 1m]", serveHelp)
@@ -78,7 +83,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		log.Error("cannot start the guard", "err", err)
 		return exitError(1)
 	}
-	g := gateway.New(gateway.Config{Logger: log.With("component", "gateway"), Policy: policy})
+	g := gateway.New(withKernel(log, gateway.Config{Logger: log.With("component", "gateway"), Policy: policy}))
 	if _, err := g.Apply(ctx, cfg); err != nil {
 		log.Error("cannot start the gateway", "config", *path, "err", err)
 		return exitError(1)
@@ -86,7 +91,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	s := site.New(site.Config{Path: *path, Gateway: g, Logger: log, Data: data})
 	var stops []func(context.Context)
 	svc := &services{}
-	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){svc.startGuard, svc.startRouter, svc.startDDNS, svc.startAdmin, startNotify} {
+	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){svc.startGuard, svc.startRouter, svc.startDDNS, svc.startAdmin, startKernelBans, startNotify} {
 		stop, err := start(ctx, log, s)
 		if err != nil {
 			log.Error("cannot start", "err", err)

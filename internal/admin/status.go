@@ -9,6 +9,7 @@ import (
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/ddns"
 	"github.com/camgate/camgate/internal/forward"
+	"github.com/camgate/camgate/internal/gateway"
 	"github.com/camgate/camgate/internal/guard"
 	"github.com/camgate/camgate/internal/site"
 )
@@ -32,6 +33,8 @@ type ruleStatus struct {
 	Guard *guard.Counters `json:"guard,omitempty"`
 	// Effective is what protects the rule, as in the rule views.
 	Effective effective `json:"effective"`
+	// Path is the data plane the rule runs on (kernel or userspace) and why.
+	Path gateway.Path `json:"path"`
 }
 
 type statusView struct {
@@ -97,7 +100,7 @@ func (s *Server) status() statusView {
 		rs := ruleStatus{
 			Name: r.Name, Description: r.Description, Protocol: r.Proto(), ExternalPort: r.ExternalPort,
 			InternalIP: r.InternalIP, InternalPort: r.Internal(), Enabled: r.IsEnabled(),
-			Listening: r.Listening, Stats: r.Stats, Effective: effectiveOf(&r.Rule, g != nil),
+			Listening: r.Listening, Stats: r.Stats, Effective: effectiveOf(&r.Rule, g != nil), Path: r.Path,
 		}
 		if g != nil {
 			// A rule the guard has not seen yet (disabled since the

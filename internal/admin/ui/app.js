@@ -499,6 +499,7 @@
     return h('article', { class: 'rulecard', 'data-rule': r.name, 'aria-label': 'Rule ' + r.name },
       h('header', null, h('h3', { text: r.name }), badge),
       h('div', { class: 'sub', text: `${r.protocol.toUpperCase()} ${portText(r.external_port)} → ${r.internal_ip}:${portText(r.internal_port)}` }),
+      pathLine(r),
       h('canvas', { width: 300, height: 64, role: 'img', 'aria-label': `Throughput of ${r.name}: ${fmtRate(r._rate.i)} in, ${fmtRate(r._rate.o)} out` }),
       h('div', { class: 'legend' }, h('span', { class: 'in', text: '━ in ' }), fmtRate(r._rate.i), '  ', h('span', { class: 'out', text: '━ out ' }), fmtRate(r._rate.o), h('span', { class: 'window', text: 'last 30 s' })),
       h('dl', null,
@@ -509,6 +510,17 @@
         dd('bytes_out', 'Out (to client)', fmtBytes(s.bytes_out)),
         dd('dial_errors', 'Device errors', s.dial_errors)),
       r.guard ? guardEvents(r) : null);
+  }
+
+  // pathLine says which data plane forwards the rule, and why
+  // (docs/KERNEL.md).
+  function pathLine(r) {
+    const p = r.path || {};
+    if (!p.dataplane) return null;
+    const text = p.dataplane === 'kernel'
+      ? 'Kernel path' + (p.device_sees_viewer ? ' · the device sees the viewer\'s address' : ' · masqueraded')
+      : 'Userspace: ' + p.why;
+    return h('div', { class: 'path', 'data-k': 'path', title: [p.why, p.placement].filter(Boolean).join('. '), text });
   }
 
   // guardEvents is a rule card's guard section: what protects the rule
