@@ -80,7 +80,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	s := site.New(site.Config{Path: *path, Gateway: g, Logger: log})
 	var stops []func(context.Context)
-	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){startGuard, startAdmin, startRouter} {
+	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){startGuard, startRTSP, startAdmin, startRouter} {
 		stop, err := start(ctx, log, s)
 		if err != nil {
 			log.Error("cannot start", "err", err)

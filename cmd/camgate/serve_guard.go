@@ -15,7 +15,7 @@ import (
 // Hikvision exploit filter and TLS termination (docs/SECURITY.md). The
 // guard feature owns this file.
 func newPolicy(log *slog.Logger, stateDir string) (gateway.Policy, error) {
-	p, err := guard.NewPolicy(guard.Config{Logger: log, StateDir: stateDir})
+	p, err := guard.NewPolicy(guard.Config{Logger: log, StateDir: stateDir, RTSP: newRTSPRelay(log)})
 	if err != nil {
 		return nil, err
 	}

@@ -93,6 +93,7 @@ func (c *Config) Validate() error {
 	checkConflicts(c, ps)
 	validateAdmin(&c.Admin, ps.forSection("admin"))
 	validateRouter(&c.Router, ps.forSection("router"))
+	validateRTSP(c, ps.forSection("rtsp"))
 	return errors.Join(ps.list...)
 }
 

@@ -32,6 +32,10 @@ type Config struct {
 	// Now returns the current time. Nil means time.Now; tests move the
 	// clock.
 	Now func() time.Time
+	// RTSP carries RTP over UDP and rewrites the device's address in
+	// answers on every rule whose service is rtsp. Nil leaves RTSP rules
+	// to the guards they enable (interleaved TCP only, answers unchanged).
+	RTSP RTSPRelay
 }
 
 // Policy is the guard: it implements gateway.Policy (Hooks and Forget)
@@ -42,6 +46,7 @@ type Policy struct {
 	stateDir string
 	poll     time.Duration
 	now      func() time.Time
+	rtsp     RTSPRelay
 	bufs     sync.Pool // *[]byte copy buffers for the L7 handlers
 
 	// maxPerIP is limits.max_connections_per_ip (0: none).
@@ -74,6 +79,7 @@ func NewPolicy(c Config) (*Policy, error) {
 		stateDir: c.StateDir,
 		poll:     c.PollInterval,
 		now:      c.Now,
+		rtsp:     c.RTSP,
 		rules:    map[string]*ruleState{},
 		trackers: map[string]*tracker{},
 		global:   map[netip.Prefix]int{},
@@ -124,10 +130,11 @@ type ruleGuard struct {
 	filter  *Filter
 	auth    *authParams
 	tls     *tls.Config
+	relay   RTSPRelay // RTSP rules: RTP over UDP, address rewriting
 }
 
 func (rg *ruleGuard) l7() bool {
-	return rg.service != "" && (rg.filter != nil || rg.auth != nil) || rg.tls != nil
+	return rg.service != "" && (rg.filter != nil || rg.auth != nil) || rg.tls != nil || rg.relay != nil
 }
 
 // Hooks returns the rule's admission check and, when the rule enables a
@@ -151,6 +158,11 @@ func (p *Policy) Hooks(r *config.Rule) (func(netip.AddrPort, string) (func(), er
 	rg.perUDP = g.EffectivePerIPUDPSessions()
 	if r.HikvisionFilter() {
 		rg.filter = NewFilter(HikvisionSignatures())
+	}
+	if p.rtsp != nil && r.GuardService() == config.ServiceRTSP && !r.TLS.Terminate() {
+		// Every RTSP rule gets the relay: without it a player's default
+		// transport (UDP) hangs, and answers leak the LAN address.
+		rg.service, rg.relay = config.ServiceRTSP, p.rtsp
 	}
 	if r.AuthGuard() {
 		rg.auth = &authParams{
