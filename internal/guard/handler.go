@@ -145,6 +145,7 @@ type exchange struct {
 	upgrade bool
 	verdict chan bool   // upgrade requests: whether the device switched
 	relay   RTSPPending // RTSP rules with a relay
+	onvif   string      // an ONVIF call: the host the client named
 }
 
 func (s *session) run(ctx context.Context) error {
@@ -268,7 +269,7 @@ func (s *session) requests(ctx context.Context) error {
 			}
 			m.head, rp = head, p
 		}
-		ex := &exchange{method: m.method, tk: tk, upgrade: m.upgrade && !s.rtsp, relay: rp}
+		ex := &exchange{method: m.method, tk: tk, upgrade: m.upgrade && !s.rtsp, relay: rp, onvif: s.onvifHost(m)}
 		if ex.upgrade {
 			ex.verdict = make(chan bool, 1)
 		}

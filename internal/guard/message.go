@@ -69,6 +69,7 @@ type message struct {
 	upgrade       bool // Upgrade field present
 	stale         bool // a WWW-Authenticate challenge says stale=true
 	cseq          string
+	host          string // the Host field's value (requests)
 }
 
 // parseError is a malformed or oversized message. status is the HTTP
@@ -179,6 +180,7 @@ func readMessage(br *bufio.Reader, lim limits, rtsp, fromClient bool) (*message,
 			m.upgrade = true
 		case equalFold(name, "host"):
 			hosts++
+			m.host = string(value)
 		case equalFold(name, "www-authenticate"):
 			m.stale = m.stale || staleChallenge(value)
 		case equalFold(name, "cseq"):

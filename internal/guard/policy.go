@@ -60,6 +60,7 @@ type Policy struct {
 	rules    map[string]*ruleState
 	trackers map[string]*tracker // by device (internal_ip)
 	publicIP string
+	ports    portMap // external port per device port, for ONVIF answers
 
 	gmu    sync.Mutex // guards following
 	global map[netip.Prefix]int
@@ -112,6 +113,7 @@ func (p *Policy) SetGlobal(cfg *config.Config) {
 	p.maxPerIP.Store(int64(cfg.Limits.MaxConnectionsPerIP))
 	p.mu.Lock()
 	p.publicIP = cfg.PublicIP
+	p.ports = newPortMap(cfg)
 	p.mu.Unlock()
 }
 

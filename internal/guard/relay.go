@@ -88,6 +88,9 @@ func (s *session) answerLocally(ctx context.Context, m *message, answer, buf []b
 // read whole and returned after the head, so the caller writes one
 // message with no body left to stream.
 func (s *session) rewriteAnswer(ex *exchange, m *message, kind bodyKind, n int64) ([]byte, bodyKind, int64, error) {
+	if ex != nil && ex.onvif != "" {
+		return s.rewriteONVIF(ex, m, kind, n)
+	}
 	if ex == nil || ex.relay == nil {
 		return m.head, kind, n, nil
 	}

@@ -105,6 +105,19 @@ func (m *addrMap) urls(s string) string {
 	if m.public == "" {
 		return s
 	}
+	return scanURLs(s, func(_, host, _ string) (string, bool) {
+		if !m.isDevice(host) {
+			return "", false
+		}
+		return m.public, true
+	})
+}
+
+// scanURLs finds the absolute URLs in s (rtsp, rtsps, http, https) and
+// lets f replace the authority of each (without user info, which is
+// kept). f gets the lower-case scheme, the host (IPv6 with brackets) and
+// the port ("" when absent).
+func scanURLs(s string, f func(scheme, host, port string) (string, bool)) string {
 	var b strings.Builder
 	last := 0
 	for i := 0; i < len(s); i++ {
@@ -122,14 +135,14 @@ func (m *addrMap) urls(s string) string {
 		if at := strings.LastIndexByte(auth, '@'); at >= 0 {
 			ui, auth = auth[:at+1], auth[at+1:]
 		}
-		host, _ := splitHostPort(auth)
-		if m.isDevice(host) {
+		host, port := splitHostPort(auth)
+		if repl, ok := f(strings.ToLower(s[i:start-3]), host, port); ok {
 			b.WriteString(s[last:start])
 			b.WriteString(ui)
-			b.WriteString(m.public)
+			b.WriteString(repl)
 			last = end
+			i = end - 1
 		}
-		i = end - 1
 	}
 	if last == 0 {
 		return s
