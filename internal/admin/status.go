@@ -13,6 +13,7 @@ import (
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/forward"
 	"github.com/camgate/camgate/internal/guard"
+	"github.com/camgate/camgate/internal/rtsp"
 )
 
 // ruleStatus is one rule's live state.
@@ -34,6 +35,9 @@ type ruleStatus struct {
 	Guard *guard.Counters `json:"guard,omitempty"`
 	// Effective is what protects the rule, as in the rule views.
 	Effective effective `json:"effective"`
+	// RTSP is the rule's RTP-over-UDP counters, for rules the RTSP relay
+	// has carried.
+	RTSP *rtsp.Stats `json:"rtsp,omitempty"`
 }
 
 type statusView struct {
@@ -55,6 +59,8 @@ type statusView struct {
 	Router bool `json:"router"`
 	Bans   bool `json:"bans"`
 	Guard  bool `json:"guard"`
+	// RTP is the external RTP port range's use, with the RTSP relay.
+	RTP *rtpPool `json:"rtp,omitempty"`
 }
 
 func (s *Server) status() statusView {
@@ -95,6 +101,7 @@ func (s *Server) status() statusView {
 		}
 		v.Rules = append(v.Rules, rs)
 	}
+	s.addRTSP(&v)
 	return v
 }
 

@@ -209,7 +209,7 @@ func TestPlayersThroughCamgate(t *testing.T) {
 
 func TestNATViewerAndTwoViewers(t *testing.T) {
 	need(t, "ffprobe", "ffmpeg")
-	l := startLab(t, "")
+	l := startLab(t, "admin:\n  listen: 198.18.0.1:8443\n  metrics_public: true\n")
 	viewer := l.NATViewer()
 	l.WaitTCP(l.WAN, net.JoinHostPort(netlab.GWWANAddr.String(), strconv.Itoa(extPort)), 5*time.Second)
 
@@ -246,6 +246,30 @@ func TestNATViewerAndTwoViewers(t *testing.T) {
 		}
 		l.poolFree(t)
 	})
+
+	t.Run("metrics show rtp sessions and udp bytes", func(t *testing.T) {
+		out := l.Exec(l.WAN, "curl", "-sSk", "--max-time", "5", "https://198.18.0.1:8443/metrics")
+		for _, want := range []string{`camgate_rule_rtp_sessions_total{rule="dvr-rtsp"} 3`, `camgate_rule_rtp_sessions_active{rule="dvr-rtsp"} 0`,
+			`camgate_rtp_port_pairs 4`, `camgate_rtp_port_pairs_in_use 0`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("metrics lack %q:\n%s", want, grepLines(out, "rtp"))
+			}
+		}
+		if !strings.Contains(out, `camgate_rule_rtp_udp_bytes_total{direction="out",rule="dvr-rtsp"}`) ||
+			strings.Contains(out, `camgate_rule_rtp_udp_bytes_total{direction="out",rule="dvr-rtsp"} 0`+"\n") {
+			t.Errorf("metrics show no UDP bytes relayed:\n%s", grepLines(out, "rtp"))
+		}
+	})
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // rawClient speaks RTSP by hand so the test sees every byte camgate
