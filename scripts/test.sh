@@ -13,7 +13,8 @@ fi
 # Real peers the tests drive: curl, ffprobe, iperf3, socat, haproxy, nginx,
 # rinetd, wrk, miniupnpd + upnpc/natpmpc + stund, nftables, Chromium.
 PKGS=(iproute2 iperf3 curl ffmpeg socat haproxy nginx-light libnginx-mod-stream rinetd wrk
-      miniupnpd-nftables miniupnpc natpmpc stun-server nftables chromium procps psmisc ca-certificates)
+      miniupnpd-nftables miniupnpc natpmpc stun-server nftables chromium procps psmisc ca-certificates
+      gstreamer1.0-tools gstreamer1.0-plugins-good)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
