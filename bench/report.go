@@ -44,6 +44,12 @@ func metrics() []metric {
 		{id: "p3_gor", title: "P3 goroutines per held connection", unit: "gor/conn", lower: true, format: "%.2f"},
 		{id: "p5_loss", title: "P5 RTP-like streams: datagrams lost", unit: "pkts", lower: true, format: "%.0f"},
 		{id: "p5_reorder", title: "P5 RTP-like streams: datagrams reordered", unit: "pkts", lower: true, format: "%.0f"},
+		{id: "rtsp_loss", title: "RTSP relay: RTP datagrams lost (--rtsp-streams × --p5-mbps)", unit: "pkts", lower: true, format: "%.0f"},
+		{id: "rtsp_reorder", title: "RTSP relay: RTP datagrams reordered", unit: "pkts", lower: true, format: "%.0f"},
+		{id: "rtsp_relay_cpu", title: "RTSP relay: camgate CPU per relayed RTP datagram", unit: "µs/pkt", lower: true, format: "%.2f"},
+		{id: "rtsp_udp_rule_cpu", title: "Same load through a plain UDP rule: CPU per datagram", unit: "µs/pkt", lower: true, format: "%.2f"},
+		{id: "rtsp_first_frame_udp", title: "RTSP first frame over UDP: camgate minus direct", unit: "ms", lower: true, format: "%.0f"},
+		{id: "rtsp_first_frame_tcp", title: "RTSP first frame over TCP: camgate minus direct", unit: "ms", lower: true, format: "%.0f"},
 		{id: "p6_ms", title: "P6 SIGHUP to new rule forwarding (worst)", unit: "ms", lower: true, format: "%.1f"},
 		{id: "p6_drops", title: "P6 connections dropped on the untouched rule", unit: "conns", lower: true, format: "%.0f"},
 	}

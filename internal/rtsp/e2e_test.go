@@ -207,6 +207,37 @@ func TestPlayersThroughCamgate(t *testing.T) {
 	t.Run("ports back in the pool", func(t *testing.T) { l.poolFree(t) })
 }
 
+// guardedRule is the same DVR behind the brute-force guard.
+const guardedRule = `  - name: dvr-rtsp-guarded
+    external_port: 10555
+    internal_ip: %s
+    internal_port: 554
+    guard: {auth: true, max_failures: 3}
+`
+
+// TestGuardWithUDP: the brute-force guard keeps judging logins on a rule
+// that relays RTP over UDP.
+func TestGuardWithUDP(t *testing.T) {
+	need(t, "ffprobe")
+	l := startLab(t, fmt.Sprintf(guardedRule, netlab.LANAddr))
+	addr := net.JoinHostPort(netlab.GWWANAddr.String(), "10555")
+	l.WaitTCP(l.WAN, addr, 5*time.Second)
+	good := fmt.Sprintf("rtsp://admin:%s@%s/Streaming/Channels/101", simPass, addr)
+	l.probe(t, l.WAN, []string{"-rtsp_transport", "udp"}, good)
+	bad := fmt.Sprintf("rtsp://admin:wrong-guess@%s/Streaming/Channels/101", addr)
+	for i := 0; i < 3; i++ {
+		l.Command(l.WAN, "ffprobe", "-v", "quiet", "-rtsp_transport", "udp", bad).Run()
+	}
+	// Banned now: even the right password is refused, over UDP or TCP.
+	out, err := l.Command(l.WAN, "ffprobe", "-v", "error", "-rtsp_transport", "udp", good).CombinedOutput()
+	if err == nil {
+		t.Fatalf("after 3 failed logins: ffprobe played (%s), want the source refused", out)
+	}
+	if !strings.Contains(l.gw.Output(), `msg="source banned"`) {
+		t.Fatal("camgate logged no ban")
+	}
+}
+
 func TestNATViewerAndTwoViewers(t *testing.T) {
 	need(t, "ffprobe", "ffmpeg")
 	l := startLab(t, "admin:\n  listen: 198.18.0.1:8443\n  metrics_public: true\n")
