@@ -292,20 +292,27 @@ func (t *track) discard() {
 // teardown stops the tracks of a session (all of them for "").
 func (c *Conn) teardown(session string) {
 	c.mu.Lock()
-	var stop []*track
+	stop := c.removeTracksLocked(func(t *track) bool { return session == "" || t.session == session })
+	c.mu.Unlock()
+	for _, t := range stop {
+		t.stop()
+	}
+}
+
+// removeTracksLocked takes the tracks matching drop out of the list and
+// returns them.
+func (c *Conn) removeTracksLocked(drop func(*track) bool) []*track {
+	var out []*track
 	keep := c.tracks[:0]
 	for _, t := range c.tracks {
-		if session == "" || t.session == session {
-			stop = append(stop, t)
+		if drop(t) {
+			out = append(out, t)
 		} else {
 			keep = append(keep, t)
 		}
 	}
 	c.tracks = keep
-	c.mu.Unlock()
-	for _, t := range stop {
-		t.stop()
-	}
+	return out
 }
 
 // reap ends tracks whose session timed out: no packet either way and no
@@ -321,16 +328,9 @@ func (c *Conn) reap(stop, done chan struct{}) {
 		case now := <-tick.C:
 			c.mu.Lock()
 			to := c.timeout + reapGrace
-			var old []*track
-			keep := c.tracks[:0]
-			for _, t := range c.tracks {
-				if now.Sub(t.idleSince()) > to && now.Sub(c.lastReq) > to {
-					old = append(old, t)
-				} else {
-					keep = append(keep, t)
-				}
-			}
-			c.tracks = keep
+			old := c.removeTracksLocked(func(t *track) bool {
+				return now.Sub(t.idleSince()) > to && now.Sub(c.lastReq) > to
+			})
 			c.mu.Unlock()
 			for _, t := range old {
 				c.log.Debug("rtp session timed out", "client", c.client, "session", t.session)
@@ -348,13 +348,14 @@ const (
 	reapGrace = 5 * time.Second
 )
 
-// Close ends the connection's tracks.
+// Close ends the connection's tracks. It may be called more than once.
 func (c *Conn) Close() {
 	c.mu.Lock()
 	c.closed = true
 	ts := c.tracks
 	c.tracks = nil
 	stop, done := c.stopReap, c.reapDone
+	c.stopReap = nil // Close may be called again
 	c.mu.Unlock()
 	if stop != nil {
 		close(stop)
