@@ -53,6 +53,9 @@ type Rule struct {
 	Guard Guard `yaml:"guard,omitempty" json:"guard,omitzero"`
 	// TLS configures HTTPS termination (see guard.go).
 	TLS TLS `yaml:"tls,omitempty" json:"tls,omitzero"`
+	// Device names the entry of the devices section this rule forwards
+	// to. Optional: without it the device is found by internal_ip.
+	Device string `yaml:"device,omitempty" json:"device,omitempty"`
 
 	// line is where the rule starts in the file, and fieldLines where each
 	// key was written; both are zero for rules that did not come from YAML.

@@ -94,6 +94,7 @@ func (c *Config) Validate() error {
 	validateAdmin(&c.Admin, ps.forSection("admin"))
 	validateRouter(&c.Router, ps.forSection("router"))
 	validateRTSP(c, ps.forSection("rtsp"))
+	validateDevices(c, ps)
 	return errors.Join(ps.list...)
 }
 
