@@ -56,3 +56,24 @@ func FuzzParseSOAP(f *testing.F) {
 		usernameTokenOK(req, "admin", "pw")
 	})
 }
+
+func TestSameRTSPURI(t *testing.T) {
+	req := "rtsp://198.18.0.1:10554/Streaming/Channels/101/trackID=1?transportmode=unicast"
+	for _, tc := range []struct {
+		uri  string
+		want bool
+	}{
+		{req, true},
+		{"rtsp://198.18.0.1:10554/Streaming/Channels/101/trackID=1/?transportmode=unicast", true},
+		{"/Streaming/Channels/101/trackID=1", true},
+		{"RTSP://198.18.0.1:10554/Streaming/Channels/101/trackID=1?transportmode=unicast", true},
+		// A proxy that rewrote the request line to the LAN address.
+		{"rtsp://198.19.0.64:554/Streaming/Channels/101/trackID=1?transportmode=unicast", false},
+		{"rtsp://198.18.0.1:10554/Streaming/Channels/102/trackID=1?transportmode=unicast", false},
+		{"rtsp://198.18.0.1:10554/Streaming/Channels/101/trackID=1", false},
+	} {
+		if got := sameRTSPURI(tc.uri, req); got != tc.want {
+			t.Errorf("sameRTSPURI(%q) = %v, want %v", tc.uri, got, tc.want)
+		}
+	}
+}
