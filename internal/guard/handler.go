@@ -189,7 +189,7 @@ func (s *session) requests(ctx context.Context) error {
 			if s.dev == nil {
 				return s.reject(ctx, 400, nil)
 			}
-			if err := copyFrame(&s.toDev, s.cr, bh.get()); err != nil {
+			if err := copyFrames(&s.toDev, s.cr, bh.get()); err != nil {
 				return err
 			}
 			continue
@@ -357,7 +357,13 @@ func (s *session) dial(ctx context.Context) error {
 		return err
 	}
 	s.dev = dev
-	s.dr = bufio.NewReaderSize(dev, responseReaderSize)
+	size := responseReaderSize
+	if s.rtsp {
+		// Media frames: the larger the buffer, the more of them
+		// copyFrames moves per write.
+		size = rtspReaderSize
+	}
+	s.dr = bufio.NewReaderSize(dev, size)
 	s.toDev = countWriter{w: dev, add: s.c.AddIn}
 	s.openRelay()
 	s.started = true
@@ -509,7 +515,7 @@ func (s *session) responses() {
 			}
 			if b[0] == '$' {
 				s.wmu.Lock()
-				err := copyFrame(&s.toClient, s.dr, bh.get())
+				err := copyFrames(&s.toClient, s.dr, bh.get())
 				s.wmu.Unlock()
 				if err != nil {
 					s.c.Close()
