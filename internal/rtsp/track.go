@@ -161,7 +161,7 @@ const relayBatch = 16
 // relay's cost.
 func (t *track) deviceToClientBatch(i int) {
 	st := t.c.st
-	devIP := t.c.devAddr
+	devIP := net.IP(t.c.devAddr.AsSlice())
 	in := ipv4.NewPacketConn(t.dev[i])
 	out := ipv4.NewPacketConn(t.ext[i])
 	msgs := make([]ipv4.Message, relayBatch)
@@ -188,7 +188,7 @@ func (t *track) deviceToClientBatch(i int) {
 		for k := 0; k < n; k++ {
 			m := &msgs[k]
 			ua, ok := m.Addr.(*net.UDPAddr)
-			if !ok || !ua.IP.Equal(devIP.AsSlice()) || m.N > len(m.Buffers[0]) {
+			if !ok || !ua.IP.Equal(devIP) || m.N > len(m.Buffers[0]) {
 				st.dropped.Add(1)
 				continue
 			}
