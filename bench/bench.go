@@ -23,6 +23,7 @@
 //	p3     --p3-conns (9,000) held connections through camgate      (P3)
 //	p5     50 RTP-like UDP streams at 4 Mb/s with loss and reorder  (P5)
 //	p6     SIGHUP adding a rule while another rule carries traffic  (P6)
+//	live   browser live view: 16 viewers over 4 channels of a simulated DVR
 //	rtsp   64 cameras × 4 Mb/s over the RTSP relay's UDP; its CPU per
 //	       datagram against a plain UDP rule; time to first frame
 //
@@ -59,7 +60,7 @@ import (
 
 // measureNames lists the measures in the order they run.
 func measureNames() []string {
-	return []string{"tcp", "conns", "idle", "udp", "p3", "p5", "p6", "rtsp"}
+	return []string{"tcp", "conns", "idle", "udp", "p3", "p5", "p6", "live", "rtsp"}
 }
 
 // peerNames lists every peer, the default --peers.
@@ -385,6 +386,8 @@ func (h *harness) measureOnce(ctx context.Context, name string) {
 		h.measureRTP(ctx)
 	case "p6":
 		h.measureReload(ctx)
+	case "live":
+		h.measureLive(ctx)
 	case "rtsp":
 		h.measureRTSP(ctx)
 	}

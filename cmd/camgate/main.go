@@ -38,7 +38,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "run the gateway (and the admin UI when configured)", runServe},
+		{"serve", "run the gateway and its admin UI (on by default; admin.enabled: false turns it off)", runServe},
 		{"validate", "check a config file and report every problem", runValidate},
 		{"demo", "start a simulated DVR and a gateway in front of it, on loopback", runDemo},
 		{"sim", "run a simulated Hikvision DVR", runSim},
@@ -49,6 +49,7 @@ func commands() []command {
 		{"audit", "list security problems in the rules, devices and gateway", runAudit},
 		{"router", "show the upstream router's port mappings (router status)", runRouter},
 		{"ban", "list or clear sources banned by the brute-force guard", runBan},
+		{"share", "make, list or revoke links that show one camera live (share add|list|rm)", runShare},
 		{"admin", "admin account tasks (admin reset-password)", runAdmin},
 		{"version", "print the version", runVersion},
 	}
@@ -70,11 +71,13 @@ type exitError int
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
 func run(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		// A usage error: the usage goes to stderr, stdout stays empty.
+		usage(e.stderr)
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(e.stdout)
-		if len(args) == 0 {
-			return 2
-		}
 		return 0
 	}
 	if args[0] == "--version" || args[0] == "-version" {

@@ -32,7 +32,7 @@ running. SIGINT/SIGTERM stop accepting at once and give live connections
 limits.drain_timeout (default 5s) to finish.`
 
 func runServe(ctx context.Context, e *env, args []string) error {
-	fl := newFlags(e, "serve", "[--config camgate.yaml] [--watch] [--log-format text|json]", serveHelp)
+	fl := newFlags(e, "serve", "[--config camgate.yaml] [--watch] [--log-format text|json] [--log-level info] [--summary-interval 1m]", serveHelp)
 	path := fl.String("config", "camgate.yaml", "config file (created with a starter config if missing)")
 	watch := fl.Bool("watch", false, "reload when the config file changes")
 	logFormat := fl.String("log-format", "text", "log format: text or json")
@@ -62,12 +62,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if *watch {
 		changed = watchFile(ctx, *path, 500*time.Millisecond)
 	}
-	cfg, err := store.Load(*path)
+	cfg, data, err := store.LoadData(*path)
 	if err != nil {
 		logProblems(log, *path, err)
 		return exitError(1)
 	}
 	stateDir := store.StateDir(*path, cfg)
+	lock, err := lockConfig(log, *path, stateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	policy, err := newPolicy(log.With("component", "guard"), stateDir)
 	if err != nil {
 		log.Error("cannot start the guard", "err", err)
@@ -78,9 +83,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		log.Error("cannot start the gateway", "config", *path, "err", err)
 		return exitError(1)
 	}
-	s := site.New(site.Config{Path: *path, Gateway: g, Logger: log})
+	s := site.New(site.Config{Path: *path, Gateway: g, Logger: log, Data: data})
 	var stops []func(context.Context)
-	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){startGuard, startRTSP, startAdmin, startRouter} {
+	svc := &services{}
+	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){svc.startGuard, svc.startRTSP, svc.startRouter, svc.startAdmin} {
 		stop, err := start(ctx, log, s)
 		if err != nil {
 			log.Error("cannot start", "err", err)
@@ -117,6 +123,22 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			g.LogSummary()
 		}
 	}
+}
+
+// lockConfig makes this the one gateway serving path: it takes the lock
+// in the state directory (a second `camgate serve` of the same config is
+// refused, naming the first one's pid), then removes the temporary files
+// a crash between writing and renaming the config left behind.
+func lockConfig(log *slog.Logger, path, stateDir string) (*store.StateLock, error) {
+	lock, err := store.LockStateDir(stateDir)
+	if err != nil {
+		log.Error("cannot start", "config", path, "err", err)
+		return nil, exitError(1)
+	}
+	if stale, err := store.RemoveStale(path); err != nil || len(stale) > 0 {
+		log.Warn("removed temporary files a crash left next to the config", "config", path, "files", stale, "err", err)
+	}
+	return lock, nil
 }
 
 // shutdown stops the admin UI and router automation, then the gateway

@@ -36,18 +36,17 @@ func (c rtspConn) Request(method, target string, head []byte) ([]byte, []byte, g
 }
 
 // startRTSP applies the rtsp section (the external RTP range) after every
-// config change and registers the relay as "rtsp" for the admin API's
-// status and metrics.
-func startRTSP(ctx context.Context, _ *slog.Logger, s *site.Site) (func(context.Context), error) {
-	p, ok := s.Gateway().Policy().(*guard.Policy)
+// config change, and keeps the relay for the admin API's status and
+// metrics. It runs after startGuard, which built the relay.
+func (svc *services) startRTSP(ctx context.Context, _ *slog.Logger, s *site.Site) (func(context.Context), error) {
+	if svc.guard == nil {
+		return nil, nil
+	}
+	rel, ok := svc.guard.RTSP().(*rtspRelay)
 	if !ok {
 		return nil, nil
 	}
-	rel, ok := p.RTSP().(*rtspRelay)
-	if !ok {
-		return nil, nil
-	}
-	s.Register("rtsp", rel.Relay)
+	svc.rtsp = rel
 	s.Subscribe(ctx, func(_ context.Context, cfg *config.Config) {
 		pr := cfg.RTSP.Ports()
 		rel.SetPorts(pr.First, pr.Last)

@@ -6,19 +6,15 @@ import (
 	"github.com/camgate/camgate/internal/rtsp"
 )
 
-// rtspRelay is what the API reads from the RTSP relay (package rtsp's
-// *Relay, registered as "rtsp" by `camgate serve`): per-rule RTP-over-UDP
-// counters and the external port range's use. Without it, status and
-// metrics show no RTP.
-type rtspRelay interface {
+// RTSPRelay is what the API reads from the RTSP relay (package rtsp's
+// *Relay, wired by `camgate serve` as Config.RTSP): per-rule RTP-over-UDP
+// counters and the external port range's use.
+type RTSPRelay interface {
 	Stats() map[string]rtsp.Stats
 	Pool() (size, inUse int)
 }
 
-func (s *Server) rtspRelay() rtspRelay {
-	r, _ := s.site.Lookup("rtsp").(rtspRelay)
-	return r
-}
+func (s *Server) rtspRelay() RTSPRelay { return s.rtsp }
 
 // rtpPool is the external RTP range's use, in /api/status.
 type rtpPool struct {

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/portowner"
 )
 
 // DefaultTimeout bounds each probe when Config.Timeout is zero. Devices on
@@ -217,7 +218,7 @@ func Run(ctx context.Context, c Config, cfg *config.Config, names []string) (Rep
 	rep := Report{From: c.From}
 	rep.Public = r.publicAddress(ctx)
 	r.public = rep.Public
-	r.owners = newOwnerIndex(c.procRoot())
+	r.owners = portowner.NewIndex(c.procRoot())
 
 	rep.Rules = make([]RuleReport, len(rules))
 	par := c.Parallel
@@ -290,7 +291,7 @@ type runner struct {
 	from   From
 	log    *slog.Logger
 	public PublicAddress
-	owners *ownerIndex
+	owners *portowner.Index
 }
 
 // publicAddress finds the public IP: the flag, then the router, then the
@@ -341,6 +342,9 @@ func (r *runner) checkRule(ctx context.Context, rule config.Rule) RuleReport {
 		rr.Results = append(rr.Results, r.gatewayLayer(ctx, &rule, proto))
 		inside := r.insideLayer(ctx, &rule, proto, kind, why)
 		rr.Results = append(rr.Results, inside)
+		if lock, ok := r.loginLayer(ctx, &rule, kind, inside); ok {
+			rr.Results = append(rr.Results, lock)
+		}
 		outKind := kind
 		if proto == "tcp" && rule.TLS.Terminate() {
 			// Remote clients speak TLS to camgate, which speaks plain

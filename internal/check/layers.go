@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/portowner"
 	"github.com/camgate/camgate/internal/wan"
 )
 
@@ -29,11 +30,11 @@ func (r *runner) gatewayLayer(ctx context.Context, rule *config.Rule, proto stri
 		res.Fix = "fix listen_address in the config (camgate validate shows every problem)"
 		return res
 	}
-	socks, procErr := r.owners.bound(proto, la, port)
-	var camgate, others []Owner
+	socks, procErr := r.owners.Bound(proto, la, port)
+	var camgate, others []portowner.Owner
 	unknownOwner := false
 	for _, s := range socks {
-		o, ok := r.owners.owner(s.Inode)
+		o, ok := r.owners.Owner(s.Inode)
 		switch {
 		case !ok:
 			unknownOwner = true

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/portowner"
 )
 
 // The RTP range. A viewer playing an RTSP rule over UDP gets its media
@@ -33,11 +34,11 @@ func (r *runner) rtpLayers(ctx context.Context, rule *config.Rule) []Result {
 	}
 	gw := Result{Layer: LayerGateway, Protocol: "udp", Probe: KindRTP, Target: fmt.Sprintf("%s:%s", listen, pr)}
 	held := 0
-	var other Owner
+	var other portowner.Owner
 	for p := pr.First; p <= pr.Last && p >= pr.First; p++ {
-		socks, _ := r.owners.bound("udp", la, p)
+		socks, _ := r.owners.Bound("udp", la, p)
 		for _, s := range socks {
-			if o, ok := r.owners.owner(s.Inode); ok && !o.IsCamgate() {
+			if o, ok := r.owners.Owner(s.Inode); ok && !o.IsCamgate() {
 				held++
 				other = o
 				break

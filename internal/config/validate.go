@@ -119,6 +119,7 @@ func validateRule(r *Rule, add func(field, format string, args ...any)) {
 	default:
 		add("protocol", "%q is not tcp, udp or both", string(r.Protocol))
 	}
+	validateReflection(r, add)
 	ext, in := r.ExternalPort, r.Internal()
 	if ext.IsZero() {
 		add("external_port", "missing; the port people connect to from outside, e.g. 8082")

@@ -195,3 +195,20 @@ func TestDevicesSection(t *testing.T) {
 		t.Errorf("Ports: got %d %d %d, want 80 554 443", h, r, s)
 	}
 }
+
+// TestDiscoveryPortsRefused: issue 14 item 10.
+func TestDiscoveryPortsRefused(t *testing.T) {
+	for _, rule := range []string{
+		"{name: sadp, protocol: udp, external_port: 37020, internal_ip: 192.168.1.64}",
+		"{name: onvif, protocol: both, external_port: 13702, internal_port: 3702, internal_ip: 192.168.1.64}",
+		"{name: wide, protocol: udp, external_port: 37000-37100, internal_ip: 192.168.1.64}",
+	} {
+		c, err := Parse([]byte("version: 1\nrules:\n  - " + rule + "\n"))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), "cannot be forwarded") || !strings.Contains(err.Error(), "amplified") {
+			t.Errorf("%s: got %v, want a refusal that says why", rule, err)
+		}
+	}
+}

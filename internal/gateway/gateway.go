@@ -29,6 +29,7 @@ import (
 
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/forward"
+	"github.com/camgate/camgate/internal/portowner"
 )
 
 // Config configures a Gateway.
@@ -100,8 +101,8 @@ func New(c Config) *Gateway {
 	return g
 }
 
-// Policy returns the policy the gateway was built with, so the admin API
-// can reach its ban list and counters.
+// Policy returns the policy the gateway was built with, so serve can hand
+// the guard to the services that need it (cmd/camgate/serve_guard.go).
 func (g *Gateway) Policy() Policy { return g.policy }
 
 // ErrClosed is returned by Apply after Close.
@@ -235,6 +236,9 @@ func (g *Gateway) bind(r *config.Rule, cfg *config.Config) (*ruleState, error) {
 		ports = append(ports, ext.First+uint16(i))
 		targets = append(targets, in.First+uint16(i))
 	}
+	if err := checkPorts(r, addr, ports); err != nil {
+		return nil, err
+	}
 	admit, handler, err := g.policy.Hooks(r)
 	if err != nil {
 		return nil, fmt.Errorf("rule %q: %w", r.Name, err)
@@ -269,6 +273,28 @@ func (g *Gateway) bind(r *config.Rule, cfg *config.Config) (*ruleState, error) {
 		return nil, err
 	}
 	return &ruleState{rule: r.Clone(), fwd: fwd, stats: stats}, nil
+}
+
+// checkPorts refuses ports another process holds, naming it. Rule
+// listeners set SO_REUSEPORT so that a rule being replaced can bind its
+// new socket before the old one closes; the kernel would also let a second
+// camgate (or any program of the same user that sets it) share the port
+// and split the viewers between the two. Checking the socket table first
+// keeps SO_REUSEPORT to this process's own sockets: those are the rule's
+// own replacement (validation keeps two rules off one port).
+func checkPorts(r *config.Rule, addr netip.Addr, ports []uint16) error {
+	idx := portowner.NewIndex("/proc")
+	for _, proto := range []string{"tcp", "udp"} {
+		if (proto == "tcp" && !r.Proto().HasTCP()) || (proto == "udp" && !r.Proto().HasUDP()) {
+			continue
+		}
+		if err := idx.CheckPorts(proto, addr, ports); err != nil {
+			var iu *portowner.InUseError
+			errors.As(err, &iu)
+			return fmt.Errorf("rule %q: listen %s %s: %w", r.Name, proto, netip.AddrPortFrom(addr, iu.Port), err)
+		}
+	}
+	return nil
 }
 
 func describe(r *config.Rule, cfg *config.Config) string {
