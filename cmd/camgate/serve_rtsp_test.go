@@ -119,3 +119,23 @@ func interleavedDevice(b *testing.B) netip.AddrPort {
 	}()
 	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
+
+// TestRTSPWiring: the guard built by newPolicy carries the RTSP relay,
+// and the admin API gets it (and nothing when there is none).
+func TestRTSPWiring(t *testing.T) {
+	pol, err := newPolicy(nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pol.(*guard.Policy)
+	rel, ok := p.RTSP().(*rtspRelay)
+	if !ok {
+		t.Fatalf("guard's RTSP relay is %T, want *rtspRelay", p.RTSP())
+	}
+	if c := (&services{guard: p, rtsp: rel}).adminConfig(nil, nil); c.RTSP == nil {
+		t.Fatal("admin config has no RTSP relay")
+	}
+	if c := (&services{}).adminConfig(nil, nil); c.RTSP != nil {
+		t.Fatalf("admin config has RTSP %v without a relay", c.RTSP)
+	}
+}
