@@ -11,6 +11,7 @@
 //	go run ./bench --markdown --json bench.json
 //	go run ./bench --wait-quiet 10m --repeat 3   # when the figures matter
 //	go run ./bench --soak 10m           # mixed load; camgate's resources must return to baseline
+//	sudo go run ./bench --netns --duration 5s  # wan/gw/lan namespaces: routed, camgate kernel and userspace, peers
 //
 // Every peer is a real program from Debian's packages, started as a child
 // process with a generated config on free 127.0.0.1 ports and always
@@ -89,6 +90,7 @@ type options struct {
 	markdown    bool
 	quick       bool
 	keep        bool
+	netns       bool
 }
 
 func main() {
@@ -157,6 +159,7 @@ func parseOptions(args []string) (options, error) {
 	fs.BoolVar(&o.markdown, "markdown", false, "also print the tables as markdown, ready for docs/BENCHMARKS.md")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 2 s measures, 1,000 idle connections, 10 s P5 (P3 keeps its count)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run directory (generated configs and peer logs)")
+	fs.BoolVar(&o.netns, "netns", false, "netns mode (root): wan, gw and lan namespaces over veth pairs; single-stream throughput and short conns/s for routed, camgate kernel and userspace, haproxy, nginx and rinetd")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -299,6 +302,12 @@ func run(ctx context.Context, o options) (int, error) {
 	}}
 
 	code := 0
+	if o.netns {
+		if err := h.runNetns(ctx); err != nil {
+			return 1, err
+		}
+		return 0, nil
+	}
 	if o.soak > 0 {
 		s, err := h.soak(ctx, o.soak)
 		if err != nil {

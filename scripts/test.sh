@@ -11,9 +11,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Real peers the tests drive: curl, ffprobe, iperf3, socat, haproxy, nginx,
-# rinetd, wrk, miniupnpd + upnpc/natpmpc + stund, nftables, Chromium.
+# rinetd, wrk, miniupnpd + upnpc/natpmpc + stund, nftables, Chromium;
+# systemd-analyze and file for the package tests (packaging/).
 PKGS=(iproute2 iperf3 curl ffmpeg socat haproxy nginx-light libnginx-mod-stream rinetd wrk
       miniupnpd-nftables miniupnpc natpmpc stun-server nftables chromium procps psmisc ca-certificates
+      systemd file
       gstreamer1.0-tools gstreamer1.0-plugins-good)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -64,15 +66,18 @@ log=/tmp/camgate-test.log
 : >"$log"
 gotest() { go test "$@" 2>&1 | tee -a "$log"; return "${PIPESTATUS[0]}"; }
 
-# -p 2: two packages at a time on the 2-core machines this runs on.
+# The packages with concurrency (the data plane, the gateway's apply, the
+# config transaction, the guard's state, the admin API) run once, under the
+# race detector; every other package runs plainly. -p 2: two packages at a
+# time on the 2-core machines this runs on.
+race_pkgs=(./internal/forward ./internal/gateway ./internal/site ./internal/store ./internal/guard ./internal/admin ./internal/live)
+mapfile -t plain_pkgs < <(go list ./... | grep -vE '/internal/(forward|gateway|site|store|guard|admin)$')
 step "go test (unit, fuzz seeds, loopback and namespace end-to-end)" \
-  gotest -count=1 -p 2 -timeout 20m "$@" ./...
-# The race detector on the packages with concurrency: the data plane, the
-# gateway's apply, the config transaction, the guard's state and the admin
-# API. -short skips the browser session, which adds nothing here.
-step "go test -race (forward, gateway, site, store, guard, admin)" \
-  gotest -race -short -count=1 -p 2 -timeout 15m \
-  ./internal/forward ./internal/gateway ./internal/site ./internal/store ./internal/guard ./internal/admin
+  gotest -count=1 -p 2 -timeout 20m "$@" "${plain_pkgs[@]}"
+# internal/live runs in both lists: plainly with its browser session, and
+# under -race with -short, which skips the browser (it adds nothing there).
+step "go test -race (forward, gateway, site, store, guard, admin, live)" \
+  gotest -race -short -count=1 -p 2 -timeout 15m "$@" "${race_pkgs[@]}"
 
 passed=$(grep -cE '^ok ' "$log" || true)
 failed=$(grep -cE '^(FAIL|--- FAIL)' "$log" || true)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -238,6 +239,46 @@ func TestDropStarterExamples(t *testing.T) {
 	}
 	if len(cfg.Rules) != 1 || cfg.Rules[0].Name != "dvr-rtsp" {
 		t.Errorf("kept %s, want the edited dvr-rtsp", ruleSummary(cfg.Rules))
+	}
+}
+
+// TestDeviceAddStopsBeforeTheLock: issue 14. With 2 failed logins left
+// before the device locks this address, device add stops without logging
+// in unless --force; a locked device is reported as such.
+func TestDeviceAddStopsBeforeTheLock(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "camgate.yaml")
+	d := devSim(t, "127.0.0.1", sim.Ports{})
+	web := d.Addr(sim.ServiceHTTP).String()
+	guess := func() {
+		req, _ := http.NewRequest("GET", "http://"+web+"/ISAPI/System/deviceInfo", nil)
+		req.SetBasicAuth("admin", "wrong")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	for i := 0; i < 5; i++ {
+		guess()
+	}
+	args := []string{"device", "add", "--ip", "127.0.0.1", "--port", simPort(d, sim.ServiceHTTP),
+		"--password-file", writeSecret(t, dir, "Camgate-Test-1"), "--config", cfgPath, "--no-discover"}
+	code, out, errs := runCmd(t, nil, args...)
+	if code == 0 || !strings.Contains(errs, "only 2 more failed login") || !strings.Contains(errs, "--force") {
+		t.Fatalf("2 left: exit %d, want a stop naming --force:\n%s%s", code, out, errs)
+	}
+	if n := d.TotalFailedLogins(); n != 5 {
+		t.Fatalf("device add cost %d failed logins, want none", n-5)
+	}
+	code, out, errs = runCmd(t, nil, append(args, "--force")...)
+	if code != 0 || !strings.Contains(out, "logging in anyway (--force)") {
+		t.Fatalf("--force: exit %d\n%s%s", code, out, errs)
+	}
+	for i := 0; i < 7; i++ {
+		guess()
+	}
+	code, out, errs = runCmd(t, nil, append(args, "--name", "again")...)
+	if code == 0 || !strings.Contains(errs, "locking this address out") {
+		t.Fatalf("locked: exit %d, want the lock reported:\n%s%s", code, out, errs)
 	}
 }
 

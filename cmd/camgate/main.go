@@ -19,9 +19,6 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // env is what a command may touch of the outside world, so commands can be
 // run from tests with their own streams and environment.
 type env struct {
@@ -144,15 +141,6 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	return nil
-}
-
-func runVersion(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "version", "", "Print camgate's version.")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "camgate %s\n", version)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -182,6 +183,66 @@ func TestAdminPlaneEndToEnd(t *testing.T) {
 		n, _ := tc.Read(b)
 		if !bytes.Contains(b[:n], []byte(" 401 ")) {
 			t.Fatalf("the trickled login: got %q, want 401", b[:n])
+		}
+	})
+
+	t.Run("tokens and the audit log", func(t *testing.T) {
+		// The owner logs in and makes a full token.
+		owner := nsClient(l, l.LAN, netlab.LANHost(5).String())
+		req, _ := http.NewRequest("POST", admin+"/api/v1/login", strings.NewReader(`{"user":"owner","password":"Correct-Horse-Battery-9"}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := owner.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("owner login: %v", err)
+		}
+		var sess struct{ Session string }
+		json.NewDecoder(resp.Body).Decode(&sess)
+		resp.Body.Close()
+		var cookie *http.Cookie
+		for _, c := range resp.Cookies() {
+			cookie = c
+		}
+		req, _ = http.NewRequest("POST", admin+"/api/v1/tokens", strings.NewReader(`{"name":"script"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Camgate-Session", sess.Session)
+		req.AddCookie(cookie)
+		resp, err = owner.Do(req)
+		if err != nil || resp.StatusCode != 201 {
+			t.Fatalf("owner creates a token: %v %v", err, resp)
+		}
+		var tok struct{ Secret string }
+		json.NewDecoder(resp.Body).Decode(&tok)
+		resp.Body.Close()
+		// The token cannot mint another.
+		req, _ = http.NewRequest("POST", admin+"/api/v1/tokens", strings.NewReader(`{"name":"survivor"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok.Secret)
+		resp, err = owner.Do(req)
+		if err != nil || resp.StatusCode != 403 {
+			t.Fatalf("a token minting a token: %v %v, want 403", err, resp)
+		}
+		resp.Body.Close()
+		// Failed logins with huge user names from several sources.
+		huge := strings.Repeat("u", 60<<10)
+		for i := 1; i <= 5; i++ {
+			c := nsClient(l, l.LAN, netlab.LANHost(i).String())
+			for k := 0; k < 3; k++ {
+				post(c, "/api/v1/login", fmt.Sprintf(`{"user":%q,"password":"x"}`, huge))
+			}
+		}
+		state := filepath.Join(dir, "camgate-state")
+		owned, err := os.ReadFile(filepath.Join(state, "audit.log"))
+		if err != nil || !strings.Contains(string(owned), `"action":"setup"`) || !strings.Contains(string(owned), `"action":"token.create"`) {
+			t.Fatalf("the owner's history: %v\n%s", err, owned)
+		}
+		anon, err := os.ReadFile(filepath.Join(state, "audit-anonymous.log"))
+		if err != nil || !strings.Contains(string(anon), `"action":"login"`) {
+			t.Fatalf("anonymous log: %v", err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(anon)), "\n") {
+			if len(line) > 1024 {
+				t.Fatalf("an anonymous entry takes %d bytes", len(line))
+			}
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/camgate/camgate/internal/admin"
+	"github.com/camgate/camgate/internal/ddns"
 	"github.com/camgate/camgate/internal/guard"
 	"github.com/camgate/camgate/internal/router"
 	"github.com/camgate/camgate/internal/site"
@@ -18,11 +19,12 @@ type services struct {
 	guard  *guard.Policy  // nil when the gateway runs without the guard
 	router *router.Client // nil until startRouter ran
 	rtsp   *rtspRelay     // nil when the guard runs without the RTSP relay
+	ddns   *ddns.Updater  // nil until startDDNS ran
 }
 
 // adminConfig is the admin API's configuration for serve.
 func (svc *services) adminConfig(log *slog.Logger, s *site.Site) admin.Config {
-	c := admin.Config{Site: s, Logger: log, Version: version}
+	c := admin.Config{Site: s, Logger: log, Version: buildInfo().Version}
 	// Assign only non-nil pointers: a nil *guard.Policy in an interface
 	// field would not compare equal to nil.
 	if svc.guard != nil {
@@ -33,6 +35,9 @@ func (svc *services) adminConfig(log *slog.Logger, s *site.Site) admin.Config {
 	}
 	if svc.rtsp != nil {
 		c.RTSP = svc.rtsp.Relay
+	}
+	if svc.ddns != nil {
+		c.DDNS = svc.ddns
 	}
 	return c
 }

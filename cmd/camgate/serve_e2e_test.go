@@ -87,15 +87,7 @@ rules:
 		for _, dir := range [][]string{nil, {"-R"}} {
 			args := append([]string{"-c", gwAddr, "-p", "15201", "-t", "2", "-J"}, dir...)
 			out := l.Exec(l.WAN, "iperf3", args...)
-			var res struct {
-				End struct {
-					SumReceived struct {
-						Bytes float64 `json:"bytes"`
-						BPS   float64 `json:"bits_per_second"`
-					} `json:"sum_received"`
-				} `json:"end"`
-				Error string `json:"error"`
-			}
+			var res iperfReport
 			if err := json.Unmarshal([]byte(out), &res); err != nil {
 				t.Fatalf("iperf3 output: %v\n%s", err, out)
 			}

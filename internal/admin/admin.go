@@ -78,6 +78,8 @@ type Config struct {
 	// RTSP is the RTSP relay's counters and RTP port range (rtsp.go). Nil
 	// means none runs: status and metrics show no RTP.
 	RTSP RTSPRelay
+	// DDNS is the dynamic DNS updater, shown in the status. Nil hides it.
+	DDNS DDNSReporter
 }
 
 // maxBody caps request bodies: a rule is a few hundred bytes, a batch of
@@ -91,6 +93,7 @@ type Server struct {
 	dir      string
 	version  string
 	now      func() time.Time
+	ddns     DDNSReporter
 	accounts *accountStore
 	tokens   *tokenStore
 	sessions *sessionStore
@@ -138,6 +141,7 @@ func New(c Config) (*Server, error) {
 		dir:      c.StateDir,
 		version:  c.Version,
 		now:      c.Now,
+		ddns:     c.DDNS,
 		cop:      http.NewCrossOriginProtection(),
 		hashing:  make(chan struct{}, 2),
 		checks:   newCheckLimiter(),

@@ -78,6 +78,7 @@ func (s *Server) routes() {
 	h("GET /api/v1/router", s.auth(s.getRouter))
 	h("POST /api/v1/config/reload", s.auth(s.reloadConfig))
 	h("GET /metrics", s.serveMetrics)
+	s.healthRoutes(mux)
 	s.liveRoutes(mux, h)
 	h("/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path)

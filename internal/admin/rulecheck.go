@@ -113,7 +113,7 @@ func (s *Server) checkRule(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	c := check.Config{Logger: s.log}
+	c := check.Config{Logger: s.log, KernelRules: s.kernelRules}
 	if v := strings.TrimSpace(req.PublicIP); v != "" {
 		ip, err := netip.ParseAddr(v)
 		if err != nil || ip.Zone() != "" {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/forward"
 	"github.com/camgate/camgate/internal/site"
 )
 
@@ -245,7 +246,13 @@ func updateError(err error) error {
 		return apiError{Status: http.StatusInternalServerError, Message: "the config file could not be written: " + err.Error(), Err: err}
 	}
 	ae = apiError{Status: http.StatusConflict, Message: "not applied, nothing changed: " + err.Error(), Err: err}
+	var priv *forward.PrivilegedPortError
 	switch {
+	case errors.As(err, &priv):
+		// The error's own text gives command-line fixes; the UI gives
+		// the ones its owner can make from the browser.
+		ae.Message = "not applied, nothing changed: " + priv.WebFix()
+		ae.Problems = problem("external_port", "%s", priv.WebFix())
 	case errors.Is(err, syscall.EADDRINUSE):
 		ae.Problems = problem("external_port", "the port is already in use on this host by another program")
 	case errors.Is(err, syscall.EACCES):

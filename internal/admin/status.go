@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/ddns"
 	"github.com/camgate/camgate/internal/forward"
+	"github.com/camgate/camgate/internal/gateway"
 	"github.com/camgate/camgate/internal/guard"
 	"github.com/camgate/camgate/internal/rtsp"
 	"github.com/camgate/camgate/internal/site"
@@ -35,6 +37,8 @@ type ruleStatus struct {
 	// RTSP is the rule's RTP-over-UDP counters, for rules the RTSP relay
 	// has carried.
 	RTSP *rtsp.Stats `json:"rtsp,omitempty"`
+	// Path is the data plane the rule runs on (kernel or userspace) and why.
+	Path gateway.Path `json:"path"`
 }
 
 type statusView struct {
@@ -62,6 +66,8 @@ type statusView struct {
 	Guard  bool `json:"guard"`
 	// RTP is the external RTP port range's use, with the RTSP relay.
 	RTP *rtpPool `json:"rtp,omitempty"`
+	// DDNS is the dynamic DNS name's state; absent when it is off.
+	DDNS *ddns.Status `json:"ddns,omitempty"`
 	// Devices is the brute-force guard's view of each guarded device:
 	// failed logins the device has counted from camgate since its last
 	// success, against the budget, and attempts held back (issue 14).
@@ -86,6 +92,7 @@ func (s *Server) status() statusView {
 	if v.ConfigFile.OutOfStep != "" {
 		v.LastError = v.ConfigFile.OutOfStep
 	}
+	v.DDNS = s.ddnsStatus()
 	g := s.guard()
 	var counters map[string]guard.Counters
 	if g != nil {
@@ -99,7 +106,7 @@ func (s *Server) status() statusView {
 		rs := ruleStatus{
 			Name: r.Name, Description: r.Description, Protocol: r.Proto(), ExternalPort: r.ExternalPort,
 			InternalIP: r.InternalIP, InternalPort: r.Internal(), Enabled: r.IsEnabled(),
-			Listening: r.Listening, Stats: r.Stats, Effective: effectiveOf(&r.Rule, g != nil),
+			Listening: r.Listening, Stats: r.Stats, Effective: effectiveOf(&r.Rule, g != nil), Path: r.Path,
 		}
 		if g != nil {
 			// A rule the guard has not seen yet (disabled since the

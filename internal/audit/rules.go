@@ -35,7 +35,7 @@ func RuleFindings(cfg *config.Config) []Finding {
 	}
 	https := httpsDevices(rules)
 	for _, r := range rules {
-		out = append(out, ruleFindings(r, https)...)
+		out = append(out, kernelNote(ruleFindings(r, https), r, cfg)...)
 	}
 	out = append(out, duplicates(rules)...)
 	return out

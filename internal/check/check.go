@@ -75,6 +75,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives debug lines about probes. Nil discards.
 	Logger *slog.Logger
+	// KernelRules lists the rules nftables forwards in the kernel on this
+	// host (package nft's InstalledRules). Nil means none are looked for.
+	KernelRules func() (map[string]bool, error)
 }
 
 func (c *Config) timeout() time.Duration {
@@ -219,6 +222,9 @@ func Run(ctx context.Context, c Config, cfg *config.Config, names []string) (Rep
 	rep.Public = r.publicAddress(ctx)
 	r.public = rep.Public
 	r.owners = portowner.NewIndex(c.procRoot())
+	if c.KernelRules != nil {
+		r.kernel, _ = c.KernelRules() // unreadable (no CAP_NET_ADMIN): listeners only
+	}
 
 	rep.Rules = make([]RuleReport, len(rules))
 	par := c.Parallel
@@ -292,6 +298,8 @@ type runner struct {
 	log    *slog.Logger
 	public PublicAddress
 	owners *portowner.Index
+	// kernel holds the rules on the kernel path (docs/KERNEL.md).
+	kernel map[string]bool
 }
 
 // publicAddress finds the public IP: the flag, then the router, then the

@@ -24,6 +24,13 @@ func (r *runner) gatewayLayer(ctx context.Context, rule *config.Rule, proto stri
 		res.Fix = fmt.Sprintf("enable it: camgate rule enable %s", rule.Name)
 		return res
 	}
+	if r.kernel[rule.Name] {
+		// No socket: the kernel forwards the port (docs/KERNEL.md); the
+		// inside and outside probes test the path itself.
+		res.Status, res.Probe = OK, KindKernel
+		res.Reason = fmt.Sprintf("nftables forwards %s/%s%s in the kernel (table inet camgate); no listener is needed", res.Target, proto, rangeNote(rule))
+		return res
+	}
 	la, err := netip.ParseAddr(listen)
 	if err != nil {
 		res.Status, res.Reason = Fail, fmt.Sprintf("listen address %q is not an IP address", listen)

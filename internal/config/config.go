@@ -65,6 +65,10 @@ type Config struct {
 	// PublicIP is the site's public address as the user knows it, used by
 	// `camgate check` when the router cannot tell. Optional.
 	PublicIP string `yaml:"public_ip,omitempty"`
+	// DDNS keeps a DNS name pointed at the public address (ddns.go).
+	DDNS DDNS `yaml:"ddns,omitempty"`
+	// Dataplane is every rule's default data plane: auto, userspace or kernel (docs/KERNEL.md).
+	Dataplane Dataplane `yaml:"dataplane,omitempty"`
 	// Devices are the recorders and cameras camgate knows by name (see
 	// device.go). Optional; rules work without them.
 	Devices []Device `yaml:"devices,omitempty"`

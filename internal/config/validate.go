@@ -91,9 +91,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	checkConflicts(c, ps)
+	validateGatewayDataplane(c, ps)
 	validateAdmin(&c.Admin, ps.forSection("admin"))
 	validateRouter(&c.Router, ps.forSection("router"))
 	validateRTSP(c, ps.forSection("rtsp"))
+	validateDDNS(&c.DDNS, ps.forSection("ddns"))
 	validateDevices(c, ps)
 	return errors.Join(ps.list...)
 }
@@ -164,6 +166,7 @@ func validateRule(r *Rule, add func(field, format string, args ...any)) {
 		add("udp_max_sessions", "is set but the rule's protocol is %s; it only applies to udp or both", r.Proto())
 	}
 	validateGuard(r, add)
+	validateDataplane(r, add)
 }
 
 // checkHost accepts an IP address or an RFC 1123 host name.

@@ -146,14 +146,19 @@ type ticket struct {
 }
 
 // budget returns how many failures the device may have counted (with the
-// attempts in flight) for an attempt to go ahead: the whole budget for an
-// answer camgate verified or a source that logged in before, less the
-// reserve for the rest. 0 means no budget.
-func budget(ap *authParams, trusted bool) int {
-	if ap.deviceMax <= 0 {
+// attempts in flight) for an attempt to go ahead: the budget less the
+// reserve for a source that never logged in, the whole budget for one
+// that did, and one more for an answer camgate verified against the
+// stored password (it will succeed and reset the count; the extra one
+// covers a device that refuses it anyway, and stays below the lock when
+// the budget is the default). 0 means no budget.
+func budget(ap *authParams, trusted, verified bool) int {
+	switch {
+	case ap.deviceMax <= 0:
 		return 0
-	}
-	if trusted {
+	case verified:
+		return ap.deviceMax + 1
+	case trusted:
 		return ap.deviceMax
 	}
 	return max(1, ap.deviceMax-min(deviceReserve, ap.deviceMax/2))
@@ -177,7 +182,7 @@ func (t *tracker) reserve(ctx context.Context, src netip.Prefix, ap *authParams,
 			return nil, errBanned
 		}
 		s.fails = prune(s.fails, now, ap.window)
-		if b := budget(ap, verified || now.Before(s.trustedUntil)); b > 0 && t.devFails+t.devPending >= b {
+		if b := budget(ap, now.Before(s.trustedUntil), verified); b > 0 && t.devFails+t.devPending >= b {
 			t.heldBack++
 			t.mu.Unlock()
 			return nil, errLockdown

@@ -141,7 +141,8 @@ func (fr *framer) frame(au [][]byte, pts int64) *frame {
 			return nil
 		}
 		fr.p = p
-		fr.dtsx = h264.NewDTSExtractor()
+		fr.dtsx = &h264.DTSExtractor{}
+		fr.dtsx.Initialize()
 		fr.started = false
 	}
 	if !fr.started {

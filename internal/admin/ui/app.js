@@ -443,6 +443,7 @@
       stat('Throughput now', fmtRate(rateIn + rateOut)),
       stat('Forwarded', fmtBytes(totalIn + totalOut)),
       st.guard ? stat('Stopped by the guard', String(refusedByGuard)) : null,
+      st.ddns ? ddnsStat(st.ddns) : null,
       ...(st.devices || []).map(deviceLoginStat));
     if (!st.rules.length) {
       cards.replaceChildren(h('p', { class: 'empty' }, 'No rules yet. ', h('a', { href: '#/rules', text: 'Add one on the Port Forwarding page.' })));
@@ -467,6 +468,16 @@
   }
   // guardRefusals counts what the guard kept from the device.
   const guardRefusals = (g) => g.denied + g.limited + g.banned + g.blocked + g.malformed;
+  // ddnsStat shows the dynamic DNS name: where it points, or what is wrong
+  // and how to fix it (docs/DDNS.md).
+  function ddnsStat(d) {
+    const cls = { 'up to date': 'ok', waiting: 'off', retrying: 'warn', stopped: 'bad' }[d.state] || 'warn';
+    const v = h('span', { 'data-ddns': d.state }, h('span', { class: 'badge ' + cls, text: d.state }));
+    if (d.error) v.title = d.error + (d.fix ? '. Fix: ' + d.fix : '');
+    return h('div', { class: 'stat' }, h('div', { class: 'k', text: 'Public name (DDNS)' }), h('div', { class: 'v' }, v),
+      h('div', { class: 'muted small wrap', text: d.hostname + (d.address ? ' → ' + d.address : '') }),
+      d.fix && d.state !== 'up to date' ? h('div', { class: 'note small wrap', text: d.fix }) : null);
+  }
   function stat(k, v) { return h('div', { class: 'stat' }, h('div', { class: 'k', text: k }), h('div', { class: 'v' }, v)); }
 
   function ratesOf(hist) {
@@ -488,6 +499,7 @@
     return h('article', { class: 'rulecard', 'data-rule': r.name, 'aria-label': 'Rule ' + r.name },
       h('header', null, h('h3', { text: r.name }), badge),
       h('div', { class: 'sub', text: `${r.protocol.toUpperCase()} ${portText(r.external_port)} → ${r.internal_ip}:${portText(r.internal_port)}` }),
+      pathLine(r),
       h('canvas', { width: 300, height: 64, role: 'img', 'aria-label': `Throughput of ${r.name}: ${fmtRate(r._rate.i)} in, ${fmtRate(r._rate.o)} out` }),
       h('div', { class: 'legend' }, h('span', { class: 'in', text: '━ in ' }), fmtRate(r._rate.i), '  ', h('span', { class: 'out', text: '━ out ' }), fmtRate(r._rate.o), h('span', { class: 'window', text: 'last 30 s' })),
       h('dl', null,
@@ -513,6 +525,17 @@
         dd('udp_out', 'UDP out', fmtBytes(p.udp_bytes_out), 'RTP/RTCP relayed to viewers'),
         dd('udp_in', 'UDP in', fmtBytes(p.udp_bytes_in), 'RTCP and NAT punching from viewers'),
         dd('refused', 'Refused', String(p.rtp_refused), 'SETUPs answered 461: multicast, or the port range was full')));
+  }
+
+  // pathLine says which data plane forwards the rule, and why
+  // (docs/KERNEL.md).
+  function pathLine(r) {
+    const p = r.path || {};
+    if (!p.dataplane) return null;
+    const text = p.dataplane === 'kernel'
+      ? 'Kernel path' + (p.device_sees_viewer ? ' · the device sees the viewer\'s address' : ' · masqueraded')
+      : 'Userspace: ' + p.why;
+    return h('div', { class: 'path', 'data-k': 'path', title: [p.why, p.placement].filter(Boolean).join('. '), text });
   }
 
   // guardEvents is a rule card's guard section: what protects the rule
