@@ -240,7 +240,7 @@ func TestGuardWithUDP(t *testing.T) {
 
 func TestNATViewerAndTwoViewers(t *testing.T) {
 	need(t, "ffprobe", "ffmpeg")
-	l := startLab(t, "admin:\n  listen: 198.18.0.1:8443\n  metrics_public: true\n")
+	l := startLab(t, "admin:\n  listen: 198.18.0.1:8443\n  metrics_public: true\n  allow: [198.18.0.0/24]\n")
 	viewer := l.NATViewer()
 	l.WaitTCP(l.WAN, net.JoinHostPort(netlab.GWWANAddr.String(), strconv.Itoa(extPort)), 5*time.Second)
 
