@@ -18,6 +18,7 @@ import (
 type services struct {
 	guard  *guard.Policy  // nil when the gateway runs without the guard
 	router *router.Client // nil until startRouter ran
+	rtsp   *rtspRelay     // nil when the guard runs without the RTSP relay
 	ddns   *ddns.Updater  // nil until startDDNS ran
 }
 
@@ -31,6 +32,9 @@ func (svc *services) adminConfig(log *slog.Logger, s *site.Site) admin.Config {
 	}
 	if svc.router != nil {
 		c.Router = svc.router
+	}
+	if svc.rtsp != nil {
+		c.RTSP = svc.rtsp.Relay
 	}
 	if svc.ddns != nil {
 		c.DDNS = svc.ddns

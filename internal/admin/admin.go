@@ -75,6 +75,9 @@ type Config struct {
 	// /api/v1/router answers "enabled": false and rule checks do not ask
 	// it for the WAN address.
 	Router RouterStatus
+	// RTSP is the RTSP relay's counters and RTP port range (rtsp.go). Nil
+	// means none runs: status and metrics show no RTP.
+	RTSP RTSPRelay
 	// DDNS is the dynamic DNS updater, shown in the status. Nil hides it.
 	DDNS DDNSReporter
 }
@@ -119,6 +122,7 @@ type Server struct {
 	guardc GuardCounters
 	bans   BanList
 	router RouterStatus
+	rtsp   RTSPRelay
 
 	setupMu    sync.Mutex // guards following
 	setupToken string
@@ -145,6 +149,7 @@ func New(c Config) (*Server, error) {
 		guardc:   c.Guard,
 		bans:     c.Bans,
 		router:   c.Router,
+		rtsp:     c.RTSP,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
