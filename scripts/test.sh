@@ -15,7 +15,8 @@ fi
 # systemd-analyze and file for the package tests (packaging/).
 PKGS=(iproute2 iperf3 curl ffmpeg socat haproxy nginx-light libnginx-mod-stream rinetd wrk
       miniupnpd-nftables miniupnpc natpmpc stun-server nftables chromium procps psmisc ca-certificates
-      systemd file wireguard-go wireguard-tools zbar-tools nmap)
+      systemd file
+      gstreamer1.0-tools gstreamer1.0-plugins-good wireguard-go wireguard-tools zbar-tools nmap)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -78,6 +78,9 @@ type Config struct {
 	// /api/v1/router answers "enabled": false and rule checks do not ask
 	// it for the WAN address.
 	Router RouterStatus
+	// RTSP is the RTSP relay's counters and RTP port range (rtsp.go). Nil
+	// means none runs: status and metrics show no RTP.
+	RTSP RTSPRelay
 	// DDNS is the dynamic DNS updater, shown in the status. Nil hides it.
 	DDNS DDNSReporter
 }
@@ -122,6 +125,7 @@ type Server struct {
 	guardc GuardCounters
 	bans   BanList
 	router RouterStatus
+	rtsp   RTSPRelay
 
 	vpn VPN
 	qrs *qrLinks
@@ -152,6 +156,7 @@ func New(c Config) (*Server, error) {
 		guardc:   c.Guard,
 		bans:     c.Bans,
 		router:   c.Router,
+		rtsp:     c.RTSP,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -60,6 +60,8 @@ type Config struct {
 	Admin Admin `yaml:"admin,omitempty"`
 	// Router configures upstream router automation (UPnP IGD, NAT-PMP, PCP).
 	Router Router `yaml:"router,omitempty"`
+	// RTSP configures RTP over UDP on RTSP rules (docs/RTSP.md).
+	RTSP RTSP `yaml:"rtsp,omitempty"`
 	// PublicIP is the site's public address as the user knows it, used by
 	// `camgate check` when the router cannot tell. Optional.
 	PublicIP string `yaml:"public_ip,omitempty"`

@@ -94,6 +94,7 @@ func (c *Config) Validate() error {
 	validateGatewayDataplane(c, ps)
 	validateAdmin(&c.Admin, ps.forSection("admin"))
 	validateRouter(&c.Router, ps.forSection("router"))
+	validateRTSP(c, ps.forSection("rtsp"))
 	validateDDNS(&c.DDNS, ps.forSection("ddns"))
 	validateDevices(c, ps)
 	validateVPN(&c.VPN, ps.forSection("vpn"))
