@@ -13,7 +13,8 @@ fi
 # Real peers the tests drive: curl, ffprobe, iperf3, socat, haproxy, nginx,
 # rinetd, wrk, miniupnpd + upnpc/natpmpc + stund, nftables, Chromium.
 PKGS=(iproute2 iperf3 curl ffmpeg socat haproxy nginx-light libnginx-mod-stream rinetd wrk
-      miniupnpd-nftables miniupnpc natpmpc stun-server nftables chromium procps psmisc ca-certificates)
+      miniupnpd-nftables miniupnpc natpmpc stun-server nftables chromium procps psmisc ca-certificates
+      qemu-user)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -36,6 +37,8 @@ go version
 go mod download
 echo "== go vet"
 go vet ./...
+echo "== 32-bit and other architectures (recvmmsg/sendmmsg layouts, cross builds)"
+scripts/arch.sh
 echo "== go test (unit, fuzz seeds, loopback and namespace end-to-end)"
 # -p 2: two packages at a time on the 2-core machines this runs on.
 go test -count=1 -p 2 -timeout 20m "$@" ./... 2>&1 | tee /tmp/camgate-test.log
