@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -239,6 +240,27 @@ func (c *Conn) Close() {
 	}
 }
 
+// closeOn closes the connection after err ended a direction. A reset
+// (or a write into a reset socket) is passed on as a reset: the other
+// peer must not take a truncated answer for a complete one, which a FIN
+// would tell it (#13.9). SO_LINGER 0 makes close(2) send RST.
+func (c *Conn) closeOn(err error) {
+	if isReset(err) {
+		c.client.SetLinger(0)
+		c.mu.Lock()
+		dev := c.device
+		c.mu.Unlock()
+		if tc, ok := dev.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+	}
+	c.Close()
+}
+
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 // leave ends one goroutine's work on the connection; the last one out of
 // a closed connection finishes it.
 func (c *Conn) leave() {
@@ -380,7 +402,7 @@ func (c *Conn) settle(h *half, res burstResult, err error) bool {
 		if err != nil && !isClosed(err) {
 			c.rule.log.Debug("connection ended", "conn", c.ID, "client", c.Client, "err", err)
 		}
-		c.Close()
+		c.closeOn(err)
 		return false
 	case res == atEOF:
 		c.mu.Lock()
@@ -453,9 +475,6 @@ func (c *Conn) Relay(client, device net.Conn) error {
 	errc := make(chan error, 1)
 	go func() { errc <- c.copyDir(device, client, true) }()
 	err := c.copyDir(client, device, false)
-	if err != nil {
-		c.Close()
-	}
 	if err2 := <-errc; err == nil {
 		err = err2
 	}
@@ -472,7 +491,7 @@ func (c *Conn) copyDir(dst, src net.Conn, toDevice bool) error {
 	}
 	err := copyStream(dst, src, count, total)
 	if err != nil {
-		c.Close()
+		c.closeOn(err)
 		return err
 	}
 	closeWrite(dst)
