@@ -187,6 +187,8 @@ type Rule struct {
 	log   *slog.Logger
 	ids   *atomic.Uint64
 	limit Limit // per-rule cap
+	// unreachable limits "cannot reach device" warnings.
+	unreachable warnLimit
 
 	ctx    context.Context // cancelled by Close; parent of every connection
 	cancel context.CancelFunc

@@ -309,7 +309,7 @@ func (c *Conn) serve() {
 	dev, err := c.dial(r.ctx, net.KeepAliveConfig{})
 	if err != nil {
 		if !isClosed(err) {
-			r.log.Warn("cannot reach device", "target", c.Target, "client", c.Client, "err", err)
+			r.unreachable.warn(r.log, "cannot reach device", "target", c.Target, "client", c.Client, "err", err)
 		}
 		c.Close()
 		c.leave()

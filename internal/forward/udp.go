@@ -258,7 +258,7 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 			release()
 		}
 		r.stats.DialErrs.Add(1)
-		r.log.Warn("cannot reach device", "target", u.target, "client", src, "err", err)
+		r.unreachable.warn(r.log, "cannot reach device", "target", u.target, "client", src, "err", err)
 		return nil
 	}
 	setBuffers(dev)
