@@ -63,12 +63,17 @@ func (l *tcpListener) admit(c *net.TCPConn) {
 	r := l.rule
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-	if !r.spec.Global.acquire() {
-		r.refuse(c, src, "gateway connection cap reached")
+	if !r.spec.Global.take(&r.globalShare, 1) {
+		r.refuse(c, src, "gateway connection cap reached (or this rule's fair share of it)")
+		return
+	}
+	if !r.spec.FDs.take(&r.fdShare, 2) {
+		r.spec.Global.give(&r.globalShare, 1)
+		r.refuse(c, src, "file-descriptor budget reached (or this rule's fair share of it)")
 		return
 	}
 	if !r.limit.acquire() {
-		r.spec.Global.release()
+		r.giveShares()
 		r.refuse(c, src, "rule max_connections reached")
 		return
 	}
@@ -77,7 +82,7 @@ func (l *tcpListener) admit(c *net.TCPConn) {
 		rel, err := r.spec.Admit(src, "tcp")
 		if err != nil {
 			r.limit.release()
-			r.spec.Global.release()
+			r.giveShares()
 			r.refuse(c, src, err.Error())
 			return
 		}
@@ -349,6 +354,7 @@ func (c *Conn) startRelay(dev *net.TCPConn) {
 	c.halves[1] = half{c: c, src: dev, dst: c.client, srcRC: drc, dstRC: crc, count: &c.out, total: &r.stats.BytesOut}
 	c.halves[0].initFns()
 	c.halves[1].initFns()
+	c.halves[0].fds, c.halves[1].fds = r.spec.FDs, r.spec.FDs
 	c.mu.Lock()
 	c.running++
 	c.mu.Unlock()
@@ -389,6 +395,7 @@ func (c *Conn) pump(h *half) {
 		// passed fails every later read) and park.
 		h.src.SetReadDeadline(time.Time{})
 		res, err = wouldBlock, nil
+		h.slow = false // parked: the next stream may splice again
 	}
 	c.settle(h, res, err)
 }
@@ -463,7 +470,13 @@ func (c *Conn) releaseSlots() {
 		c.release()
 	}
 	c.rule.limit.release()
-	c.rule.spec.Global.release()
+	c.rule.giveShares()
+}
+
+// giveShares gives back one TCP connection's slot and descriptors.
+func (r *Rule) giveShares() {
+	r.spec.Global.give(&r.globalShare, 1)
+	r.spec.FDs.give(&r.fdShare, 2)
 }
 
 // Relay copies both directions until both have ended, honouring
@@ -489,7 +502,7 @@ func (c *Conn) copyDir(dst, src net.Conn, toDevice bool) error {
 	if toDevice {
 		count, total = &c.in, &c.rule.stats.BytesIn
 	}
-	err := copyStream(dst, src, count, total)
+	err := copyStream(dst, src, c.rule.spec.FDs, count, total)
 	if err != nil {
 		c.closeOn(err)
 		return err

@@ -242,6 +242,14 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 		}
 		release = rel
 	}
+	if !u.takeFD() {
+		if release != nil {
+			release()
+		}
+		r.stats.Refused.Add(1)
+		r.log.Debug("udp session refused", "client", src, "reason", "file-descriptor budget reached")
+		return nil
+	}
 	dev, err := u.dial()
 	var rc syscall.RawConn
 	family := 0
@@ -254,6 +262,7 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 		}
 	}
 	if err != nil {
+		r.spec.FDs.give(&r.fdShare, 1)
 		if release != nil {
 			release()
 		}
@@ -269,6 +278,7 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 	if u.closed {
 		u.mu.Unlock()
 		dev.Close()
+		r.spec.FDs.give(&r.fdShare, 1)
 		if release != nil {
 			release()
 		}
@@ -311,6 +321,26 @@ func (u *udpRelay) removeLocked(s *udpSession) {
 	u.lru.remove(s)
 	u.rule.stats.Sessions.Add(-1)
 	s.dev.Close()
+	u.rule.spec.FDs.give(&u.rule.fdShare, 1)
+}
+
+// takeFD counts a new session's socket in the gateway's descriptor
+// budget. A rule that has used up its fair share makes room by evicting
+// its own least recently active session, so a flood of new sources
+// recycles the flooded rule's sessions and never takes the others'
+// (#14.8).
+func (u *udpRelay) takeFD() bool {
+	r := u.rule
+	if r.spec.FDs.take(&r.fdShare, 1) {
+		return true
+	}
+	u.mu.Lock()
+	if s := u.lru.back; s != nil {
+		u.removeLocked(s)
+		r.stats.Evicted.Add(1)
+	}
+	u.mu.Unlock()
+	return r.spec.FDs.take(&r.fdShare, 1)
 }
 
 // replies carries the device's datagrams back to one client, from the
