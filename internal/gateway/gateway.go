@@ -38,6 +38,16 @@ type Config struct {
 	// Policy builds each rule's admission and protocol hooks. Nil means
 	// the built-in allow/deny lists only (see DefaultPolicy).
 	Policy Policy
+	// FDs is the file-descriptor budget every rule draws on, with fair
+	// shares. Nil means forward.NewFDBudget (from RLIMIT_NOFILE).
+	FDs *forward.Limit
+}
+
+func (c Config) fds() *forward.Limit {
+	if c.FDs == nil {
+		return forward.NewFDBudget()
+	}
+	return c.FDs
 }
 
 // Policy turns a rule's guard settings into forwarding hooks. Package
@@ -56,6 +66,7 @@ type Gateway struct {
 	log     *slog.Logger
 	policy  Policy
 	global  *forward.Limit
+	fds     *forward.Limit // descriptor budget, see forward.NewFDBudget
 	ids     atomic.Uint64
 	started time.Time
 
@@ -87,6 +98,7 @@ func New(c Config) *Gateway {
 		log:     c.Logger,
 		policy:  c.Policy,
 		global:  forward.NewLimit(config.DefaultMaxConnections),
+		fds:     c.fds(),
 		started: time.Now(),
 		rules:   map[string]*ruleState{},
 		cfg:     &config.Config{Version: config.CurrentVersion},
@@ -172,6 +184,9 @@ func (g *Gateway) Apply(ctx context.Context, cfg *config.Config) (config.Change,
 		// Descriptions and router flags may change without touching sockets.
 		g.rules[name].rule = cfg.Rule(name).Clone()
 	}
+	// Every running rule gets a fair share of the caps (forward.Limit).
+	g.global.SetRules(len(g.rules))
+	g.fds.SetRules(len(g.rules))
 	g.cfg = cfg
 	g.applied = time.Now()
 	g.lastErr = ""
@@ -254,9 +269,10 @@ func (g *Gateway) bind(r *config.Rule, cfg *config.Config) (*ruleState, error) {
 		TCP:            r.Proto().HasTCP(),
 		UDP:            r.Proto().HasUDP(),
 		DialTimeout:    r.Dial(),
-		IdleTimeout:    r.IdleTimeout.D(),
+		IdleTimeout:    r.Idle(),
 		MaxConns:       r.MaxConnections,
 		Global:         g.global,
+		FDs:            g.fds,
 		UDPIdle:        r.UDPIdle(),
 		UDPMaxSessions: r.UDPSessions(),
 		Admit:          admit,
