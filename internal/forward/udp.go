@@ -313,15 +313,24 @@ func (u *udpRelay) dial() (*net.UDPConn, error) {
 // ends its replies goroutine (that releases its admission slot). The
 // session count follows the table, so it never exceeds the bound.
 func (u *udpRelay) removeLocked(s *udpSession) {
+	if u.dropLocked(s) {
+		u.rule.spec.FDs.give(&u.rule.fdShare, 1)
+	}
+}
+
+// dropLocked is removeLocked keeping the session's descriptor slot in the
+// budget, for a new session to take over; it reports whether s was in
+// the table.
+func (u *udpRelay) dropLocked(s *udpSession) bool {
 	if !s.inTable {
-		return
+		return false
 	}
 	s.inTable = false
 	delete(u.sessions, s.client)
 	u.lru.remove(s)
 	u.rule.stats.Sessions.Add(-1)
 	s.dev.Close()
-	u.rule.spec.FDs.give(&u.rule.fdShare, 1)
+	return true
 }
 
 // takeFD counts a new session's socket in the gateway's descriptor
@@ -334,13 +343,16 @@ func (u *udpRelay) takeFD() bool {
 	if r.spec.FDs.take(&r.fdShare, 1) {
 		return true
 	}
+	// The slot passes straight from the evicted session to the new one:
+	// giving it back first would let other rules' reserve use block the
+	// swap.
 	u.mu.Lock()
-	if s := u.lru.back; s != nil {
-		u.removeLocked(s)
+	defer u.mu.Unlock()
+	if s := u.lru.back; s != nil && u.dropLocked(s) {
 		r.stats.Evicted.Add(1)
+		return true
 	}
-	u.mu.Unlock()
-	return r.spec.FDs.take(&r.fdShare, 1)
+	return false
 }
 
 // replies carries the device's datagrams back to one client, from the
