@@ -329,6 +329,8 @@ type Status struct {
 	LastError     string       `json:"last_error,omitempty"`
 	Connections   int64        `json:"connections"`
 	MaxConns      int          `json:"max_connections"`
+	FDsInUse      int64        `json:"fds_in_use"` // sockets and pipes counted in the budget
+	FDBudget      int64        `json:"fd_budget"`  // from RLIMIT_NOFILE; 0 = none
 	Rules         []RuleStatus `json:"rules"`
 }
 
@@ -341,6 +343,7 @@ func (g *Gateway) Status() Status {
 		Started: g.started, Uptime: time.Since(g.started).Round(time.Second).String(),
 		LastApplied: g.applied, ApplyDuration: g.applyDur.String(), LastError: g.lastErr,
 		Connections: g.global.Active(), MaxConns: g.cfg.Limits.MaxConns(),
+		FDsInUse: g.fds.Active(), FDBudget: g.fds.Max(),
 	}
 	for _, r := range g.cfg.Rules {
 		rs := RuleStatus{Rule: r.Clone(), Listening: []string{}}
