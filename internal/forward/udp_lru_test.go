@@ -108,17 +108,7 @@ func TestUDPExpiryReleasesSockets(t *testing.T) {
 	before := openFDs(t)
 	var clients []net.Conn
 	for i := 0; i < 20; i++ {
-		c, err := net.Dial("udp4", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.Write([]byte("x"))
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
-		if _, err := c.Read(make([]byte, 1)); err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
-		clients = append(clients, c)
+		clients = append(clients, echoedUDPClient(t, addr))
 	}
 	if got := r.stats.Sessions.Load(); got != 20 {
 		t.Fatalf("got %d sessions, want 20", got)
@@ -140,4 +130,21 @@ func openFDs(t *testing.T) int {
 		t.Skipf("cannot count descriptors: %v", err)
 	}
 	return len(ents)
+}
+
+// echoedUDPClient dials addr and waits for one datagram's echo, so that
+// the client's session exists when it returns. The test closes it.
+func echoedUDPClient(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.Write([]byte("x"))
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("client %s: %v", c.LocalAddr(), err)
+	}
+	return c
 }
