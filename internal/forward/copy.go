@@ -174,12 +174,11 @@ type half struct {
 	pipe                     *pipe
 	n, left                  int
 	err                      error
-	// mayWait lets tryPump wait for a full dst; blocked says it found
-	// dst full when it could not wait.
-	mayWait, blocked bool
 	// slow is set once dst stalled a splice (see unpipe): until the
 	// direction next goes quiet, it copies through the read buffer.
 	slow bool
+	// wdl is the write deadline waitDst left on dst (zero: none).
+	wdl time.Time
 }
 
 func (h *half) init(dst, src *net.TCPConn, count, total *atomic.Uint64) error {
@@ -215,8 +214,9 @@ func (h *half) burst(deadline time.Duration) (burstResult, error) {
 		var err error
 		if h.bulk {
 			n, res, err = h.spliceOnce()
-			if n < readBufSize {
+			if n < readBufSize || res != wouldBlock || err != nil {
 				h.bulk = false // a trickle again: reads are cheaper
+				h.clearWait()
 			}
 		} else {
 			n, res, err = h.readOnce()
@@ -324,11 +324,7 @@ func (h *half) tryPump(fd uintptr) bool {
 		case m > 0:
 			h.left -= m
 		case e == unix.EAGAIN:
-			if !h.mayWait {
-				h.blocked = true // dst is full: spliceOnce decides how to wait
-				return true
-			}
-			return false // wait until dst drains (bounded by a deadline)
+			return false // wait until dst drains (bounded, see armWait)
 		case e == unix.EINTR:
 		default:
 			if e == nil {
@@ -362,10 +358,12 @@ func (h *half) spliceOnce() (int64, burstResult, error) {
 		pipes.put(p)
 		return 0, atEOF, nil
 	}
-	h.pipe, h.left, h.err, h.mayWait, h.blocked = p, n, nil, false, false
+	h.pipe, h.left, h.err = p, n, nil
+	h.armWait()
 	err = h.dstRC.Write(h.pumpFn)
-	if err == nil && h.err == nil && h.blocked {
-		err = h.waitDst()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		h.clearWait()
+		err = nil // h.left > 0: fall back below
 	}
 	left := h.left
 	if err == nil {
@@ -396,16 +394,26 @@ func (h *half) spliceOnce() (int64, burstResult, error) {
 // 450 such clients exhausted a 1,024-descriptor limit (#13.8).
 const blockedGrace = 250 * time.Millisecond
 
-// waitDst waits up to blockedGrace for dst to take the rest of the pipe.
-func (h *half) waitDst() error {
-	h.dst.SetWriteDeadline(time.Now().Add(blockedGrace))
-	h.mayWait = true
-	err := h.dstRC.Write(h.pumpFn)
-	h.dst.SetWriteDeadline(time.Time{})
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return nil // h.left > 0: the caller falls back
+// armWait bounds how long the pump may wait for a full dst while it
+// holds the pipe: between half of blockedGrace and blockedGrace. A stream
+// into a slower reader finds dst full at almost every splice, so the
+// write deadline is moved at most twice per grace period rather than set
+// and cleared around every splice, and cleared when the stream ends or
+// slows (clearWait).
+func (h *half) armWait() {
+	if now := time.Now(); h.wdl.Sub(now) < blockedGrace/2 {
+		h.wdl = now.Add(blockedGrace)
+		h.dst.SetWriteDeadline(h.wdl)
 	}
-	return err
+}
+
+// clearWait removes waitDst's deadline from dst, before dst is written
+// other ways.
+func (h *half) clearWait() {
+	if !h.wdl.IsZero() {
+		h.wdl = time.Time{}
+		h.dst.SetWriteDeadline(time.Time{})
+	}
 }
 
 // unpipe finishes a splice whose destination does not drain: it reads the
