@@ -11,6 +11,7 @@
 //	go run ./bench --markdown --json bench.json
 //	go run ./bench --wait-quiet 10m --repeat 3   # when the figures matter
 //	go run ./bench --soak 10m           # mixed load; camgate's resources must return to baseline
+//	sudo go run ./bench --netns --duration 5s  # wan/gw/lan namespaces: routed, camgate kernel and userspace, peers
 //
 // Every peer is a real program from Debian's packages, started as a child
 // process with a generated config on free 127.0.0.1 ports and always
@@ -23,6 +24,7 @@
 //	p3     --p3-conns (9,000) held connections through camgate      (P3)
 //	p5     50 RTP-like UDP streams at 4 Mb/s with loss and reorder  (P5)
 //	p6     SIGHUP adding a rule while another rule carries traffic  (P6)
+//	live   browser live view: 16 viewers over 4 channels of a simulated DVR
 //
 // The harness re-executes itself as "holdclient" and "holdserver" helper
 // processes, so that the 2 fds per connection it spends on clients and
@@ -56,7 +58,9 @@ import (
 )
 
 // measureNames lists the measures in the order they run.
-func measureNames() []string { return []string{"tcp", "conns", "idle", "udp", "p3", "p5", "p6"} }
+func measureNames() []string {
+	return []string{"tcp", "conns", "idle", "udp", "p3", "p5", "p6", "live"}
+}
 
 // peerNames lists every peer, the default --peers.
 func peerNames() []string {
@@ -83,6 +87,7 @@ type options struct {
 	markdown   bool
 	quick      bool
 	keep       bool
+	netns      bool
 }
 
 func main() {
@@ -150,6 +155,7 @@ func parseOptions(args []string) (options, error) {
 	fs.BoolVar(&o.markdown, "markdown", false, "also print the tables as markdown, ready for docs/BENCHMARKS.md")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 2 s measures, 1,000 idle connections, 10 s P5 (P3 keeps its count)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run directory (generated configs and peer logs)")
+	fs.BoolVar(&o.netns, "netns", false, "netns mode (root): wan, gw and lan namespaces over veth pairs; single-stream throughput and short conns/s for routed, camgate kernel and userspace, haproxy, nginx and rinetd")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -292,6 +298,12 @@ func run(ctx context.Context, o options) (int, error) {
 	}}
 
 	code := 0
+	if o.netns {
+		if err := h.runNetns(ctx); err != nil {
+			return 1, err
+		}
+		return 0, nil
+	}
 	if o.soak > 0 {
 		s, err := h.soak(ctx, o.soak)
 		if err != nil {
@@ -379,6 +391,8 @@ func (h *harness) measureOnce(ctx context.Context, name string) {
 		h.measureRTP(ctx)
 	case "p6":
 		h.measureReload(ctx)
+	case "live":
+		h.measureLive(ctx)
 	}
 }
 

@@ -46,6 +46,12 @@ func metrics() []metric {
 		{id: "p5_reorder", title: "P5 RTP-like streams: datagrams reordered", unit: "pkts", lower: true, format: "%.0f"},
 		{id: "p6_ms", title: "P6 SIGHUP to new rule forwarding (worst)", unit: "ms", lower: true, format: "%.1f"},
 		{id: "p6_drops", title: "P6 connections dropped on the untouched rule", unit: "conns", lower: true, format: "%.0f"},
+		{id: "live_ttfb_cold", title: "Live view: first byte of a channel's first viewer", unit: "ms", lower: true, format: "%.0f"},
+		{id: "live_ttfb_warm", title: "Live view: first byte of a running channel's next viewer", unit: "ms", lower: true, format: "%.1f"},
+		{id: "live_cpu_4", title: "Live view: camgate CPU, 4 channels x 1 viewer", unit: "% core", lower: true, format: "%.1f"},
+		{id: "live_cpu_16", title: "Live view: camgate CPU, 4 channels x 4 viewers", unit: "% core", lower: true, format: "%.1f"},
+		{id: "live_cpu_viewer", title: "Live view: CPU per extra viewer", unit: "% core", lower: true, format: "%.2f"},
+		{id: "live_kb_viewer", title: "Live view: RSS per extra viewer", unit: "KB", lower: true, format: "%.0f"},
 	}
 }
 
@@ -75,10 +81,6 @@ type results struct {
 }
 
 func (rs *results) add(r Result) { rs.list = append(rs.list, r) }
-
-func (rs *results) fail(metricID, peer string, err error) {
-	rs.add(Result{Metric: metricID, Peer: peer, Error: err.Error()})
-}
 
 // get returns the value of metricID for peer, if it was measured.
 func (rs *results) get(metricID, peer string) (float64, bool) {

@@ -11,10 +11,12 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Real peers the tests drive: curl, ffprobe, iperf3, socat, haproxy, nginx,
-# rinetd, wrk, miniupnpd + upnpc/natpmpc + stund, nftables, Chromium.
+# rinetd, wrk, miniupnpd + upnpc/natpmpc + stund, nftables, Chromium;
+# systemd-analyze and file for the package tests (packaging/); qemu-user
+# for the 32-bit run of scripts/arch.sh.
 PKGS=(iproute2 iperf3 curl ffmpeg socat haproxy nginx-light libnginx-mod-stream rinetd wrk
       miniupnpd-nftables miniupnpc natpmpc stun-server nftables chromium procps psmisc ca-certificates
-      qemu-user)
+      systemd file qemu-user)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -35,19 +37,62 @@ fi
 export PATH="/usr/local/go/bin:$PATH"
 go version
 go mod download
-echo "== go vet"
-go vet ./...
-echo "== 32-bit and other architectures (recvmmsg/sendmmsg layouts, cross builds)"
-scripts/arch.sh
-echo "== go test (unit, fuzz seeds, loopback and namespace end-to-end)"
-# -p 2: two packages at a time on the 2-core machines this runs on.
-go test -count=1 -p 2 -timeout 20m "$@" ./... 2>&1 | tee /tmp/camgate-test.log
-status=${PIPESTATUS[0]}
-passed=$(grep -cE '^ok ' /tmp/camgate-test.log || true)
-failed=$(grep -cE '^(FAIL|--- FAIL)' /tmp/camgate-test.log || true)
+
+# Every step runs even when an earlier one failed, so one CI run shows
+# every problem; the script fails if any step or test failed.
+failed_steps=()
+step() {
+  local name=$1
+  shift
+  echo "== $name"
+  if ! "$@"; then
+    failed_steps+=("$name")
+  fi
+}
+
+# Pinned, so that a new staticcheck release cannot fail a run on its own;
+# `go run` builds it from the module cache (the Go module proxy).
+STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+step "go vet" go vet ./...
+# go.mod and go.sum say exactly what the code imports (direct
+# requirements are not marked // indirect).
+step "go mod tidy -diff" go mod tidy -diff
+# The forward package's tests as a 32-bit program (386, or arm under
+# qemu-arm where this kernel runs no 386 code) and cross builds for arm,
+# arm64 and mipsle: see the script.
+step "32-bit tests and cross builds" scripts/arch.sh
+step "staticcheck (unused code included)" go run "$STATICCHECK" ./...
+
+# go test output of every run below goes to one log, which the summary
+# counts.
+log=/tmp/camgate-test.log
+: >"$log"
+gotest() { go test "$@" 2>&1 | tee -a "$log"; return "${PIPESTATUS[0]}"; }
+
+# The packages with concurrency (the data plane, the gateway's apply, the
+# config transaction, the guard's state, the admin API) run once, under the
+# race detector; every other package runs plainly. -p 2: two packages at a
+# time on the 2-core machines this runs on.
+race_pkgs=(./internal/forward ./internal/gateway ./internal/site ./internal/store ./internal/guard ./internal/admin ./internal/live)
+mapfile -t plain_pkgs < <(go list ./... | grep -vE '/internal/(forward|gateway|site|store|guard|admin)$')
+step "go test (unit, fuzz seeds, loopback and namespace end-to-end)" \
+  gotest -count=1 -p 2 -timeout 20m "$@" "${plain_pkgs[@]}"
+# internal/live runs in both lists: plainly with its browser session, and
+# under -race with -short, which skips the browser (it adds nothing there).
+step "go test -race (forward, gateway, site, store, guard, admin, live)" \
+  gotest -race -short -count=1 -p 2 -timeout 15m "$@" "${race_pkgs[@]}"
+
+passed=$(grep -cE '^ok ' "$log" || true)
+failed=$(grep -cE '^(FAIL|--- FAIL)' "$log" || true)
+if [ ${#failed_steps[@]} -gt 0 ]; then
+  printf '== failed step: %s\n' "${failed_steps[@]}"
+fi
 echo "== packages: $passed passed, $failed failed"
 if [ "$passed" -eq 0 ]; then
   echo "scripts/test.sh: no test package ran" >&2
   exit 1
 fi
-exit "$status"
+if [ ${#failed_steps[@]} -gt 0 ] || [ "$failed" -gt 0 ]; then
+  exit 1
+fi

@@ -14,42 +14,21 @@
 //   CHROMIUM           browser binary (default /usr/bin/chromium)
 //
 // The browser is the system's; playwright-core never downloads one.
-import { chromium } from 'playwright-core';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import path from 'node:path';
+import { env, check, closeInput, launch } from './harness.mjs';
 
-const env = (k, d) => {
-  const v = process.env[k] ?? d;
-  if (v === undefined) { console.error(`e2e: ${k} is not set`); process.exit(2); }
-  return v;
-};
 const setupURL = env('CAMGATE_SETUP_URL');
 const rulePort = env('RULE_PORT');
 const targetIP = env('TARGET_IP');
 const targetPort = env('TARGET_PORT');
 const artifacts = env('ARTIFACTS', path.join(import.meta.dirname, '..', 'artifacts', 'admin-e2e'));
-const executablePath = env('CHROMIUM', '/usr/bin/chromium');
 const password = 'kiwi-lantern-47-grove';
 mkdirSync(artifacts, { recursive: true });
 
-const lines = createInterface({ input: process.stdin });
-const waiting = [];
-lines.on('line', (l) => { const w = waiting.shift(); if (w) w(l.trim()); });
-// check asks the Go test to verify something and waits for its verdict.
-async function check(what) {
-  console.log(`CHECK ${what}`);
-  const answer = await new Promise((resolve) => waiting.push(resolve));
-  if (answer !== 'ok') throw new Error(`check ${what}: ${answer}`);
-}
 const step = (s) => console.error(`e2e: ${s}`);
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 // launch() uses a fresh temporary profile (user-data-dir) every time.
 const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 } });
 const page = await context.newPage();
@@ -95,7 +74,7 @@ try {
   await page.getByLabel('Password').fill(password);
   await shot('02-login.png');
   await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  await page.getByRole('heading', { name: 'Cameras' }).waitFor();
 
   // 3. Add a TCP rule; a bad one first shows the API's messages inline.
   step('add rule');
@@ -236,6 +215,22 @@ try {
   if (await sw.isChecked()) throw new Error('switch still on');
   await check('refused dvr-web');
 
+  // camgate.yaml edited by hand while the UI is open: the banner says so,
+  // a change from the UI is refused rather than overwrite the edit, and
+  // the banner's button reloads the file.
+  step('hand edit');
+  await check('hand-edit camgate.yaml');
+  const banner = page.locator('#config-banner');
+  await banner.waitFor({ state: 'visible' });
+  if (!/changed on disk/.test(await banner.textContent())) throw new Error(`banner: ${await banner.textContent()}`);
+  await sw.check();
+  await page.locator('#toast').getByText('camgate.yaml changed on disk: reload it first').waitFor();
+  await page.locator('tr.off[data-rule="dvr-web"]').waitFor();
+  await shot('05e-config-banner.png');
+  await banner.getByRole('button', { name: 'Reload camgate.yaml' }).click();
+  await banner.waitFor({ state: 'hidden' });
+  await check('hand-edit kept');
+
   // API token, shown once; the Go test uses it with `camgate rule list`.
   step('tokens');
   await nav('API tokens');
@@ -251,7 +246,7 @@ try {
   await shot('07-tokens.png');
 
   step('audit');
-  await nav('Audit log');
+  await nav('Activity');
   await page.getByText('rule.disable').waitFor();
   await page.getByText('connection.kill').waitFor();
   await shot('08-audit.png');
@@ -262,6 +257,10 @@ try {
   await dlg.getByLabel('DVR/NVR address').fill('192.168.1.64');
   const server = dlg.getByRole('switch', { name: /Server\/SDK port/ });
   if (await server.isChecked()) throw new Error('the server port row is on by default');
+  // Issue 14: plain HTTP and the DVR's own HTTPS passed through stay off.
+  for (const name of [/plain HTTP/, /passed through/]) {
+    if (await dlg.getByRole('switch', { name }).isChecked()) throw new Error(`the ${name} row is on by default`);
+  }
   await dlg.getByText('frequent target of attacks').waitFor();
   await shot('09-preset.png');
   await dlg.getByRole('button', { name: 'Cancel' }).click();
@@ -332,6 +331,6 @@ try {
   console.error('e2e: FAILED: ' + (e.stack || e));
   process.exitCode = 1;
 } finally {
-  lines.close();
+  closeInput();
   await browser.close();
 }

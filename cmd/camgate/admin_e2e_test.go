@@ -17,10 +17,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/camgate/camgate/internal/adminclient"
 	"github.com/camgate/camgate/internal/check"
 	"github.com/camgate/camgate/internal/netlab"
 )
@@ -39,31 +39,9 @@ import (
 // device, and the dashboard counts it. Screenshots of every page land in
 // artifacts/admin-e2e/.
 func TestAdminUIInChromium(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser end-to-end test skipped in -short mode")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("needs node (apt-get install nodejs) to run web/e2e.mjs")
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skipf("needs Chromium at %s (apt-get install chromium; scripts/test.sh installs it)", chromium)
-	}
-	webDir, _ := filepath.Abs(filepath.Join("..", "..", "web"))
-	if _, err := os.Stat(filepath.Join(webDir, "node_modules", "playwright-core")); err != nil {
-		t.Skipf("needs playwright-core in web/node_modules: run `npm ci` in %s (scripts/test.sh does)", webDir)
-	}
+	bt := needBrowser(t)
+	bin := bt.bin
 	need(t, "curl")
-
-	// CAMGATE_BIN runs a binary built beforehand instead.
-	bin := os.Getenv("CAMGATE_BIN")
-	if bin == "" {
-		bin = netlab.Camgate(t)
-	}
 
 	// The "device": a web page on loopback, big enough to show on the
 	// dashboard.
@@ -114,25 +92,13 @@ admin:
 
 	artifacts, _ := filepath.Abs(filepath.Join("..", "..", "artifacts", "admin-e2e"))
 	os.RemoveAll(artifacts)
-	cmd := exec.CommandContext(ctx, node, filepath.Join(webDir, "e2e.mjs"))
-	cmd.Dir = webDir
-	cmd.Env = append(os.Environ(),
+	cmd, stdin, stdout, stderr := bt.run(ctx, t, "e2e.mjs",
 		"CAMGATE_SETUP_URL="+setupURL,
 		"RULE_PORT="+strconv.Itoa(rulePort),
 		"TARGET_IP=127.0.0.1",
 		"TARGET_PORT="+strconv.Itoa(devPort),
 		"ARTIFACTS="+artifacts,
-		"CHROMIUM="+chromium,
 	)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	fail := func(format string, args ...any) {
 		t.Helper()
 		t.Errorf(format, args...)
@@ -239,6 +205,23 @@ admin:
 				continue
 			}
 			ok()
+		case line == "CHECK hand-edit camgate.yaml":
+			f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+			if err == nil {
+				_, err = io.WriteString(f, "# edited by hand while the UI was open\n")
+				f.Close()
+			}
+			if err != nil {
+				fail("hand edit: %v", err)
+				continue
+			}
+			ok()
+		case line == "CHECK hand-edit kept":
+			if b, _ := os.ReadFile(cfgPath); !strings.Contains(string(b), "# edited by hand while the UI was open\n") {
+				fail("the hand edit was lost:\n%s", b)
+				continue
+			}
+			ok()
 		case strings.HasPrefix(line, "TOKEN "):
 			token = strings.TrimPrefix(line, "TOKEN ")
 		case line == "CHECK cli dvr-web":
@@ -314,7 +297,7 @@ admin:
 // apiCheck runs POST /api/v1/rules/{rule}/check on the gateway at addr
 // with a bearer token, trusting exactly the certificate in certPath.
 func apiCheck(ctx context.Context, certPath, addr, token, rule string) (*check.Report, error) {
-	tc, err := pinnedTLS(certPath)
+	tc, err := adminclient.PinnedTLS(certPath)
 	if err != nil {
 		return nil, err
 	}

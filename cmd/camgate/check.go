@@ -9,6 +9,7 @@ import (
 
 	"github.com/camgate/camgate/internal/check"
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/nft"
 	"github.com/camgate/camgate/internal/router"
 	"github.com/camgate/camgate/internal/store"
 )
@@ -18,7 +19,8 @@ Test each rule in three layers and say, per layer, ✓ (works), ✗ (broken)
 or ? (cannot tell), with a one-line reason and a one-line fix:
 
   gateway  camgate listens on the rule's external port (for each protocol),
-           and no other program holds it;
+           and no other program holds it; for a rule on the kernel path,
+           its nftables DNAT is in camgate's table;
   inside   the device answers on its internal port, with a probe that fits
            the port: HTTP GET / (and whether it looks like a Hikvision web
            server), HTTPS (TLS handshake, certificate subject and expiry),
@@ -48,7 +50,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := check.Config{From: *from, Timeout: *timeout}
+	c := check.Config{From: *from, Timeout: *timeout, KernelRules: nft.InstalledRules}
 	if *publicIP != "" {
 		ip, err := netip.ParseAddr(*publicIP)
 		if err != nil {

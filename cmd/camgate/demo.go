@@ -26,7 +26,7 @@ written to --dir and watched: edit it and camgate applies the change.
 Needs nothing but this binary; ffplay (Debian package ffmpeg) or VLC to watch.`
 
 func runDemo(ctx context.Context, e *env, args []string) error {
-	fl := newFlags(e, "demo", "[--dir DIR] [--web-port 8082] [--rtsp-port 8554]", demoHelp)
+	fl := newFlags(e, "demo", "[--dir DIR] [--web-port 8082] [--rtsp-port 8554] [flags]", demoHelp)
 	dir := fl.String("dir", "", "directory for the demo's config and state (default: a new temporary directory)")
 	webPort := fl.Int("web-port", 8082, "gateway port for the DVR's web page (HTTP)")
 	rtspPort := fl.Int("rtsp-port", 8554, "gateway port for live video (RTSP)")

@@ -7,7 +7,9 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -16,7 +18,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/camgate/camgate/internal/adminclient"
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/credstore"
 	"github.com/camgate/camgate/internal/discover"
 	"github.com/camgate/camgate/internal/hikvision"
 	"github.com/camgate/camgate/internal/store"
@@ -36,7 +40,7 @@ Run "camgate device add --help" for its flags.`
 
 func runDevice(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(e.stdout, "Usage: camgate device add [flags]\n%s\n", deviceHelp)
+		fmt.Fprintf(e.stdout, "Usage: camgate device <command> [flags]\n%s\n", deviceHelp)
 		if len(args) == 0 {
 			return fmt.Errorf("%w: missing subcommand (add)", errUsage)
 		}
@@ -53,15 +57,26 @@ func runDevice(ctx context.Context, e *env, args []string) error {
 const deviceAddHelp = `
 Read a Hikvision device's identity (deviceInfo) and real service ports
 (adminAccesses) over ISAPI with Digest authentication, and write the rules
-that expose it into the config file, atomically. A running gateway applies
-them on reload (SIGHUP, or by itself with serve --watch).
+that expose it. When a gateway is running with this config (its admin API
+answers at admin.listen), the rules go through its API, as with camgate
+rule: validated, applied live and saved by the gateway; pass an API token
+with --token-file or CAMGATE_TOKEN. When none answers (or with --file), the
+rules are written into the config file, atomically, and a gateway started
+later picks them up.
 
-Rules written:
-  <name>-rtsp    RTSP (TCP), if enabled on the device
-  <name>-https   HTTPS, if enabled on the device
-  <name>-http    plain HTTP, only if HTTPS is off (with a warning)
+Rules written, every one guarded (docs/SECURITY.md):
+  <name>-https   HTTPS that camgate serves (tls: terminate) in front of the
+                 device's HTTP port, with the brute-force guard and the
+                 exploit filter; --passthrough-https forwards the device's
+                 own HTTPS raw instead, which camgate cannot read or guard
+  <name>-rtsp    RTSP (TCP), if enabled on the device, with the brute-force
+                 guard
   <name>-server  the server/SDK port 8000, only with --with-sdk-port: it is
                  the iVMS-4200/mobile-app port and a frequent attack target
+Plain HTTP is never forwarded. The device is recorded in the devices:
+section (address, ports, model, firmware) and its password in the state
+directory (0600), so that the guard can judge login answers itself and a
+wrong guess never reaches the device's lockout counter.
 External ports avoid every port already in the file: the device's own port
 if free, else +1000 steps (554, 1554, 2554...), else the next free port.
 
@@ -69,7 +84,8 @@ The password comes from --password-file or the CAMGATE_DEVICE_PASSWORD
 environment variable, never the command line. camgate makes one login
 attempt per request and never retries: a wrong password is reported at
 once, before the device's lockout (7 failures lock this address for 30
-minutes). Without a password nothing is read from the device: the rules use
+minutes). If the device says it takes only 2 more failed logins from
+this address, device add stops before logging in unless --force. Without a password nothing is read from the device: the rules use
 Hikvision's factory ports (HTTP 80, HTTPS 443, RTSP 554, server 8000), or
 the HTTP/server ports SADP reports for the address, and the output says so.
 
@@ -80,7 +96,9 @@ rules. Untouched disabled example rules of the starter file (the ones
 // deviceAddFlags are the parsed flags of device add.
 type deviceAddFlags struct {
 	ip, user, passwordFile, name, configPath string
+	tokenFile                                string
 	withSDK, dryRun, useHTTPS, noDiscover    bool
+	file, passthrough, force                 bool
 	port, httpPort, httpsPort, rtspPort      int
 	timeout                                  time.Duration
 }
@@ -91,7 +109,7 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%w: passwords are never taken on the command line (they would show in ps and in shell history); use --password-file FILE or the %s environment variable", errUsage, passwordEnv)
 		}
 	}
-	fl := newFlags(e, "device add", "--ip ADDR [--user admin] [--password-file FILE] [--name dvr1] [--config camgate.yaml] [--with-sdk-port] [--dry-run]", deviceAddHelp)
+	fl := newFlags(e, "device add", "--ip ADDR [--user admin] [--password-file FILE] [--name dvr1] [--config camgate.yaml] [--with-sdk-port] [--dry-run] [flags]", deviceAddHelp)
 	var f deviceAddFlags
 	fl.StringVar(&f.ip, "ip", "", "the device's LAN address (required)")
 	fl.StringVar(&f.user, "user", "admin", "device user name")
@@ -99,7 +117,11 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 	fl.StringVar(&f.name, "name", "", "rule name prefix (default: the first free dvr1, dvr2, ...)")
 	fl.StringVar(&f.configPath, "config", "camgate.yaml", "config file to add the rules to")
 	fl.BoolVar(&f.withSDK, "with-sdk-port", false, "also forward the server/SDK port (8000) for iVMS-4200 and the mobile app")
+	fl.BoolVar(&f.passthrough, "passthrough-https", false, "forward the device's own HTTPS raw (unguarded: camgate cannot read it) instead of serving HTTPS in front of its HTTP port")
+	fl.BoolVar(&f.force, "force", false, "log in even when the device takes only 2 more failed logins before locking this address")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the rules as YAML instead of writing them")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding an API token for a running gateway (else $CAMGATE_TOKEN)")
+	fl.BoolVar(&f.file, "file", false, "edit the config file even if a gateway is running")
 	fl.IntVar(&f.port, "port", 0, "port to read ISAPI from (default: --http-port/--https-port, else the HTTP port SADP reports, else 80/443)")
 	fl.BoolVar(&f.useHTTPS, "https", false, "read ISAPI over HTTPS (the device's self-signed certificate is accepted)")
 	fl.IntVar(&f.httpPort, "http-port", 0, "the device's HTTP port, instead of what it reports")
@@ -160,11 +182,35 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A running gateway gets the rules through its API (validated,
+	// applied live and saved by it), as with camgate rule: writing the
+	// file behind its back would be lost on its next save.
+	var api *adminclient.Client
+	if !created && !f.file {
+		api, err = adminclient.Find(ctx, adminclient.Options{ConfigPath: f.configPath, Config: cfg,
+			Token: e.getenv("CAMGATE_TOKEN"), TokenFile: f.tokenFile, Timeout: f.timeout})
+		if err != nil {
+			return err
+		}
+	}
+	if api != nil {
+		// Plan against the rules that run, not the file's.
+		var running struct {
+			Rules []config.Rule `json:"rules"`
+		}
+		if err := api.Do(ctx, http.MethodGet, "/api/v1/rules", nil, &running); err != nil {
+			return err
+		}
+		cfg.Rules = running.Rules
+	}
 	removed := dropStarterExamples(cfg)
 	plan, err := hikvision.PlanRules(cfg.Rules, info, ports, hikvision.PlanOptions{
-		Name: f.name, DeviceIP: f.ip, WithSDKPort: f.withSDK, Assumed: assumed,
+		Name: f.name, DeviceIP: f.ip, WithSDKPort: f.withSDK, Assumed: assumed, PassthroughHTTPS: f.passthrough,
 	})
 	if err != nil {
+		return err
+	}
+	if err := recordDevice(cfg, &plan, f.ip, f.user, info, ports); err != nil {
 		return err
 	}
 	if f.dryRun {
@@ -174,6 +220,16 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 		printPlanNotes(out, plan)
 		fmt.Fprintf(out, "dry run: %s was not changed\n", f.configPath)
 		return nil
+	}
+	if password != "" && !assumed {
+		// Before the config names it: a guard that sees the device entry
+		// finds the password already there.
+		if err := credstore.New(store.StateDir(f.configPath, cfg)).Put(plan.Name, password); err != nil {
+			return fmt.Errorf("store the device password: %w", err)
+		}
+	}
+	if api != nil {
+		return addThroughAPI(ctx, out, api, removed, plan, cfg.Device(plan.Name))
 	}
 	cfg.Rules = append(cfg.Rules, plan.Rules...)
 	if err := store.Save(f.configPath, cfg); err != nil {
@@ -190,6 +246,31 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 	printRuleTable(out, plan.Rules)
 	printPlanNotes(out, plan)
 	fmt.Fprintln(out, "A running gateway applies this on reload: kill -HUP <pid of camgate serve>, or by itself if serve runs with --watch.")
+	return nil
+}
+
+// addThroughAPI adds the planned rules to the running gateway in one
+// batch, after removing the starter file's untouched examples.
+func addThroughAPI(ctx context.Context, out io.Writer, api *adminclient.Client, removed []string, plan hikvision.Plan, dev *config.Device) error {
+	for _, name := range removed {
+		if err := api.Do(ctx, http.MethodDelete, "/api/v1/rules/"+url.PathEscape(name), nil, nil); err != nil {
+			return fmt.Errorf("remove the starter example rule %q: %w", name, err)
+		}
+	}
+	batch := map[string]any{"rules": plan.Rules}
+	if dev != nil {
+		// The device entry goes in the same transaction: the rules name it.
+		batch["devices"] = []config.Device{*dev}
+	}
+	if err := api.Do(ctx, http.MethodPost, "/api/v1/rules:batch", batch, nil); err != nil {
+		return err
+	}
+	if len(removed) > 0 {
+		fmt.Fprintf(out, "Replaced the starter file's disabled example rules (%s).\n", strings.Join(removed, ", "))
+	}
+	fmt.Fprintf(out, "Added to the running gateway (%s), which applied them and saved its config file:\n", api.Base())
+	printRuleTable(out, plan.Rules)
+	printPlanNotes(out, plan)
 	return nil
 }
 
@@ -252,6 +333,9 @@ func readDevice(ctx context.Context, out io.Writer, f *deviceAddFlags, password 
 		return hikvision.DeviceInfo{}, nil, false, err
 	}
 	defer c.Close()
+	if err := checkLoginsLeft(ctx, out, c, f.force); err != nil {
+		return hikvision.DeviceInfo{}, nil, false, err
+	}
 	fmt.Fprintf(out, "reading %s://%s as %q...\n", scheme, host, f.user)
 	info, err := c.DeviceInfo(ctx)
 	if err != nil {

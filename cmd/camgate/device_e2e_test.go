@@ -83,8 +83,8 @@ func TestDeviceAddTwoSimulatorsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("written config is invalid: %v", err)
 	}
-	want := "dvr1-https 443->198.19.0.64:443, dvr1-rtsp 554->198.19.0.64:554, " +
-		"dvr2-https 1443->198.19.0.65:443, dvr2-rtsp 10554->198.19.0.65:10554"
+	want := "dvr1-https 443->198.19.0.64:8082, dvr1-rtsp 554->198.19.0.64:554, " +
+		"dvr2-https 1443->198.19.0.65:80, dvr2-rtsp 10554->198.19.0.65:10554"
 	if got := ruleSummary(cfg.Rules); got != want {
 		t.Errorf("rules:\n got  %s\n want %s", got, want)
 	}
@@ -131,7 +131,7 @@ func TestDeviceAddFindsPortsBySADPEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := ruleSummary(cfg.Rules), "dvr1-https 443->198.19.0.64:443, dvr1-rtsp 554->198.19.0.64:554"; got != want {
+	if got, want := ruleSummary(cfg.Rules), "dvr1-https 443->198.19.0.64:8082, dvr1-rtsp 554->198.19.0.64:554"; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }

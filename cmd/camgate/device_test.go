@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -92,16 +93,18 @@ func TestDeviceAdd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config written is invalid: %v", err)
 	}
-	https, rtsp := d1.Addr(sim.ServiceHTTPS).Port(), d1.Addr(sim.ServiceRTSP).Port()
+	// The web rule is HTTPS camgate serves on the device's HTTPS port
+	// number, forwarding to its HTTP port.
+	https, rtsp, web := d1.Addr(sim.ServiceHTTPS).Port(), d1.Addr(sim.ServiceRTSP).Port(), d1.Addr(sim.ServiceHTTP).Port()
 	step := func(p uint16) string {
 		if int(p)+1000 <= 65535 {
 			return strconv.Itoa(int(p) + 1000)
 		}
 		return strconv.Itoa(int(p) + 1)
 	}
-	h, r := strconv.Itoa(int(https)), strconv.Itoa(int(rtsp))
-	want := "dvr1-https " + h + "->127.0.0.1:" + h + ", dvr1-rtsp " + r + "->127.0.0.1:" + r +
-		", dvr2-https " + step(https) + "->127.0.0.2:" + h + ", dvr2-rtsp " + step(rtsp) + "->127.0.0.2:" + r
+	h, r, w := strconv.Itoa(int(https)), strconv.Itoa(int(rtsp)), strconv.Itoa(int(web))
+	want := "dvr1-https " + h + "->127.0.0.1:" + w + ", dvr1-rtsp " + r + "->127.0.0.1:" + r +
+		", dvr2-https " + step(https) + "->127.0.0.2:" + w + ", dvr2-rtsp " + step(rtsp) + "->127.0.0.2:" + r
 	if got := ruleSummary(cfg.Rules); got != want {
 		t.Errorf("rules:\n got  %s\n want %s", got, want)
 	}
@@ -160,8 +163,10 @@ func TestDeviceAddHTTPSOff(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
-	if !strings.Contains(out, "dvr1-http\n") || strings.Contains(out, "dvr1-https") || !strings.Contains(errs, "HTTPS is off") {
-		t.Errorf("want an HTTP rule with a warning, got\n%s\n%s", out, errs)
+	// HTTPS off on the device changes nothing: camgate serves HTTPS
+	// itself, and plain HTTP is never forwarded (issue 14).
+	if strings.Contains(out, "dvr1-http\n") || !strings.Contains(out, "dvr1-https") || !strings.Contains(out, "mode: terminate") {
+		t.Errorf("want only the terminated HTTPS rule, got\n%s\n%s", out, errs)
 	}
 }
 
@@ -199,7 +204,7 @@ func TestDeviceAddWithoutPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := ruleSummary(c.Rules), "dvr1-https 443->192.0.2.64:443, dvr1-rtsp 10554->192.0.2.64:10554"; got != want {
+	if got, want := ruleSummary(c.Rules), "dvr1-https 443->192.0.2.64:80, dvr1-rtsp 10554->192.0.2.64:10554"; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
 	if !strings.Contains(c.Rules[0].Description, "assumed") {
@@ -234,5 +239,83 @@ func TestDropStarterExamples(t *testing.T) {
 	}
 	if len(cfg.Rules) != 1 || cfg.Rules[0].Name != "dvr-rtsp" {
 		t.Errorf("kept %s, want the edited dvr-rtsp", ruleSummary(cfg.Rules))
+	}
+}
+
+// TestDeviceAddStopsBeforeTheLock: issue 14. With 2 failed logins left
+// before the device locks this address, device add stops without logging
+// in unless --force; a locked device is reported as such.
+func TestDeviceAddStopsBeforeTheLock(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "camgate.yaml")
+	d := devSim(t, "127.0.0.1", sim.Ports{})
+	web := d.Addr(sim.ServiceHTTP).String()
+	guess := func() {
+		req, _ := http.NewRequest("GET", "http://"+web+"/ISAPI/System/deviceInfo", nil)
+		req.SetBasicAuth("admin", "wrong")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	for i := 0; i < 5; i++ {
+		guess()
+	}
+	args := []string{"device", "add", "--ip", "127.0.0.1", "--port", simPort(d, sim.ServiceHTTP),
+		"--password-file", writeSecret(t, dir, "Camgate-Test-1"), "--config", cfgPath, "--no-discover"}
+	code, out, errs := runCmd(t, nil, args...)
+	if code == 0 || !strings.Contains(errs, "only 2 more failed login") || !strings.Contains(errs, "--force") {
+		t.Fatalf("2 left: exit %d, want a stop naming --force:\n%s%s", code, out, errs)
+	}
+	if n := d.TotalFailedLogins(); n != 5 {
+		t.Fatalf("device add cost %d failed logins, want none", n-5)
+	}
+	code, out, errs = runCmd(t, nil, append(args, "--force")...)
+	if code != 0 || !strings.Contains(out, "logging in anyway (--force)") {
+		t.Fatalf("--force: exit %d\n%s%s", code, out, errs)
+	}
+	for i := 0; i < 7; i++ {
+		guess()
+	}
+	code, out, errs = runCmd(t, nil, append(args, "--name", "again")...)
+	if code == 0 || !strings.Contains(errs, "locking this address out") {
+		t.Fatalf("locked: exit %d, want the lock reported:\n%s%s", code, out, errs)
+	}
+}
+
+// TestDeviceAddUsesTheRunningGateway: with a gateway running on the
+// config, device add sends the rules through its API (applied live and
+// saved by the gateway) instead of writing the file behind its back
+// (issue #13, item 4).
+func TestDeviceAddUsesTheRunningGateway(t *testing.T) {
+	dir := t.TempDir()
+	pw := writeSecret(t, dir, "Camgate-Test-1")
+	d := devSim(t, "127.0.0.1", sim.Ports{})
+	// The gateway listens on another loopback address than the device's.
+	tg := startTestGateway(t, dir, "version: 1\nlisten_address: 127.0.0.3\nrules: []\n")
+	args := []string{"device", "add", "--ip", "127.0.0.1", "--port", simPort(d, sim.ServiceHTTP),
+		"--password-file", pw, "--config", tg.cfgPath, "--name", "dvr1", "--no-discover"}
+
+	// Without a token it refuses rather than write the file.
+	before, _ := os.ReadFile(tg.cfgPath)
+	code, out, errs := runCmd(t, nil, args...)
+	if code != 1 || !strings.Contains(errs, "a gateway is running") {
+		t.Fatalf("no token: got exit %d\n%s%s", code, out, errs)
+	}
+	if after, _ := os.ReadFile(tg.cfgPath); string(after) != string(before) {
+		t.Fatal("device add wrote the file while a gateway runs")
+	}
+
+	code, out, errs = runCmd(t, map[string]string{"CAMGATE_TOKEN": tg.token}, args...)
+	if code != 0 || !strings.Contains(out, "Added to the running gateway") {
+		t.Fatalf("with a token: got exit %d\n%s%s", code, out, errs)
+	}
+	for _, name := range []string{"dvr1-https", "dvr1-rtsp"} {
+		if tg.g.Addrs(name) == nil {
+			t.Errorf("the running gateway does not listen for %s", name)
+		}
+	}
+	cfg, err := store.Load(tg.cfgPath)
+	if err != nil || cfg.Rule("dvr1-rtsp") == nil {
+		t.Fatalf("the gateway did not save the rules: %v", err)
 	}
 }

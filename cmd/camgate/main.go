@@ -19,9 +19,6 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // env is what a command may touch of the outside world, so commands can be
 // run from tests with their own streams and environment.
 type env struct {
@@ -38,7 +35,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "run the gateway (and the admin UI when configured)", runServe},
+		{"serve", "run the gateway and its admin UI (on by default; admin.enabled: false turns it off)", runServe},
 		{"validate", "check a config file and report every problem", runValidate},
 		{"demo", "start a simulated DVR and a gateway in front of it, on loopback", runDemo},
 		{"sim", "run a simulated Hikvision DVR", runSim},
@@ -49,6 +46,7 @@ func commands() []command {
 		{"audit", "list security problems in the rules, devices and gateway", runAudit},
 		{"router", "show the upstream router's port mappings (router status)", runRouter},
 		{"ban", "list or clear sources banned by the brute-force guard", runBan},
+		{"share", "make, list or revoke links that show one camera live (share add|list|rm)", runShare},
 		{"admin", "admin account tasks (admin reset-password)", runAdmin},
 		{"version", "print the version", runVersion},
 	}
@@ -70,11 +68,13 @@ type exitError int
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
 func run(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		// A usage error: the usage goes to stderr, stdout stays empty.
+		usage(e.stderr)
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(e.stdout)
-		if len(args) == 0 {
-			return 2
-		}
 		return 0
 	}
 	if args[0] == "--version" || args[0] == "-version" {
@@ -141,15 +141,6 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	return nil
-}
-
-func runVersion(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "version", "", "Print camgate's version.")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "camgate %s\n", version)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/camgate/camgate/internal/adminclient"
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/router"
 	"github.com/camgate/camgate/internal/store"
@@ -49,7 +50,7 @@ func runRouter(ctx context.Context, e *env, args []string) error {
 	if args[0] != "status" {
 		return fmt.Errorf("%w: unknown action %q (the only one is status)", errUsage, args[0])
 	}
-	fl := newFlags(e, "router status", "[--config camgate.yaml] [--json] [--probe]", routerHelp)
+	fl := newFlags(e, "router status", "[--config camgate.yaml] [--json] [--probe] [flags]", routerHelp)
 	path := fl.String("config", "camgate.yaml", "config file")
 	asJSON := fl.Bool("json", false, "print JSON")
 	probe := fl.Bool("probe", false, "ask the router directly even if a gateway is running")
@@ -99,12 +100,12 @@ func runRouter(ctx context.Context, e *env, args []string) error {
 }
 
 // routerFromAPI shows the running gateway's router status.
-func routerFromAPI(ctx context.Context, e *env, api *apiClient, asJSON bool) error {
+func routerFromAPI(ctx context.Context, e *env, api *adminclient.Client, asJSON bool) error {
 	var out struct {
 		Enabled bool           `json:"enabled"`
 		Status  *router.Status `json:"status"`
 	}
-	if err := api.do(ctx, http.MethodGet, "/api/v1/router", nil, &out); err != nil {
+	if err := api.Do(ctx, http.MethodGet, "/api/v1/router", nil, &out); err != nil {
 		return err
 	}
 	if asJSON {

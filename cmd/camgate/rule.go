@@ -1,26 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/camgate/camgate/internal/admin"
+	"github.com/camgate/camgate/internal/adminclient"
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/store"
 )
@@ -56,41 +50,67 @@ type ruleOpts struct {
 	timeout   time.Duration
 }
 
-func runRule(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(e.stdout, strings.TrimSpace(ruleHelp))
-		if len(args) == 0 {
-			return fmt.Errorf("%w: missing action (list, add, rm, enable, disable)", errUsage)
-		}
-		return nil
+// ruleAddFlags are the flags of rule add beyond the common ones.
+type ruleAddFlags struct {
+	r                           config.Rule
+	ext, in, proto, allow, deny string
+	disabled                    bool
+}
+
+// ruleFlags returns the flag set of one rule action; "" (for rule --help)
+// has every action's flags.
+func ruleFlags(e *env, action string, o *ruleOpts, a *ruleAddFlags) *flag.FlagSet {
+	name, usage := "rule "+action, "[flags]"
+	if action == "" {
+		name, usage = "rule", "<action> [flags]"
 	}
-	action, args := args[0], args[1:]
-	var o ruleOpts
-	fl := newFlags(e, "rule "+action, "[flags]", ruleHelp)
+	fl := newFlags(e, name, usage, ruleHelp)
 	fl.StringVar(&o.config, "config", "camgate.yaml", "config file")
 	fl.StringVar(&o.tokenFile, "token-file", "", "file holding an API token (else $CAMGATE_TOKEN)")
 	fl.BoolVar(&o.file, "file", false, "edit the config file even if a gateway is running")
 	fl.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the gateway's API")
-	var r config.Rule
-	var ext, in, proto, allow, deny string
-	var disabled bool
+	if action == "list" || action == "" {
+		fl.BoolVar(&o.asJSON, "json", false, "print JSON (list)")
+	}
+	if action == "add" || action == "" {
+		note := ""
+		if action == "" {
+			note = " (add)"
+		}
+		fl.StringVar(&a.r.Name, "name", "", "rule name: lower-case letters, digits and '-' (required)"+note)
+		fl.StringVar(&a.r.Description, "description", "", "free text"+note)
+		fl.StringVar(&a.proto, "protocol", "tcp", "tcp, udp or both"+note)
+		fl.StringVar(&a.ext, "external-port", "", "port (or range \"10000-10009\") people connect to (required)"+note)
+		fl.StringVar(&a.r.InternalIP, "internal-ip", "", "the device's LAN address (required)"+note)
+		fl.StringVar(&a.in, "internal-port", "", "the device's port (default: the external port)"+note)
+		fl.BoolVar(&a.disabled, "disabled", false, "add the rule switched off"+note)
+		fl.StringVar(&a.allow, "allow", "", "comma-separated source addresses or CIDRs that may connect"+note)
+		fl.StringVar(&a.deny, "deny", "", "comma-separated source addresses or CIDRs that may not"+note)
+	}
+	return fl
+}
+
+func runRule(ctx context.Context, e *env, args []string) error {
+	var o ruleOpts
+	var a ruleAddFlags
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fl := ruleFlags(e, "", &o, &a)
+		if len(args) == 0 {
+			fl.SetOutput(e.stderr)
+			fl.Usage()
+			return fmt.Errorf("%w: missing action (list, add, rm, enable, disable)", errUsage)
+		}
+		fl.Usage()
+		return nil
+	}
+	action, args := args[0], args[1:]
 	switch action {
-	case "list":
-		fl.BoolVar(&o.asJSON, "json", false, "print JSON")
-	case "add":
-		fl.StringVar(&r.Name, "name", "", "rule name: lower-case letters, digits and '-' (required)")
-		fl.StringVar(&r.Description, "description", "", "free text")
-		fl.StringVar(&proto, "protocol", "tcp", "tcp, udp or both")
-		fl.StringVar(&ext, "external-port", "", "port (or range \"10000-10009\") people connect to (required)")
-		fl.StringVar(&r.InternalIP, "internal-ip", "", "the device's LAN address (required)")
-		fl.StringVar(&in, "internal-port", "", "the device's port (default: the external port)")
-		fl.BoolVar(&disabled, "disabled", false, "add the rule switched off")
-		fl.StringVar(&allow, "allow", "", "comma-separated source addresses or CIDRs that may connect")
-		fl.StringVar(&deny, "deny", "", "comma-separated source addresses or CIDRs that may not")
-	case "rm", "enable", "disable":
+	case "list", "add", "rm", "enable", "disable":
 	default:
 		return fmt.Errorf("%w: unknown action %q (list, add, rm, enable, disable)", errUsage, action)
 	}
+	fl := ruleFlags(e, action, &o, &a)
+	r := &a.r
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
 		return err
@@ -108,20 +128,20 @@ func runRule(ctx context.Context, e *env, args []string) error {
 		name = pos[0]
 	}
 	if action == "add" {
-		if r.Name == "" || ext == "" || r.InternalIP == "" {
+		if r.Name == "" || a.ext == "" || r.InternalIP == "" {
 			return fmt.Errorf("%w: rule add needs --name, --external-port and --internal-ip", errUsage)
 		}
-		if r.ExternalPort, err = config.ParsePortRange(ext); err != nil {
+		if r.ExternalPort, err = config.ParsePortRange(a.ext); err != nil {
 			return fmt.Errorf("%w: --external-port: %v", errUsage, err)
 		}
-		if in != "" {
-			if r.InternalPort, err = config.ParsePortRange(in); err != nil {
+		if a.in != "" {
+			if r.InternalPort, err = config.ParsePortRange(a.in); err != nil {
 				return fmt.Errorf("%w: --internal-port: %v", errUsage, err)
 			}
 		}
-		r.Protocol = config.ParseProtocol(proto)
-		r.Allow, r.Deny = splitList(allow), splitList(deny)
-		if disabled {
+		r.Protocol = config.ParseProtocol(a.proto)
+		r.Allow, r.Deny = splitList(a.allow), splitList(a.deny)
+		if a.disabled {
 			r.SetEnabled(false)
 		}
 	}
@@ -147,9 +167,9 @@ func runRule(ctx context.Context, e *env, args []string) error {
 			if cfg.Rule(r.Name) != nil {
 				return fmt.Errorf("a rule called %q exists already", r.Name)
 			}
-			cfg.Rules = append(cfg.Rules, r)
+			cfg.Rules = append(cfg.Rules, *r)
 			return nil
-		}, http.MethodPost, "/api/v1/rules", &r)
+		}, http.MethodPost, "/api/v1/rules", r)
 	case "rm":
 		err = t.change(ctx, "rule.delete", name, func(cfg *config.Config) error {
 			for i := range cfg.Rules {
@@ -201,7 +221,7 @@ func splitList(s string) []string {
 type ruleBackend struct {
 	path     string
 	stateDir string
-	api      *apiClient
+	api      *adminclient.Client
 	note     string
 }
 
@@ -222,84 +242,13 @@ func ruleTarget(ctx context.Context, e *env, o ruleOpts) (*ruleBackend, error) {
 		}
 		return t, nil
 	}
-	ep, err := cfg.Admin.Endpoint()
+	api, err := adminclient.Find(ctx, adminclient.Options{ConfigPath: o.config, Config: cfg,
+		Token: e.getenv("CAMGATE_TOKEN"), TokenFile: o.tokenFile, Timeout: o.timeout})
 	if err != nil {
 		return nil, err
 	}
-	addr := ep.Addr
-	if addr.Addr().IsUnspecified() {
-		lo := netip.MustParseAddr("127.0.0.1")
-		if addr.Addr().Is6() {
-			lo = netip.IPv6Loopback()
-		}
-		addr = netip.AddrPortFrom(lo, addr.Port())
-	}
-	var d net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	c, err := d.DialContext(dctx, "tcp", addr.String())
-	cancel()
-	if err != nil {
-		// Nobody listens: no gateway is running with this config.
-		return t, nil
-	}
-	c.Close()
-	token := strings.TrimSpace(e.getenv("CAMGATE_TOKEN"))
-	if o.tokenFile != "" {
-		b, err := os.ReadFile(o.tokenFile)
-		if err != nil {
-			return nil, err
-		}
-		token = firstLine(strings.TrimSpace(string(b)))
-	}
-	if token == "" {
-		return nil, fmt.Errorf("a gateway is running (its API answers at %s), so the change must go through it: "+
-			"create an API token in the web UI (API tokens) and pass --token-file FILE or set CAMGATE_TOKEN "+
-			"(or use --file to edit the file anyway, then reload the gateway with SIGHUP)", addr)
-	}
-	base := "http://" + addr.String()
-	if ep.HTTPS {
-		base = "https://" + addr.String()
-	}
-	hc := &http.Client{Timeout: o.timeout}
-	if ep.HTTPS {
-		certPath, _, _ := admin.CertPaths(cfg.Admin, o.config, t.stateDir)
-		tc, err := pinnedTLS(certPath)
-		if err != nil {
-			return nil, err
-		}
-		hc.Transport = &http.Transport{TLSClientConfig: tc, Proxy: nil}
-	}
-	t.api = &apiClient{base: base, token: token, hc: hc}
+	t.api = api
 	return t, nil
-}
-
-// pinnedTLS trusts exactly the certificate in certPath: the gateway's
-// own, self-signed or not, so that no CA or host name is involved.
-func pinnedTLS(certPath string) (*tls.Config, error) {
-	b, err := os.ReadFile(certPath)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the gateway's certificate to verify it: %w", err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: no PEM certificate", certPath)
-	}
-	want, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", certPath, err)
-	}
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		// Verification is done below, by comparing the certificate with
-		// the pinned one; a self-signed certificate has no CA to check.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, want.Raw) {
-				return fmt.Errorf("the gateway's certificate is not the one in %s", certPath)
-			}
-			return nil
-		},
-	}, nil
 }
 
 func problemsError(path string, err error) error {
@@ -326,7 +275,7 @@ func (t *ruleBackend) list(ctx context.Context) ([]config.Rule, error) {
 	var out struct {
 		Rules []config.Rule `json:"rules"`
 	}
-	if err := t.api.do(ctx, http.MethodGet, "/api/v1/rules", nil, &out); err != nil {
+	if err := t.api.Do(ctx, http.MethodGet, "/api/v1/rules", nil, &out); err != nil {
 		return nil, err
 	}
 	return out.Rules, nil
@@ -336,7 +285,7 @@ func (t *ruleBackend) list(ctx context.Context) ([]config.Rule, error) {
 // without a gateway, with edit on the file.
 func (t *ruleBackend) change(ctx context.Context, action, target string, edit func(*config.Config) error, method, path string, body any) error {
 	if t.api != nil {
-		return t.api.do(ctx, method, path, body, nil)
+		return t.api.Do(ctx, method, path, body, nil)
 	}
 	cfg, err := store.Load(t.path)
 	if err != nil {
@@ -354,60 +303,6 @@ func (t *ruleBackend) change(ctx context.Context, action, target string, edit fu
 	if err := admin.Append(t.stateDir, admin.AuditEntry{Who: "cli", Action: action, Target: target, From: "local", OK: true,
 		Detail: "edited " + t.path}); err != nil {
 		return fmt.Errorf("saved, but the audit log: %w", err)
-	}
-	return nil
-}
-
-// apiClient calls a running gateway's admin API with a bearer token.
-type apiClient struct {
-	base  string
-	token string
-	hc    *http.Client
-}
-
-func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("gateway API %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode >= 300 {
-		var ae struct {
-			Error    string           `json:"error"`
-			Problems []config.Problem `json:"problems"`
-		}
-		json.Unmarshal(b, &ae)
-		if ae.Error == "" {
-			ae.Error = strings.TrimSpace(string(b))
-		}
-		msg := fmt.Sprintf("the gateway refused (%s): %s", resp.Status, ae.Error)
-		if len(ae.Problems) > 1 {
-			for _, p := range ae.Problems {
-				msg += "\n  " + p.Error()
-			}
-		}
-		return errors.New(msg)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
 	}
 	return nil
 }

@@ -154,13 +154,22 @@ func TestRuleCLIEditsTheFileWithoutAGateway(t *testing.T) {
 	}
 }
 
-// TestRuleCLIUsesTheRunningGateway runs a gateway and its admin API in
-// this process and checks that `camgate rule` goes through the API.
-func TestRuleCLIUsesTheRunningGateway(t *testing.T) {
-	dir := t.TempDir()
+// testGateway is a gateway with its admin API running in this process,
+// and an API token made the way the owner makes one in the UI.
+type testGateway struct {
+	cfgPath string
+	g       *gateway.Gateway
+	s       *site.Site
+	token   string
+}
+
+// startTestGateway writes body (with an admin: section on a free loopback
+// port appended) to dir/camgate.yaml and serves it as serve does.
+func startTestGateway(t *testing.T, dir, body string) *testGateway {
+	t.Helper()
 	port := freeLoopbackPort(t)
-	cfgPath := writeConfig(t, dir, fmt.Sprintf("version: 1\nlisten_address: 127.0.0.1\nrules: []\nadmin:\n  listen: \"127.0.0.1:%d\"\n", port))
-	cfg, err := store.Load(cfgPath)
+	cfgPath := writeConfig(t, dir, fmt.Sprintf("%sadmin:\n  listen: \"127.0.0.1:%d\"\n", body, port))
+	cfg, data, err := store.LoadData(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,8 +177,8 @@ func TestRuleCLIUsesTheRunningGateway(t *testing.T) {
 	if _, err := g.Apply(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	defer g.Close(context.Background())
-	s := site.New(site.Config{Path: cfgPath, Gateway: g})
+	t.Cleanup(func() { g.Close(context.Background()) })
+	s := site.New(site.Config{Path: cfgPath, Gateway: g, Data: data})
 	srv, err := admin.New(admin.Config{Site: s})
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +187,7 @@ func TestRuleCLIUsesTheRunningGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer running.Shutdown(context.Background())
+	t.Cleanup(func() { running.Shutdown(context.Background()) })
 
 	// The owner sets up the account and makes a token, as in the UI.
 	jar, _ := cookiejar.New(nil)
@@ -205,6 +214,15 @@ func TestRuleCLIUsesTheRunningGateway(t *testing.T) {
 	}
 	sess := post("/api/v1/setup", "", map[string]string{"token": srv.SetupToken(), "password": "kiwi-lantern-47-grove"})["session"].(string)
 	token := post("/api/v1/tokens", sess, map[string]string{"name": "cli"})["secret"].(string)
+	return &testGateway{cfgPath: cfgPath, g: g, s: s, token: token}
+}
+
+// TestRuleCLIUsesTheRunningGateway runs a gateway and its admin API in
+// this process and checks that `camgate rule` goes through the API.
+func TestRuleCLIUsesTheRunningGateway(t *testing.T) {
+	dir := t.TempDir()
+	tg := startTestGateway(t, dir, "version: 1\nlisten_address: 127.0.0.1\nrules: []\n")
+	cfgPath, g, s, token := tg.cfgPath, tg.g, tg.s, tg.token
 
 	// Without a token the CLI refuses rather than edit the file under the
 	// running gateway.
@@ -246,6 +264,45 @@ func TestRuleCLIUsesTheRunningGateway(t *testing.T) {
 	// A wrong token is refused by the gateway.
 	if code, _, errs := runCLI(t, map[string]string{"CAMGATE_TOKEN": "cgt_wrongwrongwrongwrongwrongwrong"}, "rule", "list", "--config", cfgPath); code != 1 || !strings.Contains(errs, "401") {
 		t.Fatalf("wrong token: got %d %q", code, errs)
+	}
+}
+
+// TestRuleCLIRefusesToOverwriteAHandEdit: the owner edits camgate.yaml
+// and, before reloading, changes a rule from the CLI. The gateway refuses
+// with 409 "camgate.yaml changed on disk: reload it first" and the hand
+// edit stays in the file (issue #13, item 1).
+func TestRuleCLIRefusesToOverwriteAHandEdit(t *testing.T) {
+	dir := t.TempDir()
+	tg := startTestGateway(t, dir, fmt.Sprintf("version: 1\nlisten_address: 127.0.0.1\nrules:\n  - name: cam\n    external_port: %d\n    internal_ip: 127.0.0.1\n    internal_port: 9\n", freeLoopbackPort(t)))
+	b, err := os.ReadFile(tg.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hand := strings.Replace(string(b), "rules:\n", fmt.Sprintf("rules:\n  # added by hand\n  - name: by-hand\n    external_port: %d\n    internal_ip: 127.0.0.1\n", freeLoopbackPort(t)), 1)
+	if err := os.WriteFile(tg.cfgPath, []byte(hand), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	envWith := map[string]string{"CAMGATE_TOKEN": tg.token}
+	code, _, errs := runCLI(t, envWith, "rule", "disable", "cam", "--config", tg.cfgPath)
+	if code != 1 || !strings.Contains(errs, "409") || !strings.Contains(errs, "camgate.yaml changed on disk: reload it first") {
+		t.Fatalf("got exit %d, stderr %q; want 1 and 409 camgate.yaml changed on disk: reload it first", code, errs)
+	}
+	if after, _ := os.ReadFile(tg.cfgPath); string(after) != hand {
+		t.Fatalf("the hand edit was overwritten:\n%s", after)
+	}
+	if tg.g.Addrs("cam") == nil {
+		t.Fatal("the refused change was applied")
+	}
+	// After a reload the same change goes through and keeps the edit.
+	if _, err := tg.s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runCLI(t, envWith, "rule", "disable", "cam", "--config", tg.cfgPath); code != 0 {
+		t.Fatalf("after reload: got %d %q %q", code, out, errs)
+	}
+	after, _ := os.ReadFile(tg.cfgPath)
+	if !strings.Contains(string(after), "# added by hand\n  - name: by-hand\n") || !strings.Contains(string(after), "enabled: false") {
+		t.Fatalf("after reload and disable, got:\n%s", after)
 	}
 }
 

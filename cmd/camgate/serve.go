@@ -29,10 +29,15 @@ Reload: send SIGHUP (kill -HUP <pid>), or run with --watch to reload when
 the file changes. A reload applies only the difference: untouched rules keep
 their connections. An invalid file is refused and the last good config keeps
 running. SIGINT/SIGTERM stop accepting at once and give live connections
-limits.drain_timeout (default 5s) to finish.`
+limits.drain_timeout (default 5s) to finish.
+
+Kernel path: with CAP_NET_ADMIN, nftables and IPv4 forwarding, plain rules
+(dataplane: auto, nothing that reads the traffic) are forwarded by nftables
+in camgate's own table (inet camgate), removed again on exit; the log says
+which path each rule took and why. See docs/KERNEL.md.`
 
 func runServe(ctx context.Context, e *env, args []string) error {
-	fl := newFlags(e, "serve", "[--config camgate.yaml] [--watch] [--log-format text|json]", serveHelp)
+	fl := newFlags(e, "serve", "[--config camgate.yaml] [--watch] [--log-format text|json] [--log-level info] [--summary-interval 1m]", serveHelp)
 	path := fl.String("config", "camgate.yaml", "config file (created with a starter config if missing)")
 	watch := fl.Bool("watch", false, "reload when the config file changes")
 	logFormat := fl.String("log-format", "text", "log format: text or json")
@@ -62,25 +67,31 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if *watch {
 		changed = watchFile(ctx, *path, 500*time.Millisecond)
 	}
-	cfg, err := store.Load(*path)
+	cfg, data, err := store.LoadData(*path)
 	if err != nil {
 		logProblems(log, *path, err)
 		return exitError(1)
 	}
 	stateDir := store.StateDir(*path, cfg)
+	lock, err := lockConfig(log, *path, stateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	policy, err := newPolicy(log.With("component", "guard"), stateDir)
 	if err != nil {
 		log.Error("cannot start the guard", "err", err)
 		return exitError(1)
 	}
-	g := gateway.New(gateway.Config{Logger: log.With("component", "gateway"), Policy: policy})
+	g := gateway.New(withKernel(log, gateway.Config{Logger: log.With("component", "gateway"), Policy: policy}))
 	if _, err := g.Apply(ctx, cfg); err != nil {
 		log.Error("cannot start the gateway", "config", *path, "err", err)
 		return exitError(1)
 	}
-	s := site.New(site.Config{Path: *path, Gateway: g, Logger: log})
+	s := site.New(site.Config{Path: *path, Gateway: g, Logger: log, Data: data})
 	var stops []func(context.Context)
-	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){startGuard, startAdmin, startRouter} {
+	svc := &services{}
+	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){svc.startGuard, svc.startRouter, svc.startDDNS, svc.startAdmin, startKernelBans, startNotify} {
 		stop, err := start(ctx, log, s)
 		if err != nil {
 			log.Error("cannot start", "err", err)
@@ -97,7 +108,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			enabled++
 		}
 	}
-	log.Info("camgate is running", "version", version, "config", *path, "rules", len(cfg.Rules), "enabled", enabled, "pid", os.Getpid())
+	log.Info("camgate is running", "version", buildInfo().Version, "commit", buildInfo().Commit, "config", *path, "rules", len(cfg.Rules), "enabled", enabled, "pid", os.Getpid())
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -117,6 +128,22 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			g.LogSummary()
 		}
 	}
+}
+
+// lockConfig makes this the one gateway serving path: it takes the lock
+// in the state directory (a second `camgate serve` of the same config is
+// refused, naming the first one's pid), then removes the temporary files
+// a crash between writing and renaming the config left behind.
+func lockConfig(log *slog.Logger, path, stateDir string) (*store.StateLock, error) {
+	lock, err := store.LockStateDir(stateDir)
+	if err != nil {
+		log.Error("cannot start", "config", path, "err", err)
+		return nil, exitError(1)
+	}
+	if stale, err := store.RemoveStale(path); err != nil || len(stale) > 0 {
+		log.Warn("removed temporary files a crash left next to the config", "config", path, "files", stale, "err", err)
+	}
+	return lock, nil
 }
 
 // shutdown stops the admin UI and router automation, then the gateway
@@ -228,7 +255,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 const validateHelp = `
 Check a config file and report every problem at once, each naming the rule,
 the field and the line. Exit code 0 when the file is valid, 1 when it has
-problems.`
+problems. A valid file can still get warnings (exit code 0): a rule on the
+admin UI's port, and rules on ports below 1024, which the user running
+validate may not be able to listen on.`
 
 func runValidate(ctx context.Context, e *env, args []string) error {
 	fl := newFlags(e, "validate", "[--config camgate.yaml] [--json]", validateHelp)
@@ -243,11 +272,15 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("cannot read %s: %w", *path, pe.Err)
 	}
 	probs := config.ProblemsOf(err)
+	warnings := []config.Problem{}
+	if len(probs) == 0 {
+		warnings = append(warnings, cfg.Warnings(bindRight())...)
+	}
 	if *asJSON {
 		if probs == nil {
 			probs = []config.Problem{}
 		}
-		if err := writeJSON(e.stdout, map[string]any{"file": *path, "valid": len(probs) == 0, "problems": probs}); err != nil {
+		if err := writeJSON(e.stdout, map[string]any{"file": *path, "valid": len(probs) == 0, "problems": probs, "warnings": warnings}); err != nil {
 			return err
 		}
 	} else if len(probs) == 0 {
@@ -258,6 +291,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 			}
 		}
 		fmt.Fprintf(e.stdout, "%s: OK (%d rules, %d enabled)\n", *path, len(cfg.Rules), enabled)
+		printWarnings(e.stdout, *path, warnings)
 	} else {
 		for _, p := range probs {
 			loc := *path

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -84,15 +87,7 @@ rules:
 		for _, dir := range [][]string{nil, {"-R"}} {
 			args := append([]string{"-c", gwAddr, "-p", "15201", "-t", "2", "-J"}, dir...)
 			out := l.Exec(l.WAN, "iperf3", args...)
-			var res struct {
-				End struct {
-					SumReceived struct {
-						Bytes float64 `json:"bytes"`
-						BPS   float64 `json:"bits_per_second"`
-					} `json:"sum_received"`
-				} `json:"end"`
-				Error string `json:"error"`
-			}
+			var res iperfReport
 			if err := json.Unmarshal([]byte(out), &res); err != nil {
 				t.Fatalf("iperf3 output: %v\n%s", err, out)
 			}
@@ -223,5 +218,50 @@ func TestServeWatchAndStarter(t *testing.T) {
 	out := l.Exec(l.WAN, "socat", "-", "TCP:"+netlab.GWWANAddr.String()+":17000")
 	if out != "watched\n" {
 		t.Fatalf("got %q through the watched rule", out)
+	}
+}
+
+// TestServeOneGatewayPerConfig runs real camgate processes on loopback:
+// a second serve of the same config is refused naming the first one's
+// pid (the state directory lock), and a serve of another config that
+// wants the same port is refused naming the process that holds it,
+// instead of sharing it through SO_REUSEPORT and splitting the viewers
+// (issue #13, item 6). The first one also removed the temporary file a
+// crash left next to its config (item 5).
+func TestServeOneGatewayPerConfig(t *testing.T) {
+	bin := camgateBin(t)
+	port := freeLoopbackPort(t)
+	body := fmt.Sprintf("version: 1\nlisten_address: 127.0.0.1\nrules:\n  - {name: cam, external_port: %d, internal_ip: 127.0.0.1, internal_port: 9}\nadmin:\n  enabled: false\n", port)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	cfgA, cfgB := writeConfig(t, dirA, body), writeConfig(t, dirB, body)
+	stale := filepath.Join(dirA, ".camgate.yaml.tmp-123456")
+	os.WriteFile(stale, []byte("half a config"), 0o600)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	first := netlab.StartCmd(exec.CommandContext(ctx, bin, "serve", "--config", cfgA))
+	defer first.Stop()
+	if !first.WaitFor("camgate is running", 10*time.Second) {
+		t.Fatalf("first gateway did not start:\n%s", first.Output())
+	}
+	m := regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(first.Output())
+	if m == nil {
+		t.Fatalf("no pid in:\n%s", first.Output())
+	}
+	if _, err := os.Stat(stale); err == nil || !strings.Contains(first.Output(), "removed temporary files") {
+		t.Fatalf("the stale temporary file is still there (or not logged):\n%s", first.Output())
+	}
+
+	for _, tc := range []struct{ name, cfg, want string }{
+		{"same config", cfgA, "another camgate already serves this config"},
+		{"same port", cfgB, "port already in use: held by camgate (pid " + m[1] + ")"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := exec.CommandContext(ctx, bin, "serve", "--config", tc.cfg).CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), m[1]) {
+				t.Fatalf("got %v:\n%s\nwant exit 1 with %q naming pid %s", err, out, tc.want, m[1])
+			}
+		})
 	}
 }

@@ -16,16 +16,17 @@ import (
 // crashed camgate left behind are deleted and a reload can turn the mode
 // on. Syncs run on a goroutine of their own, newest config first, so a
 // slow or absent router never holds up a reload or an API edit; Run
-// renews leases at half-life. On shutdown both stop, then Close deletes
+// renews leases at half-life. The client is kept in svc.router for the
+// admin API. On shutdown both stop, then Close deletes
 // every mapping (bounded by the drain period).
-func startRouter(ctx context.Context, log *slog.Logger, s *site.Site) (func(context.Context), error) {
+func (svc *services) startRouter(ctx context.Context, log *slog.Logger, s *site.Site) (func(context.Context), error) {
 	rc := router.New(router.Config{Logger: log, StateDir: s.StateDir()})
 	runCtx, cancel := context.WithCancel(context.Background())
 	latest := make(chan *config.Config, 1)
 	done := make(chan struct{}, 2)
 	go func() { rc.Run(runCtx); done <- struct{}{} }()
 	go func() { syncRouter(runCtx, log, rc, latest); done <- struct{}{} }()
-	s.Register("router", rc)
+	svc.router = rc
 	s.Subscribe(ctx, func(_ context.Context, cfg *config.Config) {
 		// Keep only the newest config; Subscribe's callers are serialised.
 		select {

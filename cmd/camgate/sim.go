@@ -22,7 +22,8 @@ in a LAN. It serves, on real sockets:
   web page and ISAPI (HTTP, Digest MD5/SHA-256)   deviceInfo, adminAccesses,
       Network/interfaces, userCheck, illegalLoginLock; PUT deviceInfo renames
   HTTPS with a self-signed certificate (off in the vulnerable profile)
-  RTSP with Digest: a looped H.264 test pattern on /Streaming/Channels/N01
+  RTSP with Digest: generated H.264 (colour bars and a stamp of camera,
+      frame number and wall time) on /Streaming/Channels/N01
       (640x360) and /N02 (352x288), TCP interleaved and UDP
   server/SDK port and SDK-over-TLS port: accept and hold connections
   WebSocket port: an echo

@@ -3,7 +3,10 @@
 // Forwarding" page) with a per-rule connection test (package check) and
 // what protects each rule (package guard's settings with their defaults
 // applied), live status and connections with the guard's per-rule
-// counters, the ban list, the audit log and Prometheus metrics.
+// counters, the ban list, the audit log (the UI's Activity page) and
+// Prometheus metrics; and the Cameras page with live view (through a
+// LiveView, package live) and share links (package share), whose public
+// pages under /s/ reach one channel and nothing else.
 //
 //	srv, err := admin.New(admin.Config{Site: s, Logger: log})
 //	if err != nil { ... }
@@ -40,6 +43,7 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/share"
 	"github.com/camgate/camgate/internal/site"
 )
 
@@ -58,6 +62,21 @@ type Config struct {
 	// Now returns the current time. Nil means time.Now; tests move the
 	// clock to expire sessions and lockouts.
 	Now func() time.Time
+	// Live plays camera channels for the Cameras page and share links
+	// (cameras.go, share.go). Nil turns live view and share links off.
+	Live LiveView
+	// Guard is the running guard's counters. Nil means the gateway runs
+	// without the guard: rules show no guard counters or guard settings.
+	Guard GuardCounters
+	// Bans is the guard's ban list. Nil means there is none: /api/v1/bans
+	// answers "supported": false.
+	Bans BanList
+	// Router is the upstream router automation. Nil means none runs:
+	// /api/v1/router answers "enabled": false and rule checks do not ask
+	// it for the WAN address.
+	Router RouterStatus
+	// DDNS is the dynamic DNS updater, shown in the status. Nil hides it.
+	DDNS DDNSReporter
 }
 
 // maxBody caps request bodies: a rule is a few hundred bytes, a batch of
@@ -71,6 +90,7 @@ type Server struct {
 	dir      string
 	version  string
 	now      func() time.Time
+	ddns     DDNSReporter
 	accounts *accountStore
 	tokens   *tokenStore
 	sessions *sessionStore
@@ -79,6 +99,9 @@ type Server struct {
 	metrics  *metrics
 	cop      *http.CrossOriginProtection
 	mux      *http.ServeMux
+	// patterns lists every pattern registered through routes' h, so a
+	// test can check that each is documented in openapi.json.
+	patterns []string
 	// hashing bounds concurrent password hashes: each costs
 	// argon2Memory of RAM and tens of milliseconds of CPU.
 	hashing chan struct{}
@@ -86,6 +109,16 @@ type Server struct {
 	// makes outbound probes (see rulecheck.go).
 	checks   *checkLimiter
 	checking chan struct{}
+	// live, shares, shareViewers and shareFails serve the Cameras page
+	// and share links; live and shares are nil when live view is off.
+	live         LiveView
+	shares       *share.Store
+	shareViewers shareViewers
+	shareFails   *lockout
+
+	guardc GuardCounters
+	bans   BanList
+	router RouterStatus
 
 	setupMu    sync.Mutex // guards following
 	setupToken string
@@ -104,10 +137,14 @@ func New(c Config) (*Server, error) {
 		dir:      c.StateDir,
 		version:  c.Version,
 		now:      c.Now,
+		ddns:     c.DDNS,
 		cop:      http.NewCrossOriginProtection(),
 		hashing:  make(chan struct{}, 2),
 		checks:   newCheckLimiter(),
 		checking: make(chan struct{}, checkParallel),
+		guardc:   c.Guard,
+		bans:     c.Bans,
+		router:   c.Router,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -136,6 +173,13 @@ func New(c Config) (*Server, error) {
 	s.lockout = newLockout()
 	s.audit = newAuditLog(s.dir)
 	s.metrics = newMetrics(s)
+	s.shareFails = newLockout()
+	if c.Live != nil {
+		s.live = c.Live
+		if s.shares, err = share.Open(s.dir); err != nil {
+			return nil, err
+		}
+	}
 	if !s.accounts.exists() {
 		s.setupToken = randomToken("")
 	}
@@ -198,7 +242,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Status >= 500 {
 		lv = slog.LevelError
 	}
-	s.log.Log(r.Context(), lv, "request error", "method", r.Method, "path", r.URL.Path,
+	s.log.Log(r.Context(), lv, "request error", "method", r.Method, "path", logPath(r.URL.Path),
 		"from", r.RemoteAddr, "status", ae.Status, "err", err)
 	if ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable {
 		if w.Header().Get("Retry-After") == "" {

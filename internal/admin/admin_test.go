@@ -21,6 +21,8 @@ import (
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/forward"
 	"github.com/camgate/camgate/internal/gateway"
+	"github.com/camgate/camgate/internal/guard"
+	"github.com/camgate/camgate/internal/router"
 	"github.com/camgate/camgate/internal/site"
 	"github.com/camgate/camgate/internal/store"
 )
@@ -96,6 +98,8 @@ func echoServer(t *testing.T) string {
 type envOpts struct {
 	yaml   string // extra top-level YAML, e.g. an admin: section
 	policy gateway.Policy
+	router RouterStatus // Config.Router
+	live   LiveView     // Config.Live
 }
 
 func newEnv(t *testing.T, o envOpts) *testEnv {
@@ -123,7 +127,15 @@ func newEnv(t *testing.T, o envOpts) *testEnv {
 		e.gw.Close(ctx)
 	})
 	e.site = site.New(site.Config{Path: e.cfgPath, Gateway: e.gw})
-	e.srv, err = New(Config{Site: e.site, Now: e.clock.Now, Version: "test"})
+	ac := Config{Site: e.site, Now: e.clock.Now, Version: "test", Router: o.router, Live: o.live}
+	// Wired as serve wires it (cmd/camgate/serve_admin.go).
+	switch p := o.policy.(type) {
+	case *guard.Policy:
+		ac.Guard, ac.Bans = p, p
+	case *fakeBanPolicy:
+		ac.Bans = p
+	}
+	e.srv, err = New(ac)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,6 +305,11 @@ func TestAuthRequiredEverywhere(t *testing.T) {
 		{"GET", "/api/v1/bans"},
 		{"DELETE", "/api/v1/bans"},
 		{"GET", "/api/v1/router"},
+		{"GET", "/api/v1/cameras"},
+		{"GET", "/api/v1/live/dvr/101"},
+		{"GET", "/api/v1/shares"},
+		{"POST", "/api/v1/shares"},
+		{"DELETE", "/api/v1/shares/x"},
 		{"GET", "/metrics"},
 	}
 	// The session cookie alone is not enough: the header half is needed.
@@ -778,6 +795,13 @@ func TestTokens(t *testing.T) {
 	script.must(200, "GET", "/api/v1/rules", nil)
 	script.must(201, "POST", "/api/v1/rules", map[string]any{"name": "from-script", "external_port": freePort(t), "internal_ip": "127.0.0.1"})
 	script.must(403, "POST", "/api/v1/password", map[string]string{"current": testPassword, "new": "x"})
+	// Issue 14: a full token cannot mint another, which would outlive
+	// its own revocation.
+	script.must(403, "POST", "/api/v1/tokens", map[string]string{"name": "survivor"})
+	// Nor can anyone forward a discovery port (reflection).
+	if r := c.must(422, "POST", "/api/v1/rules", map[string]any{"name": "sadp", "protocol": "udp", "external_port": 37020, "internal_ip": "127.0.0.1"}); !strings.Contains(string(r.raw), "amplified") {
+		t.Fatalf("SADP rule: got %s, want a refusal that says why", r.raw)
+	}
 
 	mon := e.client()
 	mon.bearer = ro
@@ -857,14 +881,18 @@ type fakeBanPolicy struct {
 }
 
 type fakeBan struct {
-	Src  netip.Addr `json:"src"`
-	Rule string     `json:"rule"`
+	Src  netip.Addr
+	Rule string
 }
 
-func (p *fakeBanPolicy) Bans() []fakeBan {
+func (p *fakeBanPolicy) Bans() []guard.Ban {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]fakeBan(nil), p.bans...)
+	var out []guard.Ban
+	for _, b := range p.bans {
+		out = append(out, guard.Ban{Source: netip.PrefixFrom(b.Src, b.Src.BitLen()), Rule: b.Rule})
+	}
+	return out
 }
 
 func (p *fakeBanPolicy) Unban(src netip.Addr, rule string) int {
@@ -887,18 +915,6 @@ var _ interface {
 	Hooks(*config.Rule) (func(netip.AddrPort, string) (func(), error), forward.Handler, error)
 } = (*fakeBanPolicy)(nil)
 
-type fakeRouter struct{}
-
-func (fakeRouter) Status() struct {
-	Method string `json:"method"`
-	WAN    string `json:"wan"`
-} {
-	return struct {
-		Method string `json:"method"`
-		WAN    string `json:"wan"`
-	}{"natpmp", "198.18.0.1"}
-}
-
 func TestBansAndRouter(t *testing.T) {
 	t.Run("absent", func(t *testing.T) {
 		e := newEnv(t, envOpts{})
@@ -917,8 +933,8 @@ func TestBansAndRouter(t *testing.T) {
 			{netip.MustParseAddr("203.0.113.9"), "dvr-rtsp"},
 			{netip.MustParseAddr("198.51.100.4"), "dvr-web"},
 		}}
-		e := newEnv(t, envOpts{policy: p})
-		e.site.Register("router", fakeRouter{})
+		rs := &routerStandIn{st: router.Status{Mode: "natpmp", ExternalIP: netip.MustParseAddr("198.18.0.1")}}
+		e := newEnv(t, envOpts{policy: p, router: rs})
 		c := e.owner()
 		r := c.must(200, "GET", "/api/v1/bans", nil)
 		if r.body["supported"] != true || len(r.body["bans"].([]any)) != 3 {
@@ -932,7 +948,7 @@ func TestBansAndRouter(t *testing.T) {
 			t.Fatalf("got %s", r.raw)
 		}
 		r = c.must(200, "GET", "/api/v1/router", nil)
-		if !strings.Contains(string(r.raw), `"wan": "198.18.0.1"`) {
+		if !strings.Contains(string(r.raw), `"external_ip": "198.18.0.1"`) {
 			t.Fatalf("router: got %s", r.raw)
 		}
 		if st := c.must(200, "GET", "/api/v1/status", nil); st.body["router"] != true || st.body["bans"] != true {
@@ -946,9 +962,14 @@ func TestAuditLogFile(t *testing.T) {
 	c := e.owner()
 	c.do("POST", "/api/v1/login", map[string]string{"user": "owner", "password": "wrong-password"})
 	c.must(200, "POST", "/api/v1/rules/dvr-web/disable", nil)
+	// The failed login went to the anonymous log, not the owner's.
 	b, err := os.ReadFile(filepath.Join(e.srv.dir, AuditFile))
 	if err != nil {
 		t.Fatal(err)
+	}
+	anon, err := os.ReadFile(filepath.Join(e.srv.dir, AnonAuditFile))
+	if err != nil || !strings.Contains(string(anon), `"action":"login"`) {
+		t.Fatalf("anonymous log: %v %q", err, anon)
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	var got []string
@@ -962,13 +983,44 @@ func TestAuditLogFile(t *testing.T) {
 		}
 		got = append(got, fmt.Sprintf("%s %s %s %v", a.Who, a.Action, a.Target, a.OK))
 	}
-	want := []string{"owner setup owner true", "- login owner false", "owner rule.disable dvr-web true"}
+	want := []string{"owner setup owner true", "owner rule.disable dvr-web true"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	r := c.must(200, "GET", "/api/v1/audit?limit=1", nil)
 	if es := r.body["entries"].([]any); len(es) != 1 || es[0].(map[string]any)["action"] != "rule.disable" {
 		t.Fatalf("audit API: got %s, want the newest entry first", r.raw)
+	}
+}
+
+// TestAuditLogSurvivesAnonymousFlood: issue 14 item 7. Failed logins
+// with huge user names are clipped, and however many there are, they
+// never rotate away the owner's history.
+func TestAuditLogSurvivesAnonymousFlood(t *testing.T) {
+	dir := t.TempDir()
+	a := newAuditLog(dir)
+	a.maxSize = 64 << 10
+	if err := a.append(AuditEntry{Who: "owner", Action: "setup", OK: true}); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("u", 64<<10)
+	e := AuditEntry{Who: "-", Action: "login", Target: clipAudit(big, maxAuditTarget), Detail: "wrong user name or password"}
+	for i := 0; i < 2000 && e.Target != big; i++ {
+		if err := a.append(e); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if fi, _ := os.Stat(a.anon); fi.Size() > 300 {
+				t.Fatalf("one failed login took %d bytes", fi.Size())
+			}
+		}
+	}
+	if _, err := os.Stat(a.anon + ".1"); err != nil {
+		t.Fatalf("the anonymous log did not rotate: %v", err)
+	}
+	got, err := tailFiles(10, a.path, auditKeep)
+	if err != nil || len(got) != 1 || got[0].Action != "setup" {
+		t.Fatalf("owner history after the flood: %+v %v", got, err)
 	}
 }
 
@@ -991,7 +1043,7 @@ func TestOpenAPIDocument(t *testing.T) {
 				continue
 			}
 			p := strings.NewReplacer("{name}", "dvr-web", "{id}", "1").Replace(path)
-			if path == "/metrics" {
+			if path == "/metrics" || path == "/healthz" {
 				continue
 			}
 			r := e.client().do(strings.ToUpper(method), "/api/v1"+p, nil)
@@ -999,5 +1051,27 @@ func TestOpenAPIDocument(t *testing.T) {
 				t.Errorf("%s %s is documented but not routed", method, path)
 			}
 		}
+	}
+	// And the other way: every routed API pattern is documented.
+	routed := 0
+	for _, pat := range e.srv.patterns {
+		method, path, ok := strings.Cut(pat, " ")
+		if !ok {
+			continue // the catch-all
+		}
+		switch {
+		case path == "/metrics":
+		case strings.HasPrefix(path, "/api/v1/"):
+			path = strings.TrimPrefix(path, "/api/v1")
+		default:
+			continue
+		}
+		routed++
+		if _, ok := doc.Paths[path][strings.ToLower(method)]; !ok {
+			t.Errorf("%s is routed but not documented in openapi.json", pat)
+		}
+	}
+	if routed < 20 {
+		t.Fatalf("found %d routed API patterns, want every route (is Server.patterns filled?)", routed)
 	}
 }

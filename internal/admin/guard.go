@@ -5,24 +5,9 @@ import (
 	"github.com/camgate/camgate/internal/guard"
 )
 
-// guardCounters is what the API reads from the guard (package guard's
-// *Policy, docs/SECURITY.md "Counters and the admin API"): its per-rule
-// counters. Any other gateway policy (gateway.DefaultPolicy: allow and
-// deny lists only) has none, and the API then shows no guard.
-type guardCounters interface {
-	AllCounters() map[string]guard.Counters
-}
-
 // guard returns the running guard, or nil when the gateway runs without
-// one. The gateway's policy is the guard in `camgate serve`; the site
-// registry ("guard") is the fallback for a gateway wired differently.
-func (s *Server) guard() guardCounters {
-	if g, ok := s.site.Gateway().Policy().(guardCounters); ok {
-		return g
-	}
-	g, _ := s.site.Lookup("guard").(guardCounters)
-	return g
-}
+// one (Config.Guard).
+func (s *Server) guard() GuardCounters { return s.guardc }
 
 // guardEvent is one guard counter with its metric label.
 type guardEvent struct {

@@ -73,6 +73,12 @@ func Listen(ctx context.Context, s *Server, a config.Admin) (*Running, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin UI: %w", err)
 	}
+	allow := a.AllowPrefixes()
+	if len(allow) > 0 {
+		s.log.Warn("admin.allow widens the admin UI beyond LAN sources; every address listed can reach its login page",
+			"allow", a.Allow)
+	}
+	ln = newSourceListener(ln, allow, s.log)
 	bound := ep.Addr
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
 		bound = netip.AddrPortFrom(ep.Addr.Addr(), ap.Port())

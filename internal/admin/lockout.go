@@ -24,6 +24,11 @@ type failRecord struct {
 	fails int
 	until time.Time
 	last  time.Time
+	// inflight are attempts being checked right now: they count before
+	// the password is hashed, so that concurrent or trickled requests
+	// cannot all pass the check before the first failure is recorded
+	// (issue 14).
+	inflight int
 }
 
 // lockout is the per-source record of failed logins and setup attempts.
@@ -53,6 +58,41 @@ func (l *lockout) check(src netip.Addr, now time.Time) time.Duration {
 		return 0
 	}
 	return rec.until.Sub(now)
+}
+
+// busyWait is the Retry-After for a source whose attempts are all in
+// flight.
+const busyWait = time.Second
+
+// begin takes an attempt slot for src before its request body is read
+// and its password hashed: a source has as many slots as it has free
+// attempts left (one once those are spent). It returns how long to wait
+// when there is none, else a function that gives the slot back.
+func (l *lockout) begin(src netip.Addr, now time.Time) (time.Duration, func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	key := sourceKey(src)
+	rec := l.m[key]
+	if rec != nil && now.Before(rec.until) {
+		return rec.until.Sub(now), nil
+	}
+	if rec == nil {
+		l.evictLocked(now)
+		rec = &failRecord{}
+		l.m[key] = rec
+	}
+	if rec.inflight >= max(1, freeAttempts-rec.fails) {
+		return busyWait, nil
+	}
+	rec.inflight++
+	rec.last = now
+	return 0, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if r := l.m[key]; r == rec && r.inflight > 0 {
+			r.inflight--
+		}
+	}
 }
 
 // fail records a failure and returns the lockout it starts (0 while the
@@ -90,7 +130,7 @@ func (l *lockout) succeed(src netip.Addr) {
 
 func (l *lockout) evictLocked(now time.Time) {
 	for k, r := range l.m {
-		if now.Sub(r.last) > lockoutForget && !now.Before(r.until) {
+		if now.Sub(r.last) > lockoutForget && !now.Before(r.until) && r.inflight == 0 {
 			delete(l.m, k)
 		}
 	}

@@ -26,14 +26,17 @@ func (s *Server) withHashSlot(r *http.Request, fn func()) error {
 	}
 }
 
-// throttled refuses a locked-out source with 429 and Retry-After.
-func (s *Server) throttled(w http.ResponseWriter, r *http.Request) error {
-	if wait := s.lockout.check(clientIP(r), s.now()); wait > 0 {
+// throttled takes an attempt slot for the source before the body is
+// read, or refuses a locked-out or busy source with 429 and Retry-After.
+// Call the returned function when the attempt is settled.
+func (s *Server) throttled(w http.ResponseWriter, r *http.Request) (func(), error) {
+	wait, release := s.lockout.begin(clientIP(r), s.now())
+	if release == nil {
 		secs := int(wait.Seconds() + 0.999)
 		w.Header().Set("Retry-After", fmt.Sprint(secs))
-		return errorf(http.StatusTooManyRequests, "too many failed attempts from %s; try again in %d s", clientIP(r), secs)
+		return nil, errorf(http.StatusTooManyRequests, "too many failed attempts from %s, or one still being checked; try again in %d s", clientIP(r), secs)
 	}
-	return nil
+	return release, nil
 }
 
 // failed records a failed attempt and words the refusal.
@@ -65,9 +68,11 @@ func (s *Server) setupStatus(w http.ResponseWriter, r *http.Request) error {
 
 // setup creates the owner's account with the one-time token from the log.
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) error {
-	if err := s.throttled(w, r); err != nil {
+	release, err := s.throttled(w, r)
+	if err != nil {
 		return err
 	}
+	defer release()
 	var req struct {
 		Token    string `json:"token"`
 		User     string `json:"user"`
@@ -124,9 +129,11 @@ func joinSentences(st Strength) string {
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
-	if err := s.throttled(w, r); err != nil {
+	release, err := s.throttled(w, r)
+	if err != nil {
 		return err
 	}
+	defer release()
 	var req struct {
 		User     string `json:"user"`
 		Password string `json:"password"`
@@ -190,9 +197,11 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if p.Token != "" {
 		return errorf(http.StatusForbidden, "API tokens cannot change the password; log in to the UI")
 	}
-	if err := s.throttled(w, r); err != nil {
+	release, err := s.throttled(w, r)
+	if err != nil {
 		return err
 	}
+	defer release()
 	var req struct {
 		Current string `json:"current"`
 		New     string `json:"new"`
@@ -235,17 +244,45 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// maxCheckedPassword caps what the strength check scores: zxcvbn's cost
+// grows with the length (a 256-byte input took 0.5 s of CPU), and no
+// password needs more to be rated strong.
+const maxCheckedPassword = 128
+
 // checkStrength lets the setup and password forms show the verdict while
-// the owner types. It needs no login (the setup page has none) and tells
-// nothing about the stored password.
+// the owner types. It needs the setup token (before the account exists)
+// or a session, scores at most maxCheckedPassword bytes and runs one
+// check at a time per password-hashing slot, so that it cannot be used
+// to burn the CPU the forwarder needs (issue 14).
 func (s *Server) checkStrength(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Password string `json:"password"`
 		User     string `json:"user"`
+		Token    string `json:"token"`
 	}
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, CheckPassword(req.Password, req.User))
+	if !s.validSetupToken(req.Token) {
+		if p, err := s.authenticate(r); err != nil || p.Token != "" {
+			return errorf(http.StatusUnauthorized, "log in first (or give the setup token)")
+		}
+	}
+	if len(req.Password) > maxCheckedPassword {
+		return apiError{Status: http.StatusUnprocessableEntity, Message: "password too long",
+			Problems: problem("password", "at most %d bytes", maxCheckedPassword)}
+	}
+	var st Strength
+	if err := s.withHashSlot(r, func() { st = CheckPassword(req.Password, req.User) }); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
 	return nil
+}
+
+// validSetupToken reports whether tok is the setup token in force.
+func (s *Server) validSetupToken(tok string) bool {
+	s.setupMu.Lock()
+	defer s.setupMu.Unlock()
+	return s.setupToken != "" && tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.setupToken)) == 1
 }

@@ -6,6 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/camgate/camgate/internal/gateway"
 )
 
 // metrics is the /metrics registry: the gateway's per-rule counters, read
@@ -36,9 +38,9 @@ type gatewayCollector struct {
 
 	up, started, conns, maxConns, lastApply, lockedOut *prometheus.Desc
 
-	enabled, listening, active, total, udpActive, udpTotal *prometheus.Desc
-	bytes, dialErrs, refused, dropped, evicted             *prometheus.Desc
-	guardEvents, guardOn                                   *prometheus.Desc
+	enabled, listening, kernel, active, total, udpActive, udpTotal *prometheus.Desc
+	bytes, dialErrs, refused, dropped, evicted                     *prometheus.Desc
+	guardEvents, guardOn                                           *prometheus.Desc
 }
 
 func newGatewayCollector(s *Server) *gatewayCollector {
@@ -56,6 +58,7 @@ func newGatewayCollector(s *Server) *gatewayCollector {
 		lockedOut: d("admin_locked_out_sources", "Source addresses locked out of the admin login now."),
 		enabled:   d("rule_enabled", "1 if the rule is enabled.", rule...),
 		listening: d("rule_listening", "1 if the rule's sockets are bound.", rule...),
+		kernel:    d("rule_kernel", "1 if nftables forwards the rule in the kernel, 0 if camgate's process does.", rule...),
 		active:    d("rule_connections_active", "Open TCP connections.", rule...),
 		total:     d("rule_connections_total", "TCP connections forwarded.", rule...),
 		udpActive: d("rule_udp_sessions_active", "Live UDP sessions.", rule...),
@@ -74,7 +77,7 @@ func newGatewayCollector(s *Server) *gatewayCollector {
 
 func (c *gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.started, c.conns, c.maxConns, c.lastApply, c.lockedOut,
-		c.enabled, c.listening, c.active, c.total, c.udpActive, c.udpTotal,
+		c.enabled, c.listening, c.kernel, c.active, c.total, c.udpActive, c.udpTotal,
 		c.bytes, c.dialErrs, c.refused, c.dropped, c.evicted, c.guardEvents, c.guardOn} {
 		ch <- d
 	}
@@ -106,6 +109,7 @@ func (c *gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		n, s := r.Name, r.Stats
 		gauge(c.enabled, b(r.Enabled), n)
 		gauge(c.listening, b(r.State == "listening"), n)
+		gauge(c.kernel, b(r.Path.Dataplane == gateway.PathKernel), n)
 		gauge(c.active, float64(s.Active), n)
 		counter(c.total, float64(s.Total), n)
 		gauge(c.udpActive, float64(s.Sessions), n)

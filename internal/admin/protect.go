@@ -10,8 +10,10 @@ import (
 
 // contentSecurityPolicy allows only the UI's own files: no inline script,
 // no third-party origin, no framing (the UI works offline, with no CDN).
+// Live view plays a MediaSource, which a video element reaches by a blob:
+// URL.
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+	"connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // ServeHTTP applies the checks every request passes, in caddy's order
 // (admin.go serveHTTP): no WebSocket upgrades, Host header allowed, then

@@ -24,7 +24,10 @@ var openAPIDoc []byte
 // strength check; /metrics checks for itself (metrics_public).
 func (s *Server) routes() {
 	mux := http.NewServeMux()
-	h := func(pattern string, fn handler) { mux.Handle(pattern, s.wrap(fn)) }
+	h := func(pattern string, fn handler) {
+		mux.Handle(pattern, s.wrap(fn))
+		s.patterns = append(s.patterns, pattern)
+	}
 
 	static, _ := fs.Sub(uiFiles, "ui")
 	files := http.FileServerFS(static)
@@ -73,7 +76,10 @@ func (s *Server) routes() {
 	h("GET /api/v1/bans", s.auth(s.listBans))
 	h("DELETE /api/v1/bans", s.auth(s.unban))
 	h("GET /api/v1/router", s.auth(s.getRouter))
+	h("POST /api/v1/config/reload", s.auth(s.reloadConfig))
 	h("GET /metrics", s.serveMetrics)
+	s.healthRoutes(mux)
+	s.liveRoutes(mux, h)
 	h("/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path)
 	})
@@ -104,7 +110,9 @@ func (s *Server) record(r *http.Request, action, target string, ok bool, detail 
 	if w == "" {
 		w = "-"
 	}
-	e := AuditEntry{Time: s.now(), Who: w, Action: action, Target: target, From: clientIP(r).String(), OK: ok, Detail: detail}
+	e := AuditEntry{Time: s.now(), Who: w, Action: action, Target: clipAudit(target, maxAuditTarget),
+		From: clientIP(r).String(), OK: ok, Detail: clipAudit(detail, maxAuditDetail)}
+	target, detail = e.Target, e.Detail
 	if err := s.audit.append(e); err != nil {
 		s.log.Error("cannot write the audit log", "err", err)
 	}
@@ -159,6 +167,12 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
 
 // createToken makes an API token and shows its secret this once.
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
+	// Only the logged-in owner mints tokens: a token that could mint
+	// tokens would outlive its own revocation (issue 14).
+	if who(r).Token != "" {
+		s.record(r, "token.create", "", false, "refused: API tokens cannot create tokens")
+		return errorf(http.StatusForbidden, "API tokens cannot create tokens; log in to the UI as the owner")
+	}
 	var req struct {
 		Name  string `json:"name"`
 		Scope string `json:"scope"`

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -114,7 +113,7 @@ func (s *Server) checkRule(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	c := check.Config{Logger: s.log}
+	c := check.Config{Logger: s.log, KernelRules: s.kernelRules}
 	if v := strings.TrimSpace(req.PublicIP); v != "" {
 		ip, err := netip.ParseAddr(v)
 		if err != nil || ip.Zone() != "" {
@@ -142,8 +141,8 @@ func (s *Server) checkRule(w http.ResponseWriter, r *http.Request) error {
 	// serve runs the router client even with router.mode off (to clean up
 	// old mappings), so only an enabled mode makes its WAN address count,
 	// as for `camgate check`.
-	if v := s.site.Lookup("router"); v != nil && cfg.Router.Enabled() {
-		c.RouterWAN = routerWAN(v)
+	if s.router != nil && cfg.Router.Enabled() {
+		c.RouterWAN = routerWAN(s.router)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), checkDeadline)
 	defer cancel()
@@ -164,36 +163,18 @@ func (s *Server) checkRule(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// routerWAN reads the WAN address the router client registered under
-// "router" last learnt. It asks the router nothing: the client keeps its
-// status up to date, and a check must not wait for a slow router.
-func routerWAN(v any) func(ctx context.Context) (netip.Addr, error) {
+// routerWAN reads the WAN address the router client last learnt. It asks
+// the router nothing: the client keeps its status up to date, and a check
+// must not wait for a slow router.
+func routerWAN(rs RouterStatus) func(ctx context.Context) (netip.Addr, error) {
 	return func(ctx context.Context) (netip.Addr, error) {
-		st, err := callStatus(v, "Status")
-		if err != nil {
-			return netip.Addr{}, fmt.Errorf("router status: %w", err)
-		}
-		b, err := json.Marshal(st)
-		if err != nil {
-			return netip.Addr{}, fmt.Errorf("router status: %w", err)
-		}
-		var wan struct {
-			ExternalIP string `json:"external_ip"`
-			Error      string `json:"error"`
-		}
-		if err := json.Unmarshal(b, &wan); err != nil {
-			return netip.Addr{}, fmt.Errorf("router status: %w", err)
-		}
-		if wan.ExternalIP == "" {
-			if wan.Error != "" {
-				return netip.Addr{}, fmt.Errorf("the router has not reported a WAN address: %s", wan.Error)
+		st := rs.Status()
+		if !st.ExternalIP.IsValid() {
+			if st.Error != "" {
+				return netip.Addr{}, fmt.Errorf("the router has not reported a WAN address: %s", st.Error)
 			}
 			return netip.Addr{}, errors.New("the router has not reported a WAN address yet")
 		}
-		ip, err := netip.ParseAddr(wan.ExternalIP)
-		if err != nil {
-			return netip.Addr{}, fmt.Errorf("the router's WAN address %q: %w", wan.ExternalIP, err)
-		}
-		return ip, nil
+		return st.ExternalIP, nil
 	}
 }

@@ -10,22 +10,32 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/camgate/camgate/internal/check"
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/router"
 )
 
-// routerStandIn is what serve registers as "router" (a *router.Client),
-// reduced to the status fields the check reads.
+// routerStandIn stands in for serve's *router.Client (Config.Router): a
+// status the test sets.
 type routerStandIn struct {
-	ExternalIP string
-	Err        string
+	mu sync.Mutex // guards following
+	st router.Status
 }
 
-func (r routerStandIn) Status() map[string]any {
-	return map[string]any{"mode": "auto", "external_ip": r.ExternalIP, "error": r.Err, "mappings": []any{}}
+func (r *routerStandIn) Status() router.Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st
+}
+
+func (r *routerStandIn) set(st router.Status) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.st = st
 }
 
 // webDevice is a plain-HTTP "device" on loopback.
@@ -68,7 +78,9 @@ func layer(t *testing.T, rep check.Report, l check.Layer, proto string) check.Re
 // loopback: the device and camgate's listener are on 127.0.0.1, and the
 // public addresses used (CGNAT, private) are never probed.
 func TestRuleCheck(t *testing.T) {
-	e := newEnv(t, envOpts{yaml: "router:\n  mode: natpmp\n"})
+	// The router client runs but has not found a router yet.
+	rs := &routerStandIn{st: router.Status{Mode: "natpmp", Error: "no router answered yet"}}
+	e := newEnv(t, envOpts{yaml: "router:\n  mode: natpmp\n", router: rs})
 	c := e.owner()
 	dev := webDevice(t)
 	devAddr := netip.MustParseAddrPort(dev.Listener.Addr().String())
@@ -158,8 +170,8 @@ func TestRuleCheck(t *testing.T) {
 	})
 
 	t.Run("router WAN address", func(t *testing.T) {
-		e.site.Register("router", routerStandIn{ExternalIP: "10.20.0.2"})
-		defer e.site.Register("router", nil)
+		rs.set(router.Status{Mode: "natpmp", ExternalIP: netip.MustParseAddr("10.20.0.2")})
+		defer rs.set(router.Status{Mode: "natpmp", Error: "no router answered yet"})
 		rep := checkReport(t, c.must(200, "POST", path, nil))
 		out := layer(t, rep, check.LayerOutside, "tcp")
 		if rep.Public.Source != "router" || rep.Public.IP != netip.MustParseAddr("10.20.0.2") || rep.Public.Class != check.ClassPrivate || out.Status != check.Fail {
@@ -171,14 +183,14 @@ func TestRuleCheck(t *testing.T) {
 			t.Fatalf("got public %+v, want the given address with a note naming the router's", rep.Public)
 		}
 		// A router that has not answered: the reason is passed on.
-		e.site.Register("router", routerStandIn{Err: "no router answered"})
+		rs.set(router.Status{Mode: "natpmp", Error: "no router answered"})
 		rep = checkReport(t, c.must(200, "POST", path, nil))
 		if rep.Public.Class != check.ClassUnknown || !strings.Contains(rep.Public.RouterError, "no router answered") {
 			t.Fatalf("got public %+v, want unknown with the router's error", rep.Public)
 		}
 		// serve registers the client with router.mode off too; then it is
 		// not asked.
-		e.site.Register("router", routerStandIn{ExternalIP: "10.20.0.2"})
+		rs.set(router.Status{Mode: "natpmp", ExternalIP: netip.MustParseAddr("10.20.0.2")})
 		if _, err := e.site.Update(context.Background(), func(cfg *config.Config) error {
 			cfg.Router.Mode = config.RouterOff
 			return nil

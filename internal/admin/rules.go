@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/forward"
 	"github.com/camgate/camgate/internal/site"
 )
 
@@ -219,7 +220,8 @@ func invalid(probs []config.Problem) apiError {
 
 // updateError turns a site.UpdateIf failure into a response: a stale
 // If-Match is 412, validation problems 422 with one entry per field, a
-// failure to apply (a port in use) 409, a failure to save 500.
+// failure to apply (a port in use) and a file changed on disk 409, a
+// failure to save 500.
 func updateError(err error) error {
 	var ae apiError
 	var p config.Problem
@@ -235,11 +237,22 @@ func updateError(err error) error {
 			probs[i].Line = 0
 		}
 		return invalid(probs)
+	case errors.Is(err, site.ErrChangedOnDisk):
+		// A hand edit not yet reloaded: writing the file would lose it.
+		return apiError{Status: http.StatusConflict, Message: err.Error(), Err: err}
 	case strings.HasPrefix(err.Error(), "save "), errors.As(err, &pe):
-		return apiError{Status: http.StatusInternalServerError, Message: "the change was undone because the config file could not be written: " + err.Error(), Err: err}
+		// site says whether the change was never applied, undone, or
+		// left running because undoing it failed.
+		return apiError{Status: http.StatusInternalServerError, Message: "the config file could not be written: " + err.Error(), Err: err}
 	}
 	ae = apiError{Status: http.StatusConflict, Message: "not applied, nothing changed: " + err.Error(), Err: err}
+	var priv *forward.PrivilegedPortError
 	switch {
+	case errors.As(err, &priv):
+		// The error's own text gives command-line fixes; the UI gives
+		// the ones its owner can make from the browser.
+		ae.Message = "not applied, nothing changed: " + priv.WebFix()
+		ae.Problems = problem("external_port", "%s", priv.WebFix())
 	case errors.Is(err, syscall.EADDRINUSE):
 		ae.Problems = problem("external_port", "the port is already in use on this host by another program")
 	case errors.Is(err, syscall.EACCES):
@@ -304,7 +317,7 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request) error {
 }
 
 // addRules appends rules to the table in one change: all or none.
-func (s *Server) addRules(w http.ResponseWriter, r *http.Request, action string, rules []config.Rule) error {
+func (s *Server) addRules(w http.ResponseWriter, r *http.Request, action string, rules []config.Rule, devices ...config.Device) error {
 	names := make([]string, len(rules))
 	for i := range rules {
 		names[i] = rules[i].Name
@@ -324,6 +337,13 @@ func (s *Server) addRules(w http.ResponseWriter, r *http.Request, action string,
 		}
 		if len(probs) > 0 {
 			return invalid(probs)
+		}
+		for _, d := range devices {
+			if cur := cfg.Device(d.Name); cur != nil {
+				*cur = d
+			} else {
+				cfg.Devices = append(cfg.Devices, d)
+			}
 		}
 		cfg.Rules = append(cfg.Rules, rules...)
 		return nil
@@ -360,6 +380,10 @@ func (s *Server) createRules(w http.ResponseWriter, r *http.Request) error {
 	}
 	var batch struct {
 		Rules []json.RawMessage `json:"rules"`
+		// Devices are upserted in the same transaction, by name, so
+		// that `camgate device add` can add a device and the rules that
+		// name it at once.
+		Devices []config.Device `json:"devices"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -385,7 +409,10 @@ func (s *Server) createRules(w http.ResponseWriter, r *http.Request) error {
 		s.record(r, "rule.create", "batch", false, "invalid")
 		return invalid(probs)
 	}
-	return s.addRules(w, r, "rule.create", rules)
+	if len(batch.Devices) > 64 {
+		return errorf(http.StatusBadRequest, "send at most 64 devices in \"devices\"")
+	}
+	return s.addRules(w, r, "rule.create", rules, batch.Devices...)
 }
 
 // editRule runs edit on the named rule inside one site.UpdateIf, with the

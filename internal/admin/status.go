@@ -1,18 +1,17 @@
 package admin
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"net/netip"
-	"reflect"
 	"strconv"
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/ddns"
 	"github.com/camgate/camgate/internal/forward"
+	"github.com/camgate/camgate/internal/gateway"
 	"github.com/camgate/camgate/internal/guard"
+	"github.com/camgate/camgate/internal/site"
 )
 
 // ruleStatus is one rule's live state.
@@ -34,27 +33,44 @@ type ruleStatus struct {
 	Guard *guard.Counters `json:"guard,omitempty"`
 	// Effective is what protects the rule, as in the rule views.
 	Effective effective `json:"effective"`
+	// Path is the data plane the rule runs on (kernel or userspace) and why.
+	Path gateway.Path `json:"path"`
 }
 
 type statusView struct {
-	Version        string       `json:"version"`
-	Time           time.Time    `json:"time"`
-	Started        time.Time    `json:"started"`
-	Uptime         string       `json:"uptime"`
-	UptimeSeconds  int64        `json:"uptime_seconds"`
-	Config         string       `json:"config"`
-	LastApplied    time.Time    `json:"last_applied"`
-	ApplyDuration  string       `json:"apply_duration"`
-	LastError      string       `json:"last_error,omitempty"`
-	Connections    int64        `json:"connections"`
-	MaxConnections int          `json:"max_connections"`
-	Rules          []ruleStatus `json:"rules"`
+	Version       string    `json:"version"`
+	Time          time.Time `json:"time"`
+	Started       time.Time `json:"started"`
+	Uptime        string    `json:"uptime"`
+	UptimeSeconds int64     `json:"uptime_seconds"`
+	Config        string    `json:"config"`
+	LastApplied   time.Time `json:"last_applied"`
+	ApplyDuration string    `json:"apply_duration"`
+	LastError     string    `json:"last_error,omitempty"`
+	// ConfigFile says whether camgate.yaml changed on disk since camgate
+	// read or wrote it, was refused by a reload, or is out of step with
+	// what runs; the UI shows a banner when it is.
+	ConfigFile     site.FileState `json:"config_file"`
+	Connections    int64          `json:"connections"`
+	MaxConnections int            `json:"max_connections"`
+	Rules          []ruleStatus   `json:"rules"`
 	// Router and Bans say whether those pages have something to show;
 	// Guard whether the gateway runs the guard (rules then carry guard
 	// counters).
 	Router bool `json:"router"`
 	Bans   bool `json:"bans"`
 	Guard  bool `json:"guard"`
+	// DDNS is the dynamic DNS name's state; absent when it is off.
+	DDNS *ddns.Status `json:"ddns,omitempty"`
+	// Devices is the brute-force guard's view of each guarded device:
+	// failed logins the device has counted from camgate since its last
+	// success, against the budget, and attempts held back (issue 14).
+	Devices []guard.DeviceLogins `json:"devices,omitempty"`
+}
+
+// deviceLogins is what the status reads from the guard about devices.
+type deviceLogins interface {
+	DeviceLogins() []guard.DeviceLogins
 }
 
 func (s *Server) status() statusView {
@@ -65,19 +81,26 @@ func (s *Server) status() statusView {
 		UptimeSeconds: int64(now.Sub(gs.Started).Seconds()), Config: s.site.Path(),
 		LastApplied: gs.LastApplied, ApplyDuration: gs.ApplyDuration, LastError: gs.LastError,
 		Connections: gs.Connections, MaxConnections: gs.MaxConns, Rules: []ruleStatus{},
-		Router: s.site.Lookup("router") != nil, Bans: s.banPolicy() != nil,
+		Router: s.router != nil, Bans: s.bans != nil, ConfigFile: s.site.FileState(),
 	}
+	if v.ConfigFile.OutOfStep != "" {
+		v.LastError = v.ConfigFile.OutOfStep
+	}
+	v.DDNS = s.ddnsStatus()
 	g := s.guard()
 	var counters map[string]guard.Counters
 	if g != nil {
 		v.Guard = true
 		counters = g.AllCounters()
+		if dl, ok := g.(deviceLogins); ok {
+			v.Devices = dl.DeviceLogins()
+		}
 	}
 	for _, r := range gs.Rules {
 		rs := ruleStatus{
 			Name: r.Name, Description: r.Description, Protocol: r.Proto(), ExternalPort: r.ExternalPort,
 			InternalIP: r.InternalIP, InternalPort: r.Internal(), Enabled: r.IsEnabled(),
-			Listening: r.Listening, Stats: r.Stats, Effective: effectiveOf(&r.Rule, g != nil),
+			Listening: r.Listening, Stats: r.Stats, Effective: effectiveOf(&r.Rule, g != nil), Path: r.Path,
 		}
 		if g != nil {
 			// A rule the guard has not seen yet (disabled since the
@@ -152,36 +175,14 @@ func (s *Server) killConnection(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// unbanner is what the admin API needs from the guard policy to lift a
-// ban: remove src's bans on rule ("" for every rule; the zero Addr for
-// every source) and return how many were lifted.
-type unbanner interface {
-	Unban(src netip.Addr, rule string) int
-}
-
-// banPolicy returns the gateway's policy if it keeps a ban list: it has
-// Unban as above and a method Bans() returning a JSON-marshalable list.
-func (s *Server) banPolicy() unbanner {
-	p := s.site.Gateway().Policy()
-	u, ok := p.(unbanner)
-	if !ok || !hasMethod(p, "Bans") {
-		return nil
-	}
-	return u
-}
-
 func (s *Server) listBans(w http.ResponseWriter, r *http.Request) error {
-	p := s.banPolicy()
-	if p == nil {
+	if s.bans == nil {
 		writeJSON(w, http.StatusOK, map[string]any{"supported": false, "bans": []any{}})
 		return nil
 	}
-	bans, err := callStatus(p, "Bans")
-	if err != nil {
-		return err
-	}
-	if isNil(bans) {
-		bans = []any{}
+	bans := s.bans.Bans()
+	if bans == nil {
+		bans = []guard.Ban{}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, map[string]any{"supported": true, "bans": bans})
@@ -191,7 +192,7 @@ func (s *Server) listBans(w http.ResponseWriter, r *http.Request) error {
 // unban lifts bans: ?src=ADDR or PREFIX (omitted: every source) and
 // ?rule=NAME (omitted: every rule).
 func (s *Server) unban(w http.ResponseWriter, r *http.Request) error {
-	p := s.banPolicy()
+	p := s.bans
 	if p == nil {
 		return errorf(http.StatusNotFound, "this gateway keeps no ban list")
 	}
@@ -224,98 +225,13 @@ func (s *Server) unban(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// getRouter shows the upstream router client's status. serve registers
-// the client under "router" with site.Register; see callStatus for the
-// shapes accepted.
+// getRouter shows the upstream router client's status (Config.Router).
 func (s *Server) getRouter(w http.ResponseWriter, r *http.Request) error {
-	v := s.site.Lookup("router")
-	if v == nil {
+	if s.router == nil {
 		writeJSON(w, http.StatusOK, map[string]any{"enabled": false})
 		return nil
 	}
-	st, err := callStatus(v, "Status")
-	if err != nil {
-		return err
-	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{"enabled": true, "status": st})
+	writeJSON(w, http.StatusOK, map[string]any{"enabled": true, "status": s.router.Status()})
 	return nil
-}
-
-// statusJSONer lets a service hand over its status already encoded.
-type statusJSONer interface {
-	StatusJSON() ([]byte, error)
-}
-
-// callStatus gets a JSON-marshalable value from a service registered by
-// another feature whose types this package does not import (so that the
-// admin API builds whatever state they are in). It accepts, in order:
-//
-//   - interface{ StatusJSON() ([]byte, error) } (for method "Status");
-//   - a func() any or func(context.Context) any;
-//   - a value with the named method taking no arguments, or a
-//     context.Context, and returning T or (T, error).
-//
-// The last case uses reflection: the method's result type belongs to the
-// other package and cannot be named here.
-func callStatus(v any, method string) (any, error) {
-	switch f := v.(type) {
-	case statusJSONer:
-		if method == "Status" {
-			b, err := f.StatusJSON()
-			if err != nil {
-				return nil, err
-			}
-			return json.RawMessage(b), nil
-		}
-	case func() any:
-		return f(), nil
-	case func(context.Context) any:
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return f(ctx), nil
-	}
-	m := reflect.ValueOf(v).MethodByName(method)
-	if !m.IsValid() {
-		return nil, errors.New(method + " is not available")
-	}
-	t := m.Type()
-	var args []reflect.Value
-	switch {
-	case t.NumIn() == 0:
-	case t.NumIn() == 1 && t.In(0) == reflect.TypeFor[context.Context]():
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		args = []reflect.Value{reflect.ValueOf(ctx)}
-	default:
-		return nil, errors.New(method + " takes arguments this API cannot supply")
-	}
-	errType := reflect.TypeFor[error]()
-	switch {
-	case t.NumOut() == 1:
-	case t.NumOut() == 2 && t.Out(1) == errType:
-	default:
-		return nil, errors.New(method + " returns a shape this API cannot show")
-	}
-	out := m.Call(args)
-	if len(out) == 2 && !out[1].IsNil() {
-		return nil, out[1].Interface().(error)
-	}
-	return out[0].Interface(), nil
-}
-
-func hasMethod(v any, name string) bool {
-	return v != nil && reflect.ValueOf(v).MethodByName(name).IsValid()
-}
-
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Slice, reflect.Map, reflect.Pointer, reflect.Interface:
-		return rv.IsNil()
-	}
-	return false
 }

@@ -169,13 +169,6 @@ func (c *Config) timeout() time.Duration {
 	return c.Timeout
 }
 
-func (c *Config) logger() *slog.Logger {
-	if c.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return c.Logger.With("component", "audit")
-}
-
 // Run audits cfg. It never fails: what cannot be inspected becomes an
 // info finding that says so.
 func Run(ctx context.Context, c Config, cfg *config.Config) Report {

@@ -23,6 +23,8 @@ const (
 	IDAdminPlainHTTP      = "gateway-admin-plain-http"
 	IDAdminPublic         = "gateway-admin-exposed"
 	IDAdminAllInterfaces  = "gateway-admin-all-interfaces"
+	IDAdminAllow          = "gateway-admin-allow"
+	IDRuleOpaqueHTTPS     = "rule-https-passthrough"
 	IDMetricsPublic       = "gateway-metrics-public"
 	IDPasswordPolicy      = "gateway-admin-password-policy"
 	IDCertExpired         = "gateway-cert-expired"
@@ -70,12 +72,21 @@ func adminFindings(cfg *config.Config) []Finding {
 	switch {
 	case addr.IsUnspecified():
 		add(IDAdminAllInterfaces, Low, fmt.Sprintf("listens on every interface (%s)", ep.Addr),
-			"The admin UI is reachable from every network this host is on; if the host has a public address or a router forwards this port, it is on the internet.",
+			"The admin UI listens on every network this host is on. camgate answers only loopback, private, ULA and link-local sources (and admin.allow), and closes other connections at once; binding to one address keeps even that from the internet side.",
 			"bind admin.listen to this host's LAN address (or 127.0.0.1), and never forward its port")
 	case class == check.ClassPublic:
 		add(IDAdminPublic, High, fmt.Sprintf("listens on the public address %s", addr),
 			"The admin UI faces the internet: password guessing and any flaw in it are one request away.",
 			"bind admin.listen to a LAN or loopback address and reach it through a VPN")
+	}
+	if wide := publicAllow(a); len(wide) > 0 {
+		add(IDAdminPublic, High, fmt.Sprintf("answers internet sources: admin.allow lists %s", strings.Join(wide, ", ")),
+			"camgate's admin UI answers only LAN sources by default; admin.allow opens it to these public addresses, so password guessing and any flaw in it are one request away from them.",
+			"remove the public entries from admin.allow and reach the admin UI through a VPN, or list only the single addresses you manage it from")
+	} else if len(a.Allow) > 0 {
+		add(IDAdminAllow, Info, fmt.Sprintf("also answers %s (admin.allow)", strings.Join(a.Allow, ", ")),
+			"Beyond loopback, private, ULA and link-local sources, these may reach the admin UI's login page.",
+			"nothing to do if these are your own networks")
 	}
 	for _, r := range cfg.Rules {
 		if r.IsEnabled() && r.Proto().HasTCP() && forwardsTo(&r, ep.Addr) {
@@ -93,6 +104,29 @@ func adminFindings(cfg *config.Config) []Finding {
 		"camgate refuses admin passwords shorter than 10 characters or that zxcvbn rates below 3 (about 10^8 guesses).",
 		"nothing to do")
 	return out
+}
+
+// publicAllow returns the admin.allow entries that take in public
+// addresses (anything but loopback, private, ULA and link-local).
+func publicAllow(a *config.Admin) []string {
+	var out []string
+	for i, p := range a.AllowPrefixes() {
+		first, last := p.Masked().Addr(), lastAddr(p)
+		if !config.AdminSourceAllowed(first, nil) || !config.AdminSourceAllowed(last, nil) || p.Bits() == 0 {
+			out = append(out, a.Allow[i])
+		}
+	}
+	return out
+}
+
+// lastAddr returns the highest address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // forwardsTo reports whether rule r forwards to the admin endpoint.

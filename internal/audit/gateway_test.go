@@ -170,3 +170,29 @@ rules:
 		t.Error("the router was asked with router mode off")
 	}
 }
+
+// TestAdminAllowRanked: an admin.allow that takes in public addresses is
+// HIGH (issue 14); a LAN-only one is informational.
+func TestAdminAllowRanked(t *testing.T) {
+	tests := []struct {
+		allow []string
+		want  Severity
+	}{
+		{[]string{"0.0.0.0/0"}, High},
+		{[]string{"203.0.113.7"}, High},
+		{[]string{"2001:db8::/32"}, High},
+		{[]string{"10.8.0.0/16", "fd00::/8"}, Info},
+	}
+	for _, tt := range tests {
+		cfg := &config.Config{Version: 1, Admin: config.Admin{Allow: tt.allow}}
+		var got Severity
+		for _, f := range GatewayFindings(cfg, "", "", time.Now()) {
+			if f.ID == IDAdminPublic || f.ID == IDAdminAllow {
+				got = f.Severity
+			}
+		}
+		if got != tt.want {
+			t.Errorf("allow %v: got %q, want %q", tt.allow, got, tt.want)
+		}
+	}
+}

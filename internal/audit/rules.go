@@ -35,7 +35,7 @@ func RuleFindings(cfg *config.Config) []Finding {
 	}
 	https := httpsDevices(rules)
 	for _, r := range rules {
-		out = append(out, ruleFindings(r, https)...)
+		out = append(out, kernelNote(ruleFindings(r, https), r, cfg)...)
 	}
 	out = append(out, duplicates(rules)...)
 	return out
@@ -115,6 +115,11 @@ func ruleFindings(r *config.Rule, https map[string][]string) []Finding {
 		add(IDRuleDiscovery, High, "forwards a discovery port (SADP 37020 or WS-Discovery 3702)",
 			"SADP and WS-Discovery are LAN-only multicast protocols. SADP also carries write commands (activate, reset password); exposed, it lets anyone on the internet talk to it and advertises the device.",
 			fmt.Sprintf("remove rule %s: never forward 37020 or 3702", r.Name))
+	}
+	if s.tcp == check.KindHTTPS && !r.TLS.Terminate() && openToWorld(r) {
+		add(IDRuleOpaqueHTTPS, Medium, "passes the device's own HTTPS through, where camgate cannot read it",
+			"camgate sees only encrypted bytes: the exploit filter cannot stop a request such as CVE-2021-36260's PUT /SDK/webLanguage, and password guesses over it reach the device's lock count unseen (behind camgate that lock shuts out every remote user). camgate only slows new connections per source.",
+			fmt.Sprintf("forward the device's HTTP port with tls: terminate and guard: auth instead of rule %s (what camgate device add writes), or add allow: [the CIDRs you connect from]", r.Name))
 	}
 	if plainHTTP(r) {
 		if others := https[r.InternalIP]; len(others) > 0 {

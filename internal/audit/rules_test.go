@@ -43,9 +43,9 @@ func TestRuleFindings(t *testing.T) {
 			[]string{"rule-telnet-exposed critical rule shell"}},
 		{"ssh", `{name: ssh, external_port: 2222, internal_ip: 192.168.1.64, internal_port: 22, ` + allowed + `}`,
 			[]string{"rule-ssh-exposed high rule ssh"}},
-		{"sadp", `{name: sadp, protocol: udp, external_port: 37020, internal_ip: 192.168.1.64, ` + allowed + `}`,
+		{"sadp", `{name: sadp, protocol: tcp, external_port: 37020, internal_ip: 192.168.1.64, ` + allowed + `}`,
 			[]string{"rule-discovery-port-exposed high rule sadp"}},
-		{"ws-discovery", `{name: onvif, protocol: udp, external_port: 13702, internal_port: 3702, internal_ip: 192.168.1.64, ` + allowed + `}`,
+		{"ws-discovery", `{name: onvif, protocol: tcp, external_port: 13702, internal_port: 3702, internal_ip: 192.168.1.64, ` + allowed + `}`,
 			[]string{"rule-discovery-port-exposed high rule onvif"}},
 		{"http beside https", `{name: dvr-web, external_port: 8082, internal_ip: 192.168.1.64, ` + allowed + `}
   - {name: dvr-https, external_port: 8443, internal_ip: 192.168.1.64, internal_port: 443, ` + allowed + `}`,
@@ -53,6 +53,8 @@ func TestRuleFindings(t *testing.T) {
 		{"http beside terminated tls", `{name: dvr-web, external_port: 8082, internal_ip: 192.168.1.64, ` + allowed + `}
   - {name: dvr-tls, external_port: 8443, internal_ip: 192.168.1.64, internal_port: 8082, tls: terminate, ` + allowed + `}`,
 			[]string{"rule-duplicate-exposure medium rules dvr-web and dvr-tls", "rule-plain-http-with-https medium rule dvr-web"}},
+		{"https passthrough", `{name: dvr-https, external_port: 8443, internal_ip: 192.168.1.64, internal_port: 443}`,
+			[]string{"rule-https-passthrough medium rule dvr-https", "rule-open-to-world medium rule dvr-https"}},
 		{"plain http alone", `{name: dvr-web, external_port: 8082, internal_ip: 192.168.1.64, ` + allowed + `}`,
 			[]string{"rule-plain-http low rule dvr-web"}},
 		{"https other device", `{name: dvr-web, external_port: 8082, internal_ip: 192.168.1.64, ` + allowed + `}

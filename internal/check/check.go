@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/portowner"
 )
 
 // DefaultTimeout bounds each probe when Config.Timeout is zero. Devices on
@@ -74,6 +75,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives debug lines about probes. Nil discards.
 	Logger *slog.Logger
+	// KernelRules lists the rules nftables forwards in the kernel on this
+	// host (package nft's InstalledRules). Nil means none are looked for.
+	KernelRules func() (map[string]bool, error)
 }
 
 func (c *Config) timeout() time.Duration {
@@ -217,7 +221,10 @@ func Run(ctx context.Context, c Config, cfg *config.Config, names []string) (Rep
 	rep := Report{From: c.From}
 	rep.Public = r.publicAddress(ctx)
 	r.public = rep.Public
-	r.owners = newOwnerIndex(c.procRoot())
+	r.owners = portowner.NewIndex(c.procRoot())
+	if c.KernelRules != nil {
+		r.kernel, _ = c.KernelRules() // unreadable (no CAP_NET_ADMIN): listeners only
+	}
 
 	rep.Rules = make([]RuleReport, len(rules))
 	par := c.Parallel
@@ -290,7 +297,9 @@ type runner struct {
 	from   From
 	log    *slog.Logger
 	public PublicAddress
-	owners *ownerIndex
+	owners *portowner.Index
+	// kernel holds the rules on the kernel path (docs/KERNEL.md).
+	kernel map[string]bool
 }
 
 // publicAddress finds the public IP: the flag, then the router, then the
@@ -341,6 +350,9 @@ func (r *runner) checkRule(ctx context.Context, rule config.Rule) RuleReport {
 		rr.Results = append(rr.Results, r.gatewayLayer(ctx, &rule, proto))
 		inside := r.insideLayer(ctx, &rule, proto, kind, why)
 		rr.Results = append(rr.Results, inside)
+		if lock, ok := r.loginLayer(ctx, &rule, kind, inside); ok {
+			rr.Results = append(rr.Results, lock)
+		}
 		outKind := kind
 		if proto == "tcp" && rule.TLS.Terminate() {
 			// Remote clients speak TLS to camgate, which speaks plain

@@ -2,7 +2,6 @@ package check
 
 import (
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 
@@ -120,49 +119,6 @@ func TestParseFrom(t *testing.T) {
 			}
 			if err != nil || got != tt.want {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseProcNet(t *testing.T) {
-	tests := []struct {
-		file string
-		want []Socket
-	}{
-		{"proc-net-tcp.txt", []Socket{
-			{netip.MustParseAddr("0.0.0.0"), 2024, stateListen, 1678},
-			{netip.MustParseAddr("127.0.0.1"), 15501, stateListen, 58424},
-			{netip.MustParseAddr("198.19.0.65"), 8082, stateListen, 70001},
-			{netip.MustParseAddr("127.0.0.1"), 15501, 0x01, 70002},
-		}},
-		{"proc-net-tcp6.txt", []Socket{
-			{netip.MustParseAddr("::"), 15001, stateListen, 61901},
-			{netip.MustParseAddr("::1"), 22, stateListen, 61902},
-			{netip.MustParseAddr("127.0.0.1"), 8080, stateListen, 61903},
-		}},
-		{"proc-net-udp.txt", []Socket{
-			{netip.MustParseAddr("127.0.0.1"), 34859, 0x01, 4049406},
-			{netip.MustParseAddr("0.0.0.0"), 20000, stateClose, 80001},
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
-			data, err := os.ReadFile("testdata/" + tt.file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := ParseProcNet(data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d sockets %+v, want %d", len(got), got, len(tt.want))
-			}
-			for i := range got {
-				if got[i] != tt.want[i] {
-					t.Errorf("socket %d: got %+v, want %+v", i, got[i], tt.want[i])
-				}
 			}
 		})
 	}

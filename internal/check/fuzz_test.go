@@ -2,32 +2,8 @@ package check
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 )
-
-func FuzzParseProcNet(f *testing.F) {
-	files, _ := filepath.Glob("testdata/proc-net-*.txt")
-	for _, p := range files {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		socks, err := ParseProcNet(data)
-		if err != nil {
-			return
-		}
-		for _, s := range socks {
-			if !s.Addr.IsValid() {
-				t.Fatalf("invalid address in %+v without an error", s)
-			}
-		}
-	})
-}
 
 func FuzzParseRTSPStatus(f *testing.F) {
 	for _, s := range []string{"RTSP/1.0 200 OK", "RTSP/1.0 401 Unauthorized", "HTTP/1.1 400 Bad Request", "RTSP/1.0 ", "RTSP/ 999"} {

@@ -41,6 +41,9 @@ const (
 	KindDiscovery Kind = "discovery"
 	// KindListener is the gateway layer's check: camgate's own socket.
 	KindListener Kind = "listener"
+	// KindKernel is the gateway layer's check of a kernel rule: its
+	// nftables DNAT in camgate's table (docs/KERNEL.md).
+	KindKernel Kind = "nftables"
 )
 
 // tcpPorts maps well-known device ports to probes. Hikvision defaults

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/portowner"
 	"github.com/camgate/camgate/internal/wan"
 )
 
@@ -23,17 +24,24 @@ func (r *runner) gatewayLayer(ctx context.Context, rule *config.Rule, proto stri
 		res.Fix = fmt.Sprintf("enable it: camgate rule enable %s", rule.Name)
 		return res
 	}
+	if r.kernel[rule.Name] {
+		// No socket: the kernel forwards the port (docs/KERNEL.md); the
+		// inside and outside probes test the path itself.
+		res.Status, res.Probe = OK, KindKernel
+		res.Reason = fmt.Sprintf("nftables forwards %s/%s%s in the kernel (table inet camgate); no listener is needed", res.Target, proto, rangeNote(rule))
+		return res
+	}
 	la, err := netip.ParseAddr(listen)
 	if err != nil {
 		res.Status, res.Reason = Fail, fmt.Sprintf("listen address %q is not an IP address", listen)
 		res.Fix = "fix listen_address in the config (camgate validate shows every problem)"
 		return res
 	}
-	socks, procErr := r.owners.bound(proto, la, port)
-	var camgate, others []Owner
+	socks, procErr := r.owners.Bound(proto, la, port)
+	var camgate, others []portowner.Owner
 	unknownOwner := false
 	for _, s := range socks {
-		o, ok := r.owners.owner(s.Inode)
+		o, ok := r.owners.Owner(s.Inode)
 		switch {
 		case !ok:
 			unknownOwner = true

@@ -47,7 +47,7 @@ func ParseFrom(s string) (From, error) {
 	}
 	if name, ok := strings.CutPrefix(s, "netns:"); ok {
 		if name == "" {
-			return From{}, fmt.Errorf("--from %q: give a namespace name after netns:", s)
+			return From{}, fmt.Errorf("--from %q: give a namespace name after \"netns:\"", s)
 		}
 		path := name
 		if !strings.Contains(name, "/") {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/portowner"
 )
 
 // proxy plays camgate's listener in this process: it forwards every
@@ -108,6 +109,7 @@ rules:
 	}{
 		{"dvr-web", LayerGateway, OK, "camgate (this process"},
 		{"dvr-web", LayerInside, OK, "Hikvision web server"},
+		{"dvr-web", LayerLogin, OK, "not locked"},
 		{"dvr-web", LayerOutside, Fail, "carrier-grade NAT (CGNAT"},
 		{"dvr-rtsp", LayerGateway, Fail, "connection refused"},
 		{"dvr-rtsp", LayerInside, Fail, "refused the connection"},
@@ -122,8 +124,8 @@ rules:
 			t.Errorf("%s %s: ✗ without a fix", tt.rule, tt.layer)
 		}
 	}
-	if !rep.HasFailures() || rep.OK != 2 || rep.Failed != 4 {
-		t.Errorf("got %d ✓ %d ✗ %d ?, want 2 ✓ 4 ✗", rep.OK, rep.Failed, rep.Unknown)
+	if !rep.HasFailures() || rep.OK != 3 || rep.Failed != 4 {
+		t.Errorf("got %d ✓ %d ✗ %d ?, want 3 ✓ 4 ✗", rep.OK, rep.Failed, rep.Unknown)
 	}
 	if rep.Public.Source != "config" || rep.Public.Class != ClassCGNAT {
 		t.Errorf("public address: got %+v, want CGNAT from the config", rep.Public)
@@ -134,7 +136,7 @@ rules:
 		t.Fatal(err)
 	}
 	text := buf.String()
-	for _, want := range []string{"dvr-web", "gateway", "✓ camgate", "✗ the device at 127.0.0.1 refused", "fix: ", "VPN", "2 ✓  4 ✗  0 ?"} {
+	for _, want := range []string{"dvr-web", "gateway", "✓ camgate", "✗ the device at 127.0.0.1 refused", "fix: ", "VPN", "3 ✓  4 ✗  0 ?"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text output lacks %q:\n%s", want, text)
 		}
@@ -271,7 +273,7 @@ func TestGatewayHeldByOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := loopbackConfig(t, fmt.Sprintf("version: 1\nrules:\n  - {name: web, external_port: %d, internal_ip: 127.0.0.1, listen_address: 127.0.0.1}\n", p))
-	r := &runner{c: Config{Timeout: time.Second}, cfg: cfg, owners: newOwnerIndex("/proc"), log: (&Config{}).logger()}
+	r := &runner{c: Config{Timeout: time.Second}, cfg: cfg, owners: portowner.NewIndex("/proc"), log: (&Config{}).logger()}
 	got := r.gatewayLayer(context.Background(), &cfg.Rules[0], "tcp")
 	if os.Geteuid() != 0 && got.Status == OK {
 		t.Skipf("cannot see other processes' sockets without root: %s", got.Reason)
@@ -296,7 +298,7 @@ func TestGatewayUDP(t *testing.T) {
 		reason string
 	}{{bound, OK, "this process"}, {free, Fail, "no UDP socket is bound"}} {
 		cfg := loopbackConfig(t, fmt.Sprintf("version: 1\nrules:\n  - {name: rtp, protocol: udp, external_port: %d, internal_ip: 127.0.0.1, listen_address: 127.0.0.1}\n", tt.port))
-		r := &runner{c: Config{}, cfg: cfg, owners: newOwnerIndex("/proc"), log: (&Config{}).logger()}
+		r := &runner{c: Config{}, cfg: cfg, owners: portowner.NewIndex("/proc"), log: (&Config{}).logger()}
 		got := r.gatewayLayer(context.Background(), &cfg.Rules[0], "udp")
 		if got.Status != tt.status || !strings.Contains(got.Reason, tt.reason) {
 			t.Errorf("port %d: got %s %q, want %s containing %q", tt.port, got.Status, got.Reason, tt.status, tt.reason)
@@ -304,7 +306,7 @@ func TestGatewayUDP(t *testing.T) {
 	}
 	// Without a readable socket table, UDP is inconclusive.
 	cfg := loopbackConfig(t, fmt.Sprintf("version: 1\nrules:\n  - {name: rtp, protocol: udp, external_port: %d, internal_ip: 127.0.0.1}\n", free))
-	r := &runner{c: Config{}, cfg: cfg, owners: newOwnerIndex(t.TempDir()), log: (&Config{}).logger()}
+	r := &runner{c: Config{}, cfg: cfg, owners: portowner.NewIndex(t.TempDir()), log: (&Config{}).logger()}
 	if got := r.gatewayLayer(context.Background(), &cfg.Rules[0], "udp"); got.Status != Unknown {
 		t.Errorf("no /proc: got %s %q, want ?", got.Status, got.Reason)
 	}

@@ -54,6 +54,31 @@ type Admin struct {
 	AllowedHosts []string `yaml:"allowed_hosts,omitempty" json:"allowed_hosts,omitempty"`
 	// SessionTTL is how long a login lasts. 0 means DefaultSessionTTL.
 	SessionTTL Duration `yaml:"session_ttl,omitempty" json:"session_ttl,omitempty"`
+	// Allow lists further source CIDRs (or addresses) that may reach the
+	// admin UI. Loopback, private (RFC 1918), ULA (fc00::/7) and
+	// link-local sources always may; any other source is refused at
+	// connect, so the admin UI never answers the internet unless this
+	// widens it (issue 14). camgate logs and the audit reports every entry.
+	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
+}
+
+// AllowPrefixes parses Allow (entries that do not parse are left out;
+// validation reports them).
+func (a *Admin) AllowPrefixes() []netip.Prefix { return parsePrefixes(a.Allow) }
+
+// AdminSourceAllowed reports whether src may reach the admin UI: a
+// loopback, private, ULA or link-local address, or one in extra.
+func AdminSourceAllowed(src netip.Addr, extra []netip.Prefix) bool {
+	src = src.Unmap()
+	if src.IsLoopback() || src.IsPrivate() || src.IsLinkLocalUnicast() {
+		return true
+	}
+	for _, p := range extra {
+		if p.Contains(src) {
+			return true
+		}
+	}
+	return false
 }
 
 // IsEnabled reports whether the admin UI and API should be served.
@@ -149,6 +174,7 @@ func (a Admin) clone() Admin {
 		out.Enabled = &v
 	}
 	out.AllowedHosts = slices.Clone(a.AllowedHosts)
+	out.Allow = slices.Clone(a.Allow)
 	return out
 }
 
@@ -165,6 +191,11 @@ func validateAdmin(a *Admin, add func(field, format string, args ...any)) {
 	for _, h := range a.AllowedHosts {
 		if err := checkHost(strings.TrimSuffix(h, ".")); err != nil || strings.Contains(h, ":") {
 			add("allowed_hosts", "%q is not a host name such as camgate.example.net (no port, no scheme)", h)
+		}
+	}
+	for _, c := range a.Allow {
+		if _, err := ParsePrefix(c); err != nil {
+			add("allow", "%q is not a CIDR such as 203.0.113.0/24 or an address", c)
 		}
 	}
 	if !a.IsEnabled() {

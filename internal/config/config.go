@@ -63,6 +63,13 @@ type Config struct {
 	// PublicIP is the site's public address as the user knows it, used by
 	// `camgate check` when the router cannot tell. Optional.
 	PublicIP string `yaml:"public_ip,omitempty"`
+	// DDNS keeps a DNS name pointed at the public address (ddns.go).
+	DDNS DDNS `yaml:"ddns,omitempty"`
+	// Dataplane is every rule's default data plane: auto, userspace or kernel (docs/KERNEL.md).
+	Dataplane Dataplane `yaml:"dataplane,omitempty"`
+	// Devices are the recorders and cameras camgate knows by name (see
+	// device.go). Optional; rules work without them.
+	Devices []Device `yaml:"devices,omitempty"`
 }
 
 // Limits are gateway-wide caps. Zero values mean the documented defaults.
@@ -124,6 +131,12 @@ func (c *Config) Clone() *Config {
 		out.Rules[i] = c.Rules[i].Clone()
 	}
 	out.Admin = c.Admin.clone()
+	if c.Devices != nil {
+		out.Devices = make([]Device, len(c.Devices))
+		for i := range c.Devices {
+			out.Devices[i] = c.Devices[i].clone()
+		}
+	}
 	return &out
 }
 

@@ -21,10 +21,11 @@ const (
 	// 4 stays below both.
 	DefaultMaxFailures = 4
 	// DefaultDeviceMaxFailures is how many failed logins from all sources
-	// together (within the window) a device may see before camgate stops
-	// forwarding login attempts from sources it has not seen log in
-	// successfully: the device counts every remote user as one IP.
-	DefaultDeviceMaxFailures = 6
+	// together a device may see since its last successful one (the
+	// device's count does not decay) before camgate holds back login
+	// attempts; the last 2 are kept for sources that logged in before.
+	// It stays two below the device's lock of 7, for camgate's own logins.
+	DefaultDeviceMaxFailures = 5
 	// DefaultFailureWindow is how long a failed login counts.
 	DefaultFailureWindow = 10 * time.Minute
 	// DefaultBanDuration is how long a source stays banned, the same as
@@ -74,8 +75,9 @@ type Guard struct {
 	// FailureWindow. 0 means DefaultMaxFailures.
 	MaxFailures int `yaml:"max_failures,omitempty" json:"max_failures,omitempty"`
 	// DeviceMaxFailures is the budget of failed logins from all sources
-	// to the device within FailureWindow; past it only sources that logged
-	// in successfully may try. 0 means DefaultDeviceMaxFailures, -1 off.
+	// that the device may count since its last successful login; past it
+	// camgate holds login attempts back (503). 0 means
+	// DefaultDeviceMaxFailures, -1 off.
 	DeviceMaxFailures int `yaml:"device_max_failures,omitempty" json:"device_max_failures,omitempty"`
 	// FailureWindow is how long a failed login counts. 0 means
 	// DefaultFailureWindow.

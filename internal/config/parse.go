@@ -112,7 +112,7 @@ func sortProblems(ps []error) {
 func Parse(data []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Problem{Line: yamlLine(err.Error()), Message: cleanYAML(err.Error())}
+		return nil, syntaxProblem(data, err)
 	}
 	if len(bytes.TrimSpace(data)) == 0 || root.Kind == 0 {
 		return nil, Problem{Message: "the file is empty; it needs at least \"version: 1\" and a rules list"}

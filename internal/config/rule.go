@@ -53,6 +53,13 @@ type Rule struct {
 	Guard Guard `yaml:"guard,omitempty" json:"guard,omitzero"`
 	// TLS configures HTTPS termination (see guard.go).
 	TLS TLS `yaml:"tls,omitempty" json:"tls,omitzero"`
+	// Dataplane is userspace, kernel or auto; empty means the gateway's (docs/KERNEL.md).
+	Dataplane Dataplane `yaml:"dataplane,omitempty" json:"dataplane,omitempty"`
+	// Masquerade is auto, on or off for kernel rules; empty means auto (docs/KERNEL.md).
+	Masquerade string `yaml:"masquerade,omitempty" json:"masquerade,omitempty"`
+	// Device names the entry of the devices section this rule forwards
+	// to. Optional: without it the device is found by internal_ip.
+	Device string `yaml:"device,omitempty" json:"device,omitempty"`
 
 	// line is where the rule starts in the file, and fieldLines where each
 	// key was written; both are zero for rules that did not come from YAML.
@@ -203,5 +210,6 @@ func equalRest(a, b Rule) bool {
 		slices.Equal(a.Allow, b.Allow) && slices.Equal(a.Deny, b.Deny) &&
 		a.MaxConnections == b.MaxConnections && a.DialTimeout == b.DialTimeout &&
 		a.IdleTimeout == b.IdleTimeout && a.UDPIdleTimeout == b.UDPIdleTimeout &&
-		a.UDPMaxSessions == b.UDPMaxSessions && a.Guard.equal(b.Guard) && a.TLS == b.TLS
+		a.UDPMaxSessions == b.UDPMaxSessions && a.Guard.equal(b.Guard) && a.TLS == b.TLS &&
+		a.Dataplane == b.Dataplane && a.Masquerade == b.Masquerade
 }

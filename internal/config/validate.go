@@ -91,8 +91,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	checkConflicts(c, ps)
+	validateGatewayDataplane(c, ps)
 	validateAdmin(&c.Admin, ps.forSection("admin"))
 	validateRouter(&c.Router, ps.forSection("router"))
+	validateDDNS(&c.DDNS, ps.forSection("ddns"))
+	validateDevices(c, ps)
 	return errors.Join(ps.list...)
 }
 
@@ -117,6 +120,7 @@ func validateRule(r *Rule, add func(field, format string, args ...any)) {
 	default:
 		add("protocol", "%q is not tcp, udp or both", string(r.Protocol))
 	}
+	validateReflection(r, add)
 	ext, in := r.ExternalPort, r.Internal()
 	if ext.IsZero() {
 		add("external_port", "missing; the port people connect to from outside, e.g. 8082")
@@ -161,6 +165,7 @@ func validateRule(r *Rule, add func(field, format string, args ...any)) {
 		add("udp_max_sessions", "is set but the rule's protocol is %s; it only applies to udp or both", r.Proto())
 	}
 	validateGuard(r, add)
+	validateDataplane(r, add)
 }
 
 // checkHost accepts an IP address or an RFC 1123 host name.

@@ -164,3 +164,51 @@ func TestFlowMappingNamesTheRightField(t *testing.T) {
 		t.Fatalf("got %v, want one external_port problem", got)
 	}
 }
+
+func TestDevicesSection(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"ok", "version: 1\ndevices:\n  - {name: dvr1, address: 192.168.1.64, channels: [101, 201]}\nrules:\n  - {name: r, external_port: 554, internal_ip: 192.168.1.64, device: dvr1}\n", ""},
+		{"missing address", "version: 1\ndevices:\n  - {name: dvr1}\nrules: []\n", "address"},
+		{"duplicate", "version: 1\ndevices:\n  - {name: dvr1, address: a.lan}\n  - {name: dvr1, address: b.lan}\nrules: []\n", "duplicate name"},
+		{"unknown device on rule", "version: 1\nrules:\n  - {name: r, external_port: 554, internal_ip: 192.168.1.64, device: nvr9}\n", "not in the devices section"},
+		{"bad channel", "version: 1\ndevices:\n  - {name: dvr1, address: a.lan, channels: [0]}\nrules: []\n", "not a channel"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load([]byte(tc.yaml))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("got %v, want no error", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	cfg, err := Load([]byte(cases[0].yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cfg.DeviceOf(&cfg.Rules[0]); d == nil || d.Name != "dvr1" {
+		t.Fatalf("DeviceOf: got %v, want dvr1", d)
+	}
+	if h, r, s := cfg.Devices[0].Ports(); h != 80 || r != 554 || s != 443 {
+		t.Errorf("Ports: got %d %d %d, want 80 554 443", h, r, s)
+	}
+}
+
+// TestDiscoveryPortsRefused: issue 14 item 10.
+func TestDiscoveryPortsRefused(t *testing.T) {
+	for _, rule := range []string{
+		"{name: sadp, protocol: udp, external_port: 37020, internal_ip: 192.168.1.64}",
+		"{name: onvif, protocol: both, external_port: 13702, internal_port: 3702, internal_ip: 192.168.1.64}",
+		"{name: wide, protocol: udp, external_port: 37000-37100, internal_ip: 192.168.1.64}",
+	} {
+		c, err := Parse([]byte("version: 1\nrules:\n  - " + rule + "\n"))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), "cannot be forwarded") || !strings.Contains(err.Error(), "amplified") {
+			t.Errorf("%s: got %v, want a refusal that says why", rule, err)
+		}
+	}
+}

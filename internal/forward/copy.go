@@ -168,8 +168,6 @@ type half struct {
 	// values made once per half, so that a burst allocates nothing
 	// (a closure passed to RawConn.Read escapes: one allocation per call).
 	readFn, spliceFn, pumpFn func(uintptr) bool
-	park                     bool // the attempt may wait for readability
-	eagain                   bool // the last attempt found src empty
 	buf                      *[]byte
 	pipe                     *pipe
 	n, left                  int

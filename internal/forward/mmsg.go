@@ -110,9 +110,6 @@ func (bp *batchPool) put(b *batch) { bp.p.Put(b) }
 // the buffer pools it is a cache the GC may empty at any time.
 var batches batchPool
 
-// data returns datagram i as received.
-func (b *batch) data(i int) []byte { return b.mem[i*maxDatagram : i*maxDatagram+b.lens[i]] }
-
 // recv reads up to udpBatch datagrams from fd without blocking and returns
 // how many arrived (EAGAIN when none). Senders are in b.names.
 func (b *batch) recv(fd int) (int, error) {

@@ -215,7 +215,7 @@ func TestBatchRecvManySenders(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := 0; i < n; i++ {
-			got[b.addr(i)] = string(b.data(i))
+			got[b.addr(i)] = string(b.mem[i*maxDatagram : i*maxDatagram+b.lens[i]])
 		}
 		batches.put(b)
 	}

@@ -76,7 +76,7 @@ func listenTCP(addr netip.AddrPort) (*net.TCPListener, error) {
 	lc := net.ListenConfig{Control: listenControl, KeepAlive: -1}
 	ln, err := lc.Listen(context.Background(), listenNetwork("tcp", addr.Addr()), addr.String())
 	if err != nil {
-		return nil, err
+		return nil, explainListen("tcp", addr, err)
 	}
 	return ln.(*net.TCPListener), nil
 }
@@ -90,7 +90,7 @@ func listenUDP(addr netip.AddrPort) (*net.UDPConn, error) {
 	lc := net.ListenConfig{Control: reusePort}
 	pc, err := lc.ListenPacket(context.Background(), listenNetwork("udp", addr.Addr()), addr.String())
 	if err != nil {
-		return nil, err
+		return nil, explainListen("udp", addr, err)
 	}
 	uc := pc.(*net.UDPConn)
 	setBuffers(uc)

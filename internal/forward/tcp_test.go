@@ -150,13 +150,18 @@ func TestTCPBulkIntegrity(t *testing.T) {
 func TestTCPHalfCloseBothWays(t *testing.T) {
 	// The device reads a request to EOF, then answers and closes: the
 	// classic "shutdown(SHUT_WR) then read the reply" client.
+	// Deadlines on both ends: a forwarder that loses a half-close fails
+	// this test in seconds instead of hanging until the test binary's
+	// timeout.
 	dev := newDevice(t, func(c *net.TCPConn) {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
 		req, _ := io.ReadAll(c)
 		time.Sleep(50 * time.Millisecond)
 		c.Write(append([]byte("reply to "), req...))
 	})
 	_, addr := startRule(t, Spec{TargetPorts: []uint16{dev.port}})
 	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
 	c.Write([]byte("GET"))
 	c.CloseWrite()
 	got, err := io.ReadAll(c)

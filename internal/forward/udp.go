@@ -345,10 +345,23 @@ func (u *udpRelay) takeFD() bool {
 	}
 	// The slot passes straight from the evicted session to the new one:
 	// giving it back first would let other rules' reserve use block the
-	// swap.
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if s := u.lru.back; s != nil && u.dropLocked(s) {
+	// swap. The victim is the rule's least recently active session on
+	// any of its ports (a port range floods some ports before others).
+	var victim *udpRelay
+	var oldest int64
+	for _, v := range r.udp {
+		v.mu.Lock()
+		if b := v.lru.back; b != nil && (victim == nil || b.last.Load() < oldest) {
+			victim, oldest = v, b.last.Load()
+		}
+		v.mu.Unlock()
+	}
+	if victim == nil {
+		return false
+	}
+	victim.mu.Lock()
+	defer victim.mu.Unlock()
+	if s := victim.lru.back; s != nil && victim.dropLocked(s) {
 		r.stats.Evicted.Add(1)
 		return true
 	}

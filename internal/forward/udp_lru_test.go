@@ -14,7 +14,9 @@ import (
 // least recently active session, never the flow, and the session count
 // must never exceed the table size (#13.7).
 func TestUDPEvictionSparesActiveFlow(t *testing.T) {
-	const size = 8
+	// 16 sessions, a new source every 10 ms: the flow must send at least
+	// once per 160 ms to stay, with room for a loaded test machine.
+	const size = 16
 	dev := newUDPDevice(t)
 	r, addr := startRule(t, Spec{UDP: true, TargetPorts: []uint16{dev.port}, UDPMaxSessions: size})
 	rtp, err := net.Dial("udp4", addr)
@@ -63,16 +65,16 @@ func TestUDPEvictionSparesActiveFlow(t *testing.T) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}()
-	// The flood: 400 new sources, a few milliseconds apart, for about
-	// two seconds (long enough to cross the old one-second clock ticks).
-	for i := 0; i < 400; i++ {
+	// The flood: 300 new sources, 10 ms apart, for about three seconds
+	// (long enough to cross the old one-second clock ticks).
+	for i := 0; i < 300; i++ {
 		c, err := net.Dial("udp4", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.Write([]byte("flood"))
 		c.Close()
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 	close(stop)
 	wg.Wait()
@@ -91,7 +93,7 @@ func TestUDPEvictionSparesActiveFlow(t *testing.T) {
 		t.Errorf("got no evictions, want the flood to evict (created %d)", r.stats.SessTotal.Load()-first)
 	}
 	// The flow's session was created once; every later one is the flood's.
-	if got, want := r.stats.SessTotal.Load()-first, uint64(400); got != want {
+	if got, want := r.stats.SessTotal.Load()-first, uint64(300); got != want {
 		t.Errorf("got %d sessions created during the flood, want %d (the RTP flow was evicted and re-created %d times)",
 			got, want, got-want)
 	}

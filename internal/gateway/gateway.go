@@ -10,6 +10,12 @@
 // connections. If anything fails, everything new is closed again and the
 // old state stays; the error names the rule.
 //
+// Each rule runs on one of two data planes (kernel.go): userspace
+// (package forward) or, when Config.Kernel is set and nothing on the rule
+// needs to read the traffic, the kernel (package nft). Apply binds the
+// userspace sockets first, then writes every kernel rule in one nftables
+// transaction, then swaps; a failed transaction closes what was bound.
+//
 // The package does not read files or serve HTTP; cmd/camgate and package
 // admin do. Policy hooks (access lists, limits, protocol guards) come from
 // a Policy supplied in Config.
@@ -29,6 +35,7 @@ import (
 
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/forward"
+	"github.com/camgate/camgate/internal/portowner"
 )
 
 // Config configures a Gateway.
@@ -38,6 +45,10 @@ type Config struct {
 	// Policy builds each rule's admission and protocol hooks. Nil means
 	// the built-in allow/deny lists only (see DefaultPolicy).
 	Policy Policy
+	// Kernel is the kernel data plane (package nft). Nil means every rule
+	// runs in userspace; KernelOff then says why, for status and logs.
+	Kernel    Kernel
+	KernelOff string
 	// FDs is the file-descriptor budget every rule draws on, with fair
 	// shares. Nil means forward.NewFDBudget (from RLIMIT_NOFILE).
 	FDs *forward.Limit
@@ -69,6 +80,9 @@ type Gateway struct {
 	fds     *forward.Limit // descriptor budget, see forward.NewFDBudget
 	ids     atomic.Uint64
 	started time.Time
+	kernel  Kernel
+	// kernelOff says why kernel is nil.
+	kernelOff string
 
 	// applyMu serialises Apply and Close so that two reloads cannot
 	// interleave; mu below is held only briefly, so readers never wait for
@@ -82,11 +96,15 @@ type Gateway struct {
 	applied  time.Time
 	lastErr  string
 	applyDur time.Duration
+	// kernelApplied is set once the kernel plane has had a transaction.
+	kernelApplied bool
 }
 
 type ruleState struct {
 	rule config.Rule
-	fwd  *forward.Rule
+	path Path
+	// fwd is the userspace listener set; nil for a kernel rule.
+	fwd *forward.Rule
 	// stats outlive a rule's replacement, so counters do not reset when
 	// a rule is edited.
 	stats *forward.Stats
@@ -102,6 +120,11 @@ func New(c Config) *Gateway {
 		started: time.Now(),
 		rules:   map[string]*ruleState{},
 		cfg:     &config.Config{Version: config.CurrentVersion},
+		kernel:  c.Kernel,
+	}
+	g.kernelOff = c.KernelOff
+	if g.kernel == nil && g.kernelOff == "" {
+		g.kernelOff = "not set up in this process"
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -112,8 +135,8 @@ func New(c Config) *Gateway {
 	return g
 }
 
-// Policy returns the policy the gateway was built with, so the admin API
-// can reach its ban list and counters.
+// Policy returns the policy the gateway was built with, so serve can hand
+// the guard to the services that need it (cmd/camgate/serve_guard.go).
 func (g *Gateway) Policy() Policy { return g.policy }
 
 // ErrClosed is returned by Apply after Close.
@@ -150,6 +173,12 @@ func (g *Gateway) Apply(ctx context.Context, cfg *config.Config) (config.Change,
 	if old.Listen() != cfg.Listen() {
 		ch = relisten(ch, cfg)
 	}
+	paths, err := g.planAll(cfg)
+	if err != nil {
+		g.noteErr(err)
+		return config.Change{}, err
+	}
+	ch = g.repath(ch, paths)
 	fresh := map[string]*ruleState{}
 	for _, name := range append(append([]string{}, ch.Added...), ch.Changed...) {
 		if err := ctx.Err(); err != nil {
@@ -157,22 +186,40 @@ func (g *Gateway) Apply(ctx context.Context, cfg *config.Config) (config.Change,
 			return config.Change{}, err
 		}
 		r := cfg.Rule(name)
+		if paths[name].Dataplane == PathKernel {
+			continue
+		}
 		st, err := g.bind(r, cfg)
 		if err != nil {
 			closeAll(fresh)
 			g.noteErr(err)
 			return config.Change{}, err
 		}
+		st.path = paths[name]
 		fresh[name] = st
+	}
+	// Userspace is bound; the kernel's rules go in as one transaction.
+	if err := g.commitKernel(cfg, ch, paths); err != nil {
+		closeAll(fresh)
+		g.noteErr(err)
+		return config.Change{}, err
 	}
 
 	// Everything new is bound: commit.
 	g.global.SetMax(cfg.Limits.MaxConns())
 	g.mu.Lock()
+	kernelNew := map[string]*ruleState{}
+	for _, name := range append(append([]string{}, ch.Added...), ch.Changed...) {
+		if p := paths[name]; p.Dataplane == PathKernel {
+			kernelNew[name] = &ruleState{rule: cfg.Rule(name).Clone(), path: p, stats: g.keptStatsLocked(name)}
+		}
+	}
 	var retire []*forward.Rule
 	for _, name := range append(append([]string{}, ch.Removed...), ch.Changed...) {
 		if st := g.rules[name]; st != nil {
-			retire = append(retire, st.fwd)
+			if st.fwd != nil {
+				retire = append(retire, st.fwd)
+			}
 			delete(g.rules, name)
 		}
 	}
@@ -180,9 +227,13 @@ func (g *Gateway) Apply(ctx context.Context, cfg *config.Config) (config.Change,
 		g.rules[name] = st
 		st.fwd.Start()
 	}
+	for name, st := range kernelNew {
+		g.rules[name] = st
+	}
 	for _, name := range ch.Kept {
 		// Descriptions and router flags may change without touching sockets.
 		g.rules[name].rule = cfg.Rule(name).Clone()
+		g.rules[name].path = paths[name]
 	}
 	// Every running rule gets a fair share of the caps (forward.Limit).
 	g.global.SetRules(len(g.rules))
@@ -199,10 +250,10 @@ func (g *Gateway) Apply(ctx context.Context, cfg *config.Config) (config.Change,
 	}
 	g.policy.Forget(ch.Removed)
 	for _, name := range ch.Added {
-		g.log.Info("rule added", "rule", name, "forward", describe(cfg.Rule(name), cfg))
+		g.log.Info("rule added", append([]any{"rule", name, "forward", describe(cfg.Rule(name), cfg)}, paths[name].attrs()...)...)
 	}
 	for _, name := range ch.Changed {
-		g.log.Info("rule replaced", "rule", name, "forward", describe(cfg.Rule(name), cfg))
+		g.log.Info("rule replaced", append([]any{"rule", name, "forward", describe(cfg.Rule(name), cfg)}, paths[name].attrs()...)...)
 	}
 	for _, name := range ch.Removed {
 		g.log.Info("rule removed", "rule", name)
@@ -233,7 +284,9 @@ func (g *Gateway) noteErr(err error) {
 
 func closeAll(m map[string]*ruleState) {
 	for _, st := range m {
-		st.fwd.Close()
+		if st.fwd != nil {
+			st.fwd.Close()
+		}
 	}
 }
 
@@ -249,6 +302,9 @@ func (g *Gateway) bind(r *config.Rule, cfg *config.Config) (*ruleState, error) {
 	for i := 0; i < ext.Len(); i++ {
 		ports = append(ports, ext.First+uint16(i))
 		targets = append(targets, in.First+uint16(i))
+	}
+	if err := checkPorts(r, addr, ports); err != nil {
+		return nil, err
 	}
 	admit, handler, err := g.policy.Hooks(r)
 	if err != nil {
@@ -287,6 +343,28 @@ func (g *Gateway) bind(r *config.Rule, cfg *config.Config) (*ruleState, error) {
 	return &ruleState{rule: r.Clone(), fwd: fwd, stats: stats}, nil
 }
 
+// checkPorts refuses ports another process holds, naming it. Rule
+// listeners set SO_REUSEPORT so that a rule being replaced can bind its
+// new socket before the old one closes; the kernel would also let a second
+// camgate (or any program of the same user that sets it) share the port
+// and split the viewers between the two. Checking the socket table first
+// keeps SO_REUSEPORT to this process's own sockets: those are the rule's
+// own replacement (validation keeps two rules off one port).
+func checkPorts(r *config.Rule, addr netip.Addr, ports []uint16) error {
+	idx := portowner.NewIndex("/proc")
+	for _, proto := range []string{"tcp", "udp"} {
+		if (proto == "tcp" && !r.Proto().HasTCP()) || (proto == "udp" && !r.Proto().HasUDP()) {
+			continue
+		}
+		if err := idx.CheckPorts(proto, addr, ports); err != nil {
+			var iu *portowner.InUseError
+			errors.As(err, &iu)
+			return fmt.Errorf("rule %q: listen %s %s: %w", r.Name, proto, netip.AddrPortFrom(addr, iu.Port), err)
+		}
+	}
+	return nil
+}
+
 func describe(r *config.Rule, cfg *config.Config) string {
 	return fmt.Sprintf("%s %s:%s -> %s:%s", r.Proto(), r.Listen(cfg.ListenAddress), r.ExternalPort,
 		r.InternalIP, r.Internal())
@@ -304,6 +382,9 @@ func (g *Gateway) Close(ctx context.Context) {
 	g.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, st := range rules {
+		if st.fwd == nil {
+			continue
+		}
 		wg.Add(1)
 		go func(f *forward.Rule) {
 			defer wg.Done()
@@ -311,6 +392,11 @@ func (g *Gateway) Close(ctx context.Context) {
 		}(st.fwd)
 	}
 	wg.Wait()
+	if g.kernel != nil {
+		if err := g.kernel.Close(); err != nil {
+			g.log.Error("remove the nftables table", "err", err)
+		}
+	}
 }
 
 // RuleStatus is one rule's state for status displays and the API.
@@ -318,6 +404,8 @@ type RuleStatus struct {
 	config.Rule
 	Listening []string         `json:"listening"`
 	Stats     forward.Snapshot `json:"stats"`
+	// Path is the data plane the rule runs on, and why.
+	Path Path `json:"path"`
 }
 
 // Status is the gateway's state.
@@ -337,6 +425,7 @@ type Status struct {
 // Status returns every rule of the running config, enabled or not, in
 // config order, with its counters.
 func (g *Gateway) Status() Status {
+	kstats := g.kernelStats()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	st := Status{
@@ -348,9 +437,15 @@ func (g *Gateway) Status() Status {
 	for _, r := range g.cfg.Rules {
 		rs := RuleStatus{Rule: r.Clone(), Listening: []string{}}
 		if s := g.rules[r.Name]; s != nil {
-			rs.Stats = s.stats.Snapshot()
-			for _, a := range s.fwd.Addrs() {
-				rs.Listening = append(rs.Listening, a.Network()+" "+a.String())
+			rs.Path = s.path
+			if s.fwd == nil {
+				rs.Stats = kernelSnapshot(kstats[r.Name], !r.Proto().HasTCP())
+				rs.Listening = kernelListening(&r, g.cfg)
+			} else {
+				rs.Stats = s.stats.Snapshot()
+				for _, a := range s.fwd.Addrs() {
+					rs.Listening = append(rs.Listening, a.Network()+" "+a.String())
+				}
 			}
 		}
 		st.Rules = append(st.Rules, rs)
@@ -361,10 +456,7 @@ func (g *Gateway) Status() Status {
 // Connections lists live connections and UDP sessions, oldest first.
 func (g *Gateway) Connections() []forward.ConnInfo {
 	g.mu.Lock()
-	rules := make([]*forward.Rule, 0, len(g.rules))
-	for _, st := range g.rules {
-		rules = append(rules, st.fwd)
-	}
+	rules := g.userspaceLocked()
 	g.mu.Unlock()
 	var out []forward.ConnInfo
 	for _, f := range rules {
@@ -377,10 +469,7 @@ func (g *Gateway) Connections() []forward.ConnInfo {
 // Kill cuts one connection or UDP session by id.
 func (g *Gateway) Kill(id uint64) bool {
 	g.mu.Lock()
-	rules := make([]*forward.Rule, 0, len(g.rules))
-	for _, st := range g.rules {
-		rules = append(rules, st.fwd)
-	}
+	rules := g.userspaceLocked()
 	g.mu.Unlock()
 	for _, f := range rules {
 		if f.Kill(id) {
@@ -395,7 +484,7 @@ func (g *Gateway) Kill(id uint64) bool {
 func (g *Gateway) Addrs(rule string) []net.Addr {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if st := g.rules[rule]; st != nil {
+	if st := g.rules[rule]; st != nil && st.fwd != nil {
 		return st.fwd.Addrs()
 	}
 	return nil

@@ -129,6 +129,7 @@ func addSeeds(f *testing.F, glob string) {
 
 func FuzzRequest(f *testing.F) {
 	addSeeds(f, "http/*.req")
+	addSeeds(f, "attack/*.http")
 	f.Add([]byte("GET / HTTP/1.1\nHost: x\n\n"))
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -13,9 +13,11 @@
 //   - the ban list, persisted in the state directory and shared with the
 //     `camgate ban` command (bans.go);
 //   - `guard: auth`, the brute-force guard: it reads HTTP or RTSP just
-//     enough to see the device's 401 answers to login attempts and bans a
-//     source before the device's own lockout (which, behind a gateway,
-//     locks out every remote user) is reached (auth.go, handler.go,
+//     enough to see login attempts and the device's answers, judges Digest
+//     and Basic answers itself when the device's password is stored
+//     (Credentials.Check, verify.go), and bans a source and holds back
+//     attempts so that the device's own lockout (which, behind a gateway,
+//     locks out every remote user) is never reached (auth.go, handler.go,
 //     message.go);
 //   - `guard: hikvision`, a table of known attack requests (CVE-2021-36260,
 //     CVE-2017-7921, ...) plus path-traversal and malformed-request checks,

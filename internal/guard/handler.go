@@ -217,7 +217,7 @@ func (s *session) requests(ctx context.Context) error {
 		}
 		var tk *ticket
 		if s.h.tr != nil && loginAttempt(m) {
-			tk, err = s.h.tr.reserve(ctx, s.src, s.h.rg.auth, s.h.rs)
+			tk, err = s.login(ctx, m)
 			switch {
 			case errors.Is(err, errBanned):
 				s.h.rs.c.banned.Add(1)

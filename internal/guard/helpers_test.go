@@ -105,7 +105,7 @@ func startDevice(t testing.TB) *device {
 					d.failures.Add(1)
 				}
 				w.Header().Set("WWW-Authenticate", `Basic realm="IP Camera(12345)"`)
-				http.Error(w, "unauthorized", 401)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return
 			}
 			io.Copy(io.Discard, r.Body)

@@ -66,8 +66,9 @@ type message struct {
 	chunked       bool  // Transfer-Encoding ends in chunked
 	otherTE       bool  // Transfer-Encoding present, not ending in chunked
 	authorization bool
-	upgrade       bool // Upgrade field present
-	stale         bool // a WWW-Authenticate challenge says stale=true
+	auth          string // the Authorization value (requests have at most one)
+	upgrade       bool   // Upgrade field present
+	stale         bool   // a WWW-Authenticate challenge says stale=true
 	cseq          string
 }
 
@@ -173,8 +174,17 @@ func readMessage(br *bufio.Reader, lim limits, rtsp, fromClient bool) (*message,
 				te = append(te, ',')
 			}
 			te = append(te, value...)
+			if fromClient && !m.response {
+				continue // re-emitted once, normalised, below
+			}
 		case equalFold(name, "authorization"):
+			if m.authorization && fromClient {
+				// Two answers: camgate could judge one while the device
+				// reads the other.
+				return nil, malformed("several Authorization fields")
+			}
 			m.authorization = true
+			m.auth = string(value)
 		case equalFold(name, "upgrade"):
 			m.upgrade = true
 		case equalFold(name, "host"):
@@ -188,6 +198,11 @@ func readMessage(br *bufio.Reader, lim limits, rtsp, fromClient bool) (*message,
 		hb.WriteString(": ")
 		hb.Write(value)
 		hb.WriteString("\r\n")
+	}
+	if fromClient && !m.response && len(te) > 0 {
+		// Issue 14: the device gets exactly one "Transfer-Encoding:
+		// chunked", whatever spelling passed checkRequest.
+		hb.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	hb.WriteString("\r\n")
 	m.head = hb.Bytes()
@@ -247,7 +262,9 @@ func (m *message) parseRequestLine(line []byte, proto string) error {
 		return malformed("bad request line %q", clip(line))
 	}
 	for _, c := range target {
-		if c <= ' ' || c == 0x7f {
+		// A request target never holds '#' (RFC 9112 §3.2): a fragment
+		// could hide "/.." from the filter (issue 14).
+		if c <= ' ' || c == 0x7f || c == '#' {
 			return malformed("bad request line %q", clip(line))
 		}
 	}
@@ -270,8 +287,11 @@ func (m *message) checkRequest(rtsp bool, hosts int, te []byte) error {
 		if m.contentLength >= 0 {
 			return malformed("both Content-Length and Transfer-Encoding (RFC 9112 §6.1)")
 		}
-		if !m.chunked || bytes.Count(bytes.ToLower(te), []byte("chunked")) != 1 {
-			return malformed("Transfer-Encoding %q does not end in a single chunked", clip(te))
+		// Only "chunked", once: a parameter (chunked;x=1) or another
+		// coding (identity, gzip) before it is refused, since the device's
+		// parser may read the list differently (issue 14).
+		if !equalFold(bytes.Trim(te, " \t"), "chunked") {
+			return malformed("Transfer-Encoding %q is not a single chunked", clip(te))
 		}
 		if m.proto == "HTTP/1.0" {
 			return malformed("Transfer-Encoding in an HTTP/1.0 request")

@@ -33,7 +33,16 @@ func TestReadRequest(t *testing.T) {
 		{name: "http/1.0 no host", in: "GET / HTTP/1.0\r\n\r\n", method: "GET", targ: "/"},
 		{name: "content-length", in: "PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n", method: "PUT", targ: "/x", kind: bodyFixed, n: 12},
 		{name: "equal lengths", in: "PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n", method: "PUT", targ: "/x", kind: bodyFixed, n: 5},
-		{name: "chunked", in: "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n", method: "POST", targ: "/x", kind: bodyChunked},
+		{name: "chunked", in: "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n", method: "POST", targ: "/x", kind: bodyChunked},
+		// Issue 14: only a single chunked passes, and it is re-emitted as
+		// "Transfer-Encoding: chunked" (TestTransferEncodingNormalised).
+		{name: "te upper case", in: "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: CHUNKED\r\n\r\n", method: "POST", targ: "/x", kind: bodyChunked},
+		{name: "te with parameter", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked;x=1\r\n\r\n", status: 400},
+		{name: "te identity then chunked", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity, chunked\r\n\r\n", status: 400},
+		{name: "te gzip then chunked", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n", status: 400},
+		{name: "te split over fields", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n", status: 400},
+		{name: "fragment in target", in: "PUT /x#/../SDK/webLanguage HTTP/1.1\r\nHost: x\r\n\r\n", status: 400},
+		{name: "two authorization fields", in: "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YQ==\r\nAuthorization: Basic Yg==\r\n\r\n", status: 400},
 		{name: "authorization", in: "GET / HTTP/1.1\r\nHost: x\r\nauthorization: Digest username=\"admin\"\r\n\r\n", method: "GET", targ: "/", auth: true},
 		{name: "upgrade", in: "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", method: "GET", targ: "/ws", upg: true},
 		{name: "absolute form", in: "GET http://cam/ISAPI/x HTTP/1.1\r\nHost: cam\r\n\r\n", method: "GET", targ: "http://cam/ISAPI/x"},

@@ -32,17 +32,22 @@ type Config struct {
 	// Now returns the current time. Nil means time.Now; tests move the
 	// clock.
 	Now func() time.Time
+	// Passwords gives the passwords of the devices in the config's devices
+	// section, so that the auth guard can judge login answers itself
+	// (verify.go). Nil: the guard only counts the device's verdicts.
+	Passwords PasswordSource
 }
 
 // Policy is the guard: it implements gateway.Policy (Hooks and Forget)
 // and keeps per-rule state (counters, per-source tables) across reloads,
 // the failure counts per device, and the ban list.
 type Policy struct {
-	log      *slog.Logger
-	stateDir string
-	poll     time.Duration
-	now      func() time.Time
-	bufs     sync.Pool // *[]byte copy buffers for the L7 handlers
+	log       *slog.Logger
+	stateDir  string
+	poll      time.Duration
+	now       func() time.Time
+	passwords PasswordSource
+	bufs      sync.Pool // *[]byte copy buffers for the L7 handlers
 
 	// maxPerIP is limits.max_connections_per_ip (0: none).
 	maxPerIP atomic.Int64
@@ -55,6 +60,8 @@ type Policy struct {
 	rules    map[string]*ruleState
 	trackers map[string]*tracker // by device (internal_ip)
 	publicIP string
+	// devices are the devices section by name and by "@"+address.
+	devices map[string]knownDevice
 
 	gmu    sync.Mutex // guards following
 	global map[netip.Prefix]int
@@ -70,15 +77,16 @@ type Policy struct {
 // NewPolicy returns a Policy with the ban list loaded from StateDir.
 func NewPolicy(c Config) (*Policy, error) {
 	p := &Policy{
-		log:      c.Logger,
-		stateDir: c.StateDir,
-		poll:     c.PollInterval,
-		now:      c.Now,
-		rules:    map[string]*ruleState{},
-		trackers: map[string]*tracker{},
-		global:   map[netip.Prefix]int{},
-		bans:     map[netip.Prefix][]Ban{},
-		start:    time.Now(),
+		log:       c.Logger,
+		stateDir:  c.StateDir,
+		poll:      c.PollInterval,
+		now:       c.Now,
+		passwords: c.Passwords,
+		rules:     map[string]*ruleState{},
+		trackers:  map[string]*tracker{},
+		global:    map[netip.Prefix]int{},
+		bans:      map[netip.Prefix][]Ban{},
+		start:     time.Now(),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -104,21 +112,29 @@ func NewPolicy(c Config) (*Policy, error) {
 // config the gateway runs.
 func (p *Policy) SetGlobal(cfg *config.Config) {
 	p.maxPerIP.Store(int64(cfg.Limits.MaxConnectionsPerIP))
+	devs := make(map[string]knownDevice, 2*len(cfg.Devices))
+	for _, d := range cfg.Devices {
+		kd := knownDevice{name: d.Name, user: d.Username()}
+		devs[d.Name] = kd
+		devs["@"+strings.ToLower(d.Address)] = kd
+	}
 	p.mu.Lock()
 	p.publicIP = cfg.PublicIP
+	p.devices = devs
 	p.mu.Unlock()
 }
 
 // ruleGuard is one rule's settings as of the last Hooks call. It is
 // immutable: a reload builds a new one.
 type ruleGuard struct {
-	name     string
-	device   string
-	acl      ACL
-	perConns int
-	rate     float64
-	burst    int
-	perUDP   int
+	name       string
+	device     string // internal_ip, lower case
+	deviceName string // the rule's device field
+	acl        ACL
+	perConns   int
+	rate       float64
+	burst      int
+	perUDP     int
 
 	service string // "", http or rtsp
 	filter  *Filter
@@ -135,9 +151,10 @@ func (rg *ruleGuard) l7() bool {
 // rules get a nil handler and keep the zero-copy relay.
 func (p *Policy) Hooks(r *config.Rule) (func(netip.AddrPort, string) (func(), error), forward.Handler, error) {
 	rg := &ruleGuard{
-		name:   r.Name,
-		device: strings.ToLower(r.InternalIP),
-		acl:    ACL{Allow: r.AllowPrefixes(), Deny: r.DenyPrefixes()},
+		name:       r.Name,
+		device:     strings.ToLower(r.InternalIP),
+		deviceName: r.Device,
+		acl:        ACL{Allow: r.AllowPrefixes(), Deny: r.DenyPrefixes()},
 		service: func() string {
 			if r.AuthGuard() || r.HikvisionFilter() || r.TLS.Terminate() {
 				return r.GuardService()
@@ -148,6 +165,9 @@ func (p *Policy) Hooks(r *config.Rule) (func(netip.AddrPort, string) (func(), er
 	g := &r.Guard
 	rg.perConns = g.EffectivePerIPConnections()
 	rg.rate, rg.burst = g.EffectivePerIPRate()
+	if g.PerIPRate == 0 && opaqueLogin(r) {
+		rg.rate, rg.burst = opaqueRate, opaqueBurst
+	}
 	rg.perUDP = g.EffectivePerIPUDPSessions()
 	if r.HikvisionFilter() {
 		rg.filter = NewFilter(HikvisionSignatures())
@@ -179,6 +199,7 @@ func (p *Policy) Hooks(r *config.Rule) (func(netip.AddrPort, string) (func(), er
 			tr = newTracker(p, rg.device)
 			p.trackers[rg.device] = tr
 		}
+		tr.setBudget(rg.auth.deviceMax)
 	}
 	p.mu.Unlock()
 
@@ -246,6 +267,23 @@ func (p *Policy) AllCounters() map[string]Counters {
 	for n, rs := range p.rules {
 		out[n] = rs.c.snapshot()
 	}
+	return out
+}
+
+// DeviceLogins returns the brute-force guard's view of every device that
+// a guarded rule forwards to, by address.
+func (p *Policy) DeviceLogins() []DeviceLogins {
+	p.mu.Lock()
+	trs := make([]*tracker, 0, len(p.trackers))
+	for _, t := range p.trackers {
+		trs = append(trs, t)
+	}
+	p.mu.Unlock()
+	out := make([]DeviceLogins, 0, len(trs))
+	for _, t := range trs {
+		out = append(out, t.snapshot())
+	}
+	slices.SortFunc(out, func(a, b DeviceLogins) int { return strings.Compare(a.Device, b.Device) })
 	return out
 }
 

@@ -278,48 +278,64 @@ func TestBanFileErrors(t *testing.T) {
 	}
 }
 
+// TestLockdown: the device budget counts like the device does (no decay
+// until a success), keeps a reserve for sources that logged in before,
+// and lets answers camgate verified use the whole budget (issue 14).
 func TestLockdown(t *testing.T) {
 	clock := newClock()
 	p := newPolicy(t, clock, "")
 	rs := newRuleState("web")
 	tr := newTracker(p, "d")
-	ap := &authParams{rule: "web", device: "d", maxFail: 4, deviceMax: 6, window: 10 * time.Minute, ban: 30 * time.Minute}
+	ap := &authParams{rule: "web", device: "d", maxFail: 4, deviceMax: 5, window: 10 * time.Minute, ban: 30 * time.Minute}
 	ctx := context.Background()
 	src := func(i int) netip.Prefix { return SourceKey(netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)})) }
 	// The owner logs in.
-	tk, err := tr.reserve(ctx, src(0), ap, rs)
+	tk, err := tr.reserve(ctx, src(0), ap, rs, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tk.settle(success)
-	// Two guessers with 3 failures each spend the budget of 6.
-	for i := 0; i < 3; i++ {
-		tk, _ := tr.reserve(ctx, src(1), ap, rs)
+	// A guesser spends 2, waits out the window, and tries again: the
+	// device still counts the first two, and so does camgate.
+	for i := 0; i < 2; i++ {
+		tk, _ := tr.reserve(ctx, src(1), ap, rs, false)
 		tk.settle(failure)
 	}
-	for i := 0; i < 4; i++ {
-		tk, err := tr.reserve(ctx, src(2), ap, rs)
-		if i == 3 {
-			if !errors.Is(err, errLockdown) {
-				t.Fatalf("7th failure for the device: got %v, want lockdown", err)
-			}
-			break
+	clock.Add(11 * time.Minute)
+	tk, _ = tr.reserve(ctx, src(2), ap, rs, false)
+	tk.settle(failure)
+	// 3 of 5 spent: the rest is the reserve.
+	for _, i := range []int{1, 2, 3} {
+		if _, err := tr.reserve(ctx, src(i), ap, rs, false); !errors.Is(err, errLockdown) {
+			t.Fatalf("source %d after 3 device failures: got %v, want lockdown", i, err)
 		}
-		tk.settle(failure)
 	}
-	if _, err := tr.reserve(ctx, src(3), ap, rs); !errors.Is(err, errLockdown) {
-		t.Fatalf("a new source: got %v, want lockdown", err)
+	clock.Add(time.Hour)
+	if _, err := tr.reserve(ctx, src(4), ap, rs, false); !errors.Is(err, errLockdown) {
+		t.Fatalf("an hour later: got %v, want lockdown still (the device has not forgotten)", err)
 	}
-	// The owner, who logged in recently, still may.
-	if tk, err := tr.reserve(ctx, src(0), ap, rs); err != nil {
-		t.Fatalf("owner: got %v", err)
+	if got := tr.snapshot(); got.Failures != 3 || got.HeldBack != 4 {
+		t.Fatalf("snapshot: got %+v, want 3 failures and 4 held back", got)
+	}
+	// The owner, who logged in before, and a verified answer may.
+	for i := 0; i < 2; i++ {
+		if tk, err := tr.reserve(ctx, src(0), ap, rs, false); err != nil {
+			t.Fatalf("owner: got %v", err)
+		} else {
+			tk.settle(failure) // typos with another account: 5 of 5
+		}
+	}
+	if _, err := tr.reserve(ctx, src(0), ap, rs, false); !errors.Is(err, errLockdown) {
+		t.Fatalf("owner past the budget: got %v, want lockdown", err)
+	}
+	if tk, err := tr.reserve(ctx, src(5), ap, rs, true); err != nil {
+		t.Fatalf("verified answer: got %v", err)
 	} else {
 		tk.settle(success)
 	}
-	// The window passes.
-	clock.Add(11 * time.Minute)
-	if tk, err := tr.reserve(ctx, src(3), ap, rs); err != nil {
-		t.Fatalf("after the window: got %v", err)
+	// The success reset the device's count.
+	if tk, err := tr.reserve(ctx, src(3), ap, rs, false); err != nil {
+		t.Fatalf("after a success: got %v", err)
 	} else {
 		tk.settle(neutral)
 	}

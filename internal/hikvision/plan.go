@@ -27,6 +27,11 @@ type PlanOptions struct {
 	// Assumed says the ports were not read from the device (defaults or
 	// SADP); descriptions and notes say so.
 	Assumed bool
+	// PassthroughHTTPS forwards the device's own HTTPS port raw instead
+	// of camgate terminating TLS in front of its HTTP port. Default off:
+	// camgate cannot read what passes through, so neither the exploit
+	// filter nor the brute-force guard can protect it (issue 14).
+	PassthroughHTTPS bool
 }
 
 // Plan is the rule set for one device, ready to append to the table.
@@ -53,10 +58,15 @@ var ErrNameTaken = errors.New("rule names already in use")
 const externalStep = 1000
 
 // PlanRules returns the rules that expose a device, given its ports (as
-// read from adminAccesses, or DefaultPorts when it could not be read):
+// read from adminAccesses, or DefaultPorts when it could not be read).
+// Every rule it writes is protected, so that a fresh setup passes
+// `camgate audit` (issue 14):
 //
-//   - RTSP over TCP, if enabled on the device;
-//   - HTTPS, if enabled; plain HTTP only when HTTPS is off, with a warning;
+//   - the web page and ISAPI as HTTPS that camgate terminates (tls:
+//     terminate) in front of the device's HTTP port, with the brute-force
+//     guard and the exploit filter; the device's own HTTPS is forwarded
+//     raw only with PassthroughHTTPS, and plain HTTP never;
+//   - RTSP over TCP, if enabled on the device, with the brute-force guard;
 //   - the server/SDK port (DEV_MANAGE) only with WithSDKPort.
 //
 // External ports avoid every port of every existing rule, enabled or not
@@ -82,8 +92,13 @@ func PlanRules(existing []config.Rule, dev DeviceInfo, ports Ports, opts PlanOpt
 		src = "assumed device port"
 	}
 
-	add := func(suffix string, devPort uint16, desc string) error {
-		ext, ok := pickExternal(devPort, taken)
+	// add adds a rule; the external port is picked starting from extFrom
+	// (0: the device port).
+	add := func(suffix string, extFrom, devPort uint16, desc string, protect func(*config.Rule)) error {
+		if extFrom == 0 {
+			extFrom = devPort
+		}
+		ext, ok := pickExternal(extFrom, taken)
 		if !ok {
 			return fmt.Errorf("plan rules: no free external port for %s-%s (device port %d)", p.Name, suffix, devPort)
 		}
@@ -96,6 +111,9 @@ func PlanRules(existing []config.Rule, dev DeviceInfo, ports Ports, opts PlanOpt
 			InternalIP:   opts.DeviceIP,
 			InternalPort: config.PortRange{First: devPort, Last: devPort},
 		}
+		if protect != nil {
+			protect(&r)
+		}
 		if err := config.ValidateRule(&r); err != nil {
 			return fmt.Errorf("plan rules: %w", err)
 		}
@@ -103,31 +121,12 @@ func PlanRules(existing []config.Rule, dev DeviceInfo, ports Ports, opts PlanOpt
 		return nil
 	}
 
-	https, http := ports.Enabled(ProtoHTTPS), ports.Enabled(ProtoHTTP)
-	switch {
-	case https != 0:
-		if err := add("https", https, "web page, ISAPI and app access over HTTPS"); err != nil {
-			return Plan{}, err
-		}
-		if http != 0 {
-			on := "is on"
-			if opts.Assumed {
-				on = "is assumed on"
-			}
-			p.Notes = append(p.Notes, fmt.Sprintf("plain HTTP (device port %d) is not forwarded because HTTPS %s: use https:// from outside", http, on))
-		}
-	case http != 0:
-		if err := add("http", http, "web page and ISAPI over plain HTTP"); err != nil {
-			return Plan{}, err
-		}
-		p.Warnings = append(p.Warnings, fmt.Sprintf("HTTPS is off on the device, so %s-http forwards plain HTTP: anyone on the path can watch the session. "+
-			"Turn HTTPS on (Configuration > Network > Advanced Settings > HTTPS) and run device add again", p.Name))
-	default:
-		p.Warnings = append(p.Warnings, "neither HTTPS nor HTTP is enabled on the device; no web rule added")
+	if err := p.planWeb(ports, opts, add); err != nil {
+		return Plan{}, err
 	}
 
 	if rtsp := ports.Enabled(ProtoRTSP); rtsp != 0 {
-		if err := add("rtsp", rtsp, "live video over RTSP/TCP, e.g. rtsp://<public-ip>:<external_port>/Streaming/Channels/101"); err != nil {
+		if err := add("rtsp", 0, rtsp, "live video over RTSP/TCP, e.g. rtsp://<public-ip>:<external_port>/Streaming/Channels/101", guardAuth); err != nil {
 			return Plan{}, err
 		}
 	} else if s, ok := ports.Get(ProtoRTSP); ok {
@@ -139,7 +138,7 @@ func PlanRules(existing []config.Rule, dev DeviceInfo, ports Ports, opts PlanOpt
 	sdk := ports.Enabled(ProtoDevManage)
 	switch {
 	case opts.WithSDKPort && sdk != 0:
-		if err := add("server", sdk, "server/SDK port for iVMS-4200 and the mobile app"); err != nil {
+		if err := add("server", 0, sdk, "server/SDK port for iVMS-4200 and the mobile app", nil); err != nil {
 			return Plan{}, err
 		}
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%s-server exposes the SDK port, a frequent attack target: restrict it to known addresses with allow: [...]", p.Name))
@@ -176,6 +175,51 @@ func PlanRules(existing []config.Rule, dev DeviceInfo, ports Ports, opts PlanOpt
 		}
 	}
 	return p, nil
+}
+
+// guardAuth turns on the brute-force guard on an RTSP rule.
+func guardAuth(r *config.Rule) { r.Guard.Auth, r.Guard.Service = true, config.ServiceRTSP }
+
+// terminated serves the rule as HTTPS that camgate terminates, guarded.
+func terminated(r *config.Rule) {
+	r.TLS.Mode = config.TLSTerminate
+	r.Guard.Auth = true
+	r.Guard.Service = config.ServiceHTTP
+}
+
+// planWeb adds the web rule: HTTPS terminated by camgate in front of the
+// device's HTTP port, or, only on request, the device's HTTPS raw.
+func (p *Plan) planWeb(ports Ports, opts PlanOptions, add func(string, uint16, uint16, string, func(*config.Rule)) error) error {
+	https, http := ports.Enabled(ProtoHTTPS), ports.Enabled(ProtoHTTP)
+	switch {
+	case opts.PassthroughHTTPS && https != 0:
+		if err := add("https", 0, https, "web page, ISAPI and app access over the device's own HTTPS, passed through", nil); err != nil {
+			return err
+		}
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%s-https passes the device's own HTTPS through as you asked (--passthrough-https): camgate cannot read it, "+
+			"so the exploit filter and the brute-force guard do not protect it, and every password guess over it counts towards the device's lockout of camgate's address. "+
+			"Without the flag camgate serves HTTPS itself in front of the device's HTTP port, guarded", p.Name))
+	case opts.PassthroughHTTPS:
+		p.Warnings = append(p.Warnings, "--passthrough-https was given but HTTPS is off on the device; no web rule added")
+	case http != 0:
+		// The external port starts from the device's HTTPS port (443),
+		// which is what users and apps expect for HTTPS.
+		ext := uint16(DefaultHTTPSPort)
+		if sv, ok := ports.Get(ProtoHTTPS); ok && sv.Port != 0 {
+			ext = sv.Port
+		}
+		if err := add("https", ext, http, "web page and ISAPI over HTTPS served by camgate, guarded", terminated); err != nil {
+			return err
+		}
+		p.Notes = append(p.Notes, fmt.Sprintf("the device's own HTTPS and plain HTTP are not forwarded: camgate serves HTTPS in %s-https and reads every request, "+
+			"so the exploit filter and the brute-force guard can protect the device (--passthrough-https forwards the device's HTTPS raw instead)", p.Name))
+	case https != 0:
+		p.Warnings = append(p.Warnings, fmt.Sprintf("HTTP is off on the device, and camgate serves HTTPS in front of the device's HTTP port (LAN only); no web rule added. "+
+			"Turn HTTP on on the device (Configuration > Network > Advanced Settings > Port, port %d) and run device add again, or pass --passthrough-https to forward the device's HTTPS raw, unguarded", DefaultHTTPPort))
+	default:
+		p.Warnings = append(p.Warnings, "neither HTTPS nor HTTP is enabled on the device; no web rule added")
+	}
+	return nil
 }
 
 var namePrefixRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,48}[a-z0-9])?$`)

@@ -45,27 +45,26 @@ func TestPlanRules(t *testing.T) {
 		{
 			name:  "seed DVR on an empty table",
 			ports: seed, opts: PlanOptions{Name: "dvr1", DeviceIP: "198.19.0.64"},
-			want: "dvr1-https 443->198.19.0.64:443, dvr1-rtsp 554->198.19.0.64:554",
-			note: []string{"8000", "frequent attack target", "plain HTTP (device port 8082) is not forwarded"},
+			want: "dvr1-https 443->198.19.0.64:8082, dvr1-rtsp 554->198.19.0.64:554",
+			note: []string{"8000", "frequent attack target", "camgate serves HTTPS in dvr1-https"},
 		},
 		{
 			name:  "HTTPS off: HTTP with a warning",
 			ports: nvr, opts: PlanOptions{Name: "nvr", DeviceIP: "192.168.1.64"},
-			want: "nvr-http 80->192.168.1.64:80, nvr-rtsp 554->192.168.1.64:554",
-			warn: []string{"HTTPS is off"},
+			want: "nvr-https 443->192.168.1.64:80, nvr-rtsp 554->192.168.1.64:554",
 			note: []string{"WebSocket port 7681"},
 		},
 		{
 			name:  "with SDK port",
 			ports: seed, opts: PlanOptions{Name: "dvr1", DeviceIP: "198.19.0.64", WithSDKPort: true},
-			want: "dvr1-https 443->198.19.0.64:443, dvr1-rtsp 554->198.19.0.64:554, dvr1-server 8000->198.19.0.64:8000",
+			want: "dvr1-https 443->198.19.0.64:8082, dvr1-rtsp 554->198.19.0.64:554, dvr1-server 8000->198.19.0.64:8000",
 			warn: []string{"restrict it"},
 		},
 		{
 			name:     "second device steps by 1000",
 			existing: []config.Rule{rule("dvr1-https", 443, config.TCP), rule("dvr1-rtsp", 554, config.TCP)},
 			ports:    seed, opts: PlanOptions{DeviceIP: "198.19.0.65", WithSDKPort: true},
-			want: "dvr2-https 1443->198.19.0.65:443, dvr2-rtsp 1554->198.19.0.65:554, dvr2-server 8000->198.19.0.65:8000",
+			want: "dvr2-https 1443->198.19.0.65:8082, dvr2-rtsp 1554->198.19.0.65:554, dvr2-server 8000->198.19.0.65:8000",
 		},
 		{
 			name: "disabled rules and ranges count as taken, UDP-only does not",
@@ -75,25 +74,37 @@ func TestPlanRules(t *testing.T) {
 				rule("udp-only", 443, config.UDP),
 			},
 			ports: seed, opts: PlanOptions{Name: "cam", DeviceIP: "10.0.0.2"},
-			want: "cam-https 443->10.0.0.2:443, cam-rtsp 2554->10.0.0.2:554",
+			want: "cam-https 443->10.0.0.2:8082, cam-rtsp 2554->10.0.0.2:554",
 		},
 		{
 			name:     "reserved ports and the stride running past 65535",
 			existing: []config.Rule{rule("a", 64554, config.TCP)},
 			ports:    ports(ProtoRTSP, 64554, true, ProtoHTTPS, 64600, true),
-			opts:     PlanOptions{Name: "x", DeviceIP: "10.0.0.3", Reserved: []uint16{64600}},
+			opts:     PlanOptions{Name: "x", DeviceIP: "10.0.0.3", Reserved: []uint16{64600}, PassthroughHTTPS: true},
 			want:     "x-https 64601->10.0.0.3:64600, x-rtsp 64555->10.0.0.3:64554",
 		},
 		{
 			name:  "RTSP disabled",
-			ports: ports(ProtoHTTPS, 443, true, ProtoRTSP, 554, false), opts: PlanOptions{Name: "d", DeviceIP: "10.0.0.4"},
-			want: "d-https 443->10.0.0.4:443",
+			ports: ports(ProtoHTTP, 80, true, ProtoHTTPS, 443, true, ProtoRTSP, 554, false), opts: PlanOptions{Name: "d", DeviceIP: "10.0.0.4"},
+			want: "d-https 443->10.0.0.4:80",
 			warn: []string{"RTSP (port 554) is disabled"},
 		},
 		{
 			name:  "assumed ports say so",
 			ports: DefaultPorts(), opts: PlanOptions{Name: "d", DeviceIP: "10.0.0.5", Assumed: true},
-			want: "d-https 443->10.0.0.5:443, d-rtsp 554->10.0.0.5:554",
+			want: "d-https 443->10.0.0.5:80, d-rtsp 554->10.0.0.5:554",
+		},
+		{
+			name:  "HTTP off: no web rule unless passthrough is asked for",
+			ports: ports(ProtoHTTPS, 443, true, ProtoRTSP, 554, true), opts: PlanOptions{Name: "h", DeviceIP: "10.0.0.6"},
+			want: "h-rtsp 554->10.0.0.6:554",
+			warn: []string{"HTTP is off on the device", "--passthrough-https"},
+		},
+		{
+			name:  "passthrough on request, with the reason",
+			ports: seed, opts: PlanOptions{Name: "p", DeviceIP: "10.0.0.7", PassthroughHTTPS: true},
+			want: "p-https 443->10.0.0.7:443, p-rtsp 554->10.0.0.7:554",
+			warn: []string{"camgate cannot read it", "--passthrough-https"},
 		},
 	}
 	for _, tt := range tests {
@@ -194,6 +205,32 @@ func TestDeviceLabel(t *testing.T) {
 	for in, want := range tests {
 		if got := deviceLabel(in); got != want {
 			t.Errorf("deviceLabel(%+v) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestPlanProtects: the default plan writes only guarded rules (issue 14):
+// HTTPS terminated by camgate with the brute-force guard and the exploit
+// filter, RTSP with the brute-force guard.
+func TestPlanProtects(t *testing.T) {
+	seed := ports(ProtoHTTP, 8082, true, ProtoHTTPS, 443, true, ProtoRTSP, 554, true)
+	p, err := PlanRules(nil, DeviceInfo{}, seed, PlanOptions{Name: "dvr1", DeviceIP: "198.19.0.64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range p.Rules {
+		if !r.AuthGuard() {
+			t.Errorf("%s: no brute-force guard", r.Name)
+		}
+		switch r.Name {
+		case "dvr1-https":
+			if !r.TLS.Terminate() || !r.HikvisionFilter() || r.GuardService() != config.ServiceHTTP {
+				t.Errorf("%s: tls %q, filter %v, service %q; want terminate, filter, http", r.Name, r.TLS.Mode, r.HikvisionFilter(), r.GuardService())
+			}
+		case "dvr1-rtsp":
+			if r.GuardService() != config.ServiceRTSP {
+				t.Errorf("%s: service %q, want rtsp", r.Name, r.GuardService())
+			}
 		}
 	}
 }

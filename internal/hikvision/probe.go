@@ -23,6 +23,10 @@ type ProbeResult struct {
 	Hikvision bool `json:"hikvision"`
 	// Locked is set when the device says this address is locked out.
 	Locked bool `json:"locked,omitempty"`
+	// LoginsLeft is how many failed logins the device still takes from
+	// this address before it locks it (retryLoginTime in the 401's body);
+	// -1 when the device does not say.
+	LoginsLeft int `json:"logins_left"`
 }
 
 // Probe checks, without sending any credentials (so it can never count
@@ -32,7 +36,7 @@ type ProbeResult struct {
 func (c *Client) Probe(ctx context.Context) (ProbeResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	var res ProbeResult
+	res := ProbeResult{LoginsLeft: -1}
 	root := *c.base
 	root.Path = c.base.Path + "/"
 	resp, body, err := c.roundTrip(ctx, &root, "")
@@ -66,5 +70,11 @@ func (c *Client) Probe(ctx context.Context) (ProbeResult, error) {
 		}
 	}
 	res.Locked = c.lockFrom(resp, body) != nil
+	if st, err := ParseStatus(body); err == nil && st.IsStatus() && st.LockStatus != "" && !res.Locked {
+		res.LoginsLeft = st.RetryLoginTime
+	}
+	if res.Locked {
+		res.LoginsLeft = 0
+	}
 	return res, nil
 }

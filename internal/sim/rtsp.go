@@ -64,8 +64,9 @@ type rtspHandler struct {
 // video begins with SPS, PPS and an IDR frame, as a camera's does, and a
 // decoder never sees frames that reference pictures it never got.
 type rtspSession struct {
-	kind   streamKind
-	stream *gortsplib.ServerStream
+	kind    streamKind
+	channel int // the camera number stamped into the pictures
+	stream  *gortsplib.ServerStream
 
 	mu      sync.Mutex // guards following
 	started bool
@@ -156,7 +157,7 @@ func (h *rtspHandler) startFeeder(s *rtspSession) {
 	h.feeders.Add(1)
 	go func() {
 		defer h.feeders.Done()
-		h.d.feed(ctx, s.stream, h.d.clips[s.kind])
+		h.d.feed(ctx, s.stream, h.d.clips[s.kind], s.channel)
 	}()
 }
 
@@ -178,10 +179,10 @@ func (h *rtspHandler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseC
 	s.stream.Close()
 }
 
-// feed loops clip c into stream in real time, from its first (IDR) frame,
-// until ctx is done. The clip restarts on its IDR frame; RTP timestamps
-// keep counting across loops.
-func (d *Device) feed(ctx context.Context, stream *gortsplib.ServerStream, c *clip) {
+// feed writes clip c's generated frames into stream in real time, from an
+// IDR frame, until ctx is done. Each frame is stamped with the channel,
+// its number and the wall time it was made (stamp.go).
+func (d *Device) feed(ctx context.Context, stream *gortsplib.ServerStream, c *clip, channel int) {
 	medi := stream.Desc.Medias[0]
 	enc, err := medi.Formats[0].(*format.H264).CreateEncoder()
 	if err != nil {
@@ -192,6 +193,7 @@ func (d *Device) feed(ctx context.Context, stream *gortsplib.ServerStream, c *cl
 	rand.Read(rb[:])
 	ts := binary.BigEndian.Uint32(rb[:])
 	step := uint32(90000 / c.fps)
+	gen := c.newStamper(channel)
 	tick := time.NewTicker(time.Second / time.Duration(c.fps))
 	defer tick.Stop()
 	for i := 0; ; i++ {
@@ -200,12 +202,12 @@ func (d *Device) feed(ctx context.Context, stream *gortsplib.ServerStream, c *cl
 			return
 		case <-tick.C:
 		}
-		pkts, err := enc.Encode(c.aus[i%len(c.aus)])
+		now := time.Now()
+		pkts, err := enc.Encode(gen.frame(i, now))
 		if err != nil {
 			d.log.Error("rtsp: packetize", "clip", c.name, "err", err)
 			return
 		}
-		now := time.Now()
 		for _, p := range pkts {
 			p.Timestamp = ts
 			stream.WritePacketRTPWithNTP(medi, p, now)
@@ -311,7 +313,7 @@ var (
 )
 
 // streamFor maps a request path to the stream it names.
-func (d *Device) streamFor(path string) (streamKind, bool) {
+func (d *Device) streamFor(path string) (streamKind, int, bool) {
 	var ch int
 	var kind streamKind
 	if m := channelRE.FindStringSubmatch(path); m != nil {
@@ -327,9 +329,9 @@ func (d *Device) streamFor(path string) (streamKind, bool) {
 			kind = streamSub
 		}
 	} else {
-		return 0, false
+		return 0, 0, false
 	}
-	return kind, ch >= 1 && ch <= d.id.channels()
+	return kind, ch, ch >= 1 && ch <= d.id.channels()
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
@@ -394,7 +396,7 @@ func (h *rtspHandler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*ba
 	if res := h.authorize(ctx.Conn, ctx.Request); res != nil {
 		return res, nil, nil
 	}
-	kind, ok := h.d.streamFor(ctx.Path)
+	kind, _, ok := h.d.streamFor(ctx.Path)
 	if !ok {
 		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
 	}
@@ -446,7 +448,7 @@ func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Res
 	if res := h.authorize(ctx.Conn, ctx.Request); res != nil {
 		return res, nil, nil
 	}
-	kind, ok := h.d.streamFor(ctx.Path)
+	kind, ch, ok := h.d.streamFor(ctx.Path)
 	if !ok {
 		return &base.Response{StatusCode: base.StatusNotFound}, nil, nil
 	}
@@ -456,7 +458,7 @@ func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Res
 		if err != nil {
 			return &base.Response{StatusCode: base.StatusInternalServerError}, nil, err
 		}
-		sess = &rtspSession{kind: kind, stream: stream}
+		sess = &rtspSession{kind: kind, channel: ch, stream: stream}
 		ctx.Session.SetUserData(sess)
 	} else if sess.kind != kind {
 		return &base.Response{StatusCode: base.StatusBadRequest}, nil, nil

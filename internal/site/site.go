@@ -2,9 +2,13 @@
 // path by which anything changes the rule table while camgate serves:
 // SIGHUP and --watch reloads, the admin API and the CLI all call Reload or
 // Update, which validate, apply the difference through gateway.Apply, and
-// only then persist atomically to camgate.yaml. If applying fails, nothing
-// is written; if writing fails, the previous config is applied again so
-// the running state never disagrees with the file.
+// persist atomically to camgate.yaml. The new file is written and synced
+// before applying and renamed into place after, so a disk that cannot
+// take it refuses the change before anything runs; if applying fails,
+// nothing is written; if the rename fails, the previous config is applied
+// again so the running state never disagrees with the file. A file edited
+// by hand since camgate last read or wrote it is never overwritten: the
+// change is refused (ErrChangedOnDisk) until the file is reloaded.
 //
 // Subscribers (the router automation, the admin UI's event stream) are
 // told after every successful change.
@@ -12,9 +16,13 @@ package site
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/camgate/camgate/internal/config"
@@ -28,6 +36,10 @@ type Config struct {
 	Path string
 	// Gateway is the running gateway. Required.
 	Gateway *gateway.Gateway
+	// Data is the file's contents the gateway was started from
+	// (store.LoadData), so that a hand edit made since is noticed. Nil
+	// means the file as it is when New runs.
+	Data []byte
 	// Logger receives reload and persistence logs. Nil discards.
 	Logger *slog.Logger
 }
@@ -42,27 +54,15 @@ type Site struct {
 	// their apply and write steps.
 	mu   sync.Mutex // guards following
 	subs []func(ctx context.Context, cfg *config.Config)
-
-	regMu sync.Mutex // guards following
-	reg   map[string]any
-}
-
-// Register makes a running service (the router client, say) reachable by
-// name for other parts of serve, such as the admin API.
-func (s *Site) Register(name string, v any) {
-	s.regMu.Lock()
-	defer s.regMu.Unlock()
-	if s.reg == nil {
-		s.reg = map[string]any{}
-	}
-	s.reg[name] = v
-}
-
-// Lookup returns what was registered under name, or nil.
-func (s *Site) Lookup(name string) any {
-	s.regMu.Lock()
-	defer s.regMu.Unlock()
-	return s.reg[name]
+	// disk is the hash of the file as camgate last read or wrote it; a
+	// file that hashes differently was edited by someone else.
+	disk [sha256.Size]byte
+	// refused says why the file on disk was last refused by a reload
+	// ("" once a reload succeeds).
+	refused string
+	// outOfStep says why the running config is not the file's: a change
+	// could not be saved and undoing it failed too.
+	outOfStep string
 }
 
 // New returns a Site.
@@ -74,7 +74,11 @@ func New(c Config) *Site {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Site{path: c.Path, gw: c.Gateway, log: log}
+	data := c.Data
+	if data == nil {
+		data, _ = os.ReadFile(c.Path)
+	}
+	return &Site{path: c.Path, gw: c.Gateway, log: log, disk: sha256.Sum256(data)}
 }
 
 // Path returns the config file's path.
@@ -99,26 +103,59 @@ func (s *Site) Subscribe(ctx context.Context, fn func(ctx context.Context, cfg *
 	fn(ctx, s.gw.Config())
 }
 
+// FileState is how the config file stands against the running config,
+// for the admin UI's banner and /status.
+type FileState struct {
+	// ChangedOnDisk is true when the file differs from what camgate last
+	// read or wrote: a hand edit not yet reloaded (or refused). Changes
+	// from the API are refused until it is reloaded.
+	ChangedOnDisk bool `json:"changed_on_disk"`
+	// Refused says why the last reload refused the file, if it did.
+	Refused string `json:"refused,omitempty"`
+	// OutOfStep says why the running config is not the file's, if it is
+	// not: a change could not be saved and undoing it failed.
+	OutOfStep string `json:"out_of_step,omitempty"`
+}
+
+// FileState reads the file and compares it with what camgate last read
+// or wrote.
+func (s *Site) FileState() FileState {
+	data, _ := os.ReadFile(s.path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return FileState{ChangedOnDisk: sha256.Sum256(data) != s.disk, Refused: s.refused, OutOfStep: s.outOfStep}
+}
+
 // Reload applies the file's current contents. An invalid file is refused
-// and the running config stays.
+// and the running config stays; FileState says so until a reload works.
 func (s *Site) Reload(ctx context.Context) (config.Change, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cfg, err := store.Load(s.path)
-	if err != nil {
-		return config.Change{}, err
+	cfg, data, err := store.LoadData(s.path)
+	if err == nil {
+		var ch config.Change
+		old := s.gw.Config()
+		if ch, err = s.gw.Apply(ctx, cfg); err == nil {
+			if len(cfg.Rules) == 0 && len(old.Rules) > 0 {
+				s.log.Warn("the reload removed every rule: the config file has none", "config", s.path, "removed", len(old.Rules))
+			}
+			s.disk, s.refused, s.outOfStep = sha256.Sum256(data), "", ""
+			s.notifyLocked(ctx)
+			return ch, nil
+		}
 	}
-	ch, err := s.gw.Apply(ctx, cfg)
-	if err != nil {
-		return config.Change{}, err
-	}
-	s.notifyLocked(ctx)
-	return ch, nil
+	s.refused = err.Error()
+	return config.Change{}, err
 }
 
 // ErrConflict is returned by Update when the caller's view of the config
 // is stale (see UpdateIf).
 var ErrConflict = errors.New("the configuration was changed by someone else; reload and try again")
+
+// ErrChangedOnDisk is returned by Update when the config file was edited
+// since camgate last read or wrote it: writing it would lose the edit.
+// The error reads "camgate.yaml changed on disk: reload it first".
+var ErrChangedOnDisk = errors.New("changed on disk: reload it first")
 
 // Update applies edit to a copy of the running config, then applies it
 // live and persists it.
@@ -128,6 +165,14 @@ func (s *Site) Update(ctx context.Context, edit func(cfg *config.Config) error) 
 
 // UpdateIf is Update guarded by check, which sees the running config
 // before the edit and may return ErrConflict (for ETag/If-Match).
+//
+// The order makes a change all or nothing. The new file is written and
+// synced to a temporary file first, so a full disk or a read-only
+// directory refuses the change before any connection is touched; then
+// the change is applied; then the file is renamed into place. A file
+// edited on disk since camgate read it is never overwritten: the change
+// is refused with ErrChangedOnDisk, before applying or, if the edit lands
+// while applying, by undoing the change.
 func (s *Site) UpdateIf(ctx context.Context, check func(cur *config.Config) error, edit func(cfg *config.Config) error) (config.Change, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -137,6 +182,10 @@ func (s *Site) UpdateIf(ctx context.Context, check func(cur *config.Config) erro
 			return config.Change{}, err
 		}
 	}
+	onDisk, err := s.readUnchangedLocked()
+	if err != nil {
+		return config.Change{}, err
+	}
 	next := old.Clone()
 	if err := edit(next); err != nil {
 		return config.Change{}, err
@@ -144,19 +193,55 @@ func (s *Site) UpdateIf(ctx context.Context, check func(cur *config.Config) erro
 	if err := next.Validate(); err != nil {
 		return config.Change{}, err
 	}
+	p, err := store.Prepare(s.path, next, onDisk)
+	if err != nil {
+		return config.Change{}, fmt.Errorf("save %s: %w; nothing was changed", s.path, err)
+	}
 	ch, err := s.gw.Apply(ctx, next)
 	if err != nil {
+		p.Discard()
 		return config.Change{}, err
 	}
-	if err := store.Save(s.path, next); err != nil {
-		// Keep the running state equal to the file.
-		if _, rerr := s.gw.Apply(ctx, old); rerr != nil {
-			s.log.Error("cannot restore the previous config after a failed save", "err", rerr)
-		}
-		return config.Change{}, fmt.Errorf("save %s: %w", s.path, err)
+	// A hand edit that landed while applying must not be overwritten.
+	if _, err := s.readUnchangedLocked(); err != nil {
+		p.Discard()
+		return config.Change{}, s.rollbackLocked(ctx, old, err)
 	}
+	if err := p.Commit(); err != nil {
+		return config.Change{}, s.rollbackLocked(ctx, old, fmt.Errorf("save %s: %w", s.path, err))
+	}
+	s.disk, s.outOfStep = sha256.Sum256(p.Data()), ""
 	s.notifyLocked(ctx)
 	return ch, nil
+}
+
+// readUnchangedLocked returns the file's contents, or ErrChangedOnDisk
+// when they are not what camgate last read or wrote.
+func (s *Site) readUnchangedLocked() ([]byte, error) {
+	data, err := os.ReadFile(s.path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("save %s: %w; nothing was changed", s.path, err)
+	}
+	if sha256.Sum256(data) != s.disk {
+		return nil, fmt.Errorf("%s %w", filepath.Base(s.path), ErrChangedOnDisk)
+	}
+	return data, nil
+}
+
+// rollbackLocked applies old again after a change that could not be
+// saved, so the running state matches the file. The caller's context is
+// not used for cancellation: a client that hangs up must not leave the
+// gateway running a config the file does not hold. If undoing fails too
+// (a port taken meanwhile), the error, FileState (and so /status) and
+// the log say that gateway and file are out of step.
+func (s *Site) rollbackLocked(ctx context.Context, old *config.Config, cause error) error {
+	if _, err := s.gw.Apply(context.WithoutCancel(ctx), old); err != nil {
+		s.outOfStep = fmt.Sprintf("a change could not be saved to %s (%v) and undoing it failed (%v): the gateway runs a config the file does not hold; fix the cause and reload", s.path, cause, err)
+		s.log.Error("the gateway and its config file are out of step: a change could not be saved and undoing it failed",
+			"config", s.path, "cause", cause, "err", err, "fix", "free the port, then reload (SIGHUP) to run the file's config")
+		return fmt.Errorf("%w; undoing the change failed too, so the gateway runs a config %s does not hold: %v", cause, s.path, err)
+	}
+	return fmt.Errorf("%w; the change was undone", cause)
 }
 
 func (s *Site) notifyLocked(ctx context.Context) {

@@ -14,6 +14,7 @@
     timer: 0,
     history: new Map(), // rule name -> [{t, bin, bout}]
     routerShown: false,
+    leave: [], // functions to run when the page is left
   };
   const main = document.getElementById('main');
   const dialog = document.getElementById('dialog');
@@ -40,6 +41,9 @@
   function render(...nodes) {
     stopTimer();
     state.onStatus = null;
+    // A page's onLeave hooks (live players) end with the page.
+    (state.leave || []).forEach((fn) => fn());
+    state.leave = [];
     main.replaceChildren(...nodes);
   }
 
@@ -151,8 +155,9 @@
     return h('div', { class: 'fieldbox' }, h('label', { for: id, text: label }), hintEl, input);
   }
 
-  // strengthMeter asks the server's zxcvbn check while the owner types.
-  function strengthMeter(input, userInput) {
+  // strengthMeter asks the server's zxcvbn check while the owner types;
+  // before the account exists, the check needs the setup token.
+  function strengthMeter(input, userInput, tokenOf) {
     const meter = h('meter', { min: 0, max: 4, low: 2, high: 3, optimum: 4, value: 0, 'aria-hidden': 'true' });
     const text = h('div', { class: 'strength muted', 'aria-live': 'polite' });
     let t = 0;
@@ -160,7 +165,7 @@
       clearTimeout(t);
       t = setTimeout(async () => {
         if (!input.value) { meter.value = 0; text.textContent = ''; return; }
-        const r = await api('POST', '/api/v1/password/check', { password: input.value, user: userInput ? userInput.value : '' }, { noLogin: true });
+        const r = await api('POST', '/api/v1/password/check', { password: input.value.slice(0, 128), user: userInput ? userInput.value : '', token: tokenOf ? tokenOf() : '' }, { noLogin: true });
         if (!r.ok) return;
         meter.value = r.data.score;
         text.textContent = r.data.ok
@@ -211,7 +216,7 @@
       token ? h('input', { type: 'hidden', name: 'token', value: token }) : null,
       field('User name', user),
       field('Password', pw, 'at least 10 characters; a passphrase of four unrelated words works well'),
-      ...strengthMeter(pw, user),
+      ...strengthMeter(pw, user, () => (form.elements.token ? form.elements.token.value : token)),
       field('Repeat the password', pw2),
       h('div', { class: 'form-error', role: 'alert', tabindex: '-1' }),
       h('div', { class: 'formbuttons' }, h('button', { type: 'submit', class: 'primary', text: 'Create account' })));
@@ -265,7 +270,7 @@
       const r = await api('POST', '/api/v1/login', { user: user.value, password: pw.value }, { noLogin: true });
       if (!r.ok) { pw.value = ''; return showProblems(form, r.data); }
       loggedIn(r.data);
-      if (!location.hash || location.hash === '#/' || location.pathname !== '/') history.replaceState(null, '', '/#/dashboard');
+      if (!location.hash || location.hash === '#/' || location.pathname !== '/') history.replaceState(null, '', '/#/cameras');
       startApp();
     });
     render(form);
@@ -278,7 +283,7 @@
     state.user = r.data.user;
     document.getElementById('who').textContent = r.data.user;
     document.getElementById('top').hidden = false;
-    if (location.pathname !== '/') history.replaceState(null, '', '/' + (location.hash || '#/dashboard'));
+    if (location.pathname !== '/') history.replaceState(null, '', '/' + (location.hash || '#/cameras'));
     const st = await api('GET', '/api/v1/status');
     if (st.ok) {
       document.getElementById('nav-router').hidden = !st.data.router;
@@ -292,10 +297,15 @@
     dashboard: pageDashboard, rules: pageRules, connections: pageConnections, bans: pageBans,
     router: pageRouter, audit: pageAudit, tokens: pageTokens, account: pageAccount,
   };
+  // Pages in their own files (cameras.js) register in window.camgatePages
+  // and get the helpers below.
+  const ui = { h, api, render, pagehead, toast, fmtTime, field, openDialog, closeDialog, confirmDialog, poll,
+    onLeave: (fn) => state.leave.push(fn) };
+  Object.entries(window.camgatePages || {}).forEach(([k, fn]) => { pages[k] = () => fn(ui); });
   function route() {
     if (document.getElementById('top').hidden) return;
-    const name = (location.hash.replace(/^#\/?/, '') || 'dashboard').split('?')[0];
-    const page = pages[name] ? name : 'dashboard';
+    const name = (location.hash.replace(/^#\/?/, '') || 'cameras').split('?')[0];
+    const page = pages[name] ? name : 'cameras';
     document.querySelectorAll('#nav a').forEach((a) => {
       if (a.dataset.page === page) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     });
@@ -370,6 +380,7 @@
         if (r.status === 401) return;
         if (r.ok) {
           sample(r.data);
+          document.dispatchEvent(new CustomEvent('camgate:status', { detail: r.data })); // configfile.js
           if (state.onStatus) state.onStatus(r.data);
         } else if (state.onStatus) {
           state.onStatus(null, r.data.error || 'cannot load the status');
@@ -431,7 +442,9 @@
       stat('Rules listening', `${listening} / ${enabled}`),
       stat('Throughput now', fmtRate(rateIn + rateOut)),
       stat('Forwarded', fmtBytes(totalIn + totalOut)),
-      st.guard ? stat('Stopped by the guard', String(refusedByGuard)) : null);
+      st.guard ? stat('Stopped by the guard', String(refusedByGuard)) : null,
+      st.ddns ? ddnsStat(st.ddns) : null,
+      ...(st.devices || []).map(deviceLoginStat));
     if (!st.rules.length) {
       cards.replaceChildren(h('p', { class: 'empty' }, 'No rules yet. ', h('a', { href: '#/rules', text: 'Add one on the Port Forwarding page.' })));
       return;
@@ -442,8 +455,29 @@
       if (c) sparkline(c, r._rates);
     }
   }
+  // deviceLoginStat shows how close a device is to its own login lock
+  // (issue 14): failed logins it counted from camgate since its last
+  // success, against the guard's budget.
+  function deviceLoginStat(d) {
+    const held = d.budget > 0 && d.failures >= d.budget;
+    const text = d.budget > 0 ? `${d.failures} / ${d.budget} failed logins` : `${d.failures} failed logins`;
+    return stat(`Logins to ${d.device}`, h('span', { class: 'badge ' + (held || d.held_back ? 'warn' : 'ok'),
+      title: 'Failed logins the device has counted from camgate since the last successful one; it locks everyone out at 7. ' +
+        'Past the budget camgate holds login attempts back, except from sources that logged in before.',
+      text: held ? text + ' — attempts held back' : text }));
+  }
   // guardRefusals counts what the guard kept from the device.
   const guardRefusals = (g) => g.denied + g.limited + g.banned + g.blocked + g.malformed;
+  // ddnsStat shows the dynamic DNS name: where it points, or what is wrong
+  // and how to fix it (docs/DDNS.md).
+  function ddnsStat(d) {
+    const cls = { 'up to date': 'ok', waiting: 'off', retrying: 'warn', stopped: 'bad' }[d.state] || 'warn';
+    const v = h('span', { 'data-ddns': d.state }, h('span', { class: 'badge ' + cls, text: d.state }));
+    if (d.error) v.title = d.error + (d.fix ? '. Fix: ' + d.fix : '');
+    return h('div', { class: 'stat' }, h('div', { class: 'k', text: 'Public name (DDNS)' }), h('div', { class: 'v' }, v),
+      h('div', { class: 'muted small wrap', text: d.hostname + (d.address ? ' → ' + d.address : '') }),
+      d.fix && d.state !== 'up to date' ? h('div', { class: 'note small wrap', text: d.fix }) : null);
+  }
   function stat(k, v) { return h('div', { class: 'stat' }, h('div', { class: 'k', text: k }), h('div', { class: 'v' }, v)); }
 
   function ratesOf(hist) {
@@ -465,6 +499,7 @@
     return h('article', { class: 'rulecard', 'data-rule': r.name, 'aria-label': 'Rule ' + r.name },
       h('header', null, h('h3', { text: r.name }), badge),
       h('div', { class: 'sub', text: `${r.protocol.toUpperCase()} ${portText(r.external_port)} → ${r.internal_ip}:${portText(r.internal_port)}` }),
+      pathLine(r),
       h('canvas', { width: 300, height: 64, role: 'img', 'aria-label': `Throughput of ${r.name}: ${fmtRate(r._rate.i)} in, ${fmtRate(r._rate.o)} out` }),
       h('div', { class: 'legend' }, h('span', { class: 'in', text: '━ in ' }), fmtRate(r._rate.i), '  ', h('span', { class: 'out', text: '━ out ' }), fmtRate(r._rate.o), h('span', { class: 'window', text: 'last 30 s' })),
       h('dl', null,
@@ -475,6 +510,17 @@
         dd('bytes_out', 'Out (to client)', fmtBytes(s.bytes_out)),
         dd('dial_errors', 'Device errors', s.dial_errors)),
       r.guard ? guardEvents(r) : null);
+  }
+
+  // pathLine says which data plane forwards the rule, and why
+  // (docs/KERNEL.md).
+  function pathLine(r) {
+    const p = r.path || {};
+    if (!p.dataplane) return null;
+    const text = p.dataplane === 'kernel'
+      ? 'Kernel path' + (p.device_sees_viewer ? ' · the device sees the viewer\'s address' : ' · masqueraded')
+      : 'Userspace: ' + p.why;
+    return h('div', { class: 'path', 'data-k': 'path', title: [p.why, p.placement].filter(Boolean).join('. '), text });
   }
 
   // guardEvents is a rule card's guard section: what protects the rule
@@ -825,13 +871,18 @@
     return { guard: 'guard.auth', tls: 'tls.mode', 'guard.per_ip_burst': 'guard.per_ip_rate' }[p.field] || p.field;
   }
 
-  // The seed guides' Hikvision ports: web (HTTP 80, HTTPS 443), live video
-  // (RTSP 554) and the server/SDK port 8000, which stays off by default.
+  // The Hikvision rows, protected by default (issue 14): the web page as
+  // HTTPS that camgate serves in front of the device's HTTP port, with the
+  // brute-force guard and the exploit filter; RTSP with the brute-force
+  // guard. The device's own HTTPS passed through (which camgate cannot
+  // read or guard), plain HTTP and the server/SDK port 8000 stay off.
   function presetForm() {
+    const guarded = (service) => ({ guard: { auth: true, service } });
     const rows = [
-      { key: 'http', port: 80, desc: 'Web page (HTTP)', on: true },
-      { key: 'https', port: 443, desc: 'Web page (HTTPS)', on: true },
-      { key: 'rtsp', port: 554, desc: 'Live video (RTSP)', on: true },
+      { key: 'https', port: 443, internal: 80, desc: 'Web page (HTTPS served by camgate, guarded)', on: true, extra: { ...guarded('http'), tls: { mode: 'terminate' } } },
+      { key: 'rtsp', port: 554, desc: 'Live video (RTSP, guarded)', on: true, extra: guarded('rtsp') },
+      { key: 'https-raw', port: 1443, internal: 443, desc: 'The DVR\'s own HTTPS, passed through (camgate cannot read or guard it)', on: false },
+      { key: 'http', port: 80, desc: 'Web page over plain HTTP (password in clear)', on: false },
       { key: 'server', port: 8000, desc: 'Server/SDK port (iVMS-4200, Hik-Connect app)', on: false },
     ];
     const ip = h('input', { type: 'text', name: 'internal_ip', placeholder: '192.168.1.64', inputmode: 'decimal', required: true, autocomplete: 'off' });
@@ -840,7 +891,7 @@
       h('td', { 'data-label': 'Enabled' }, h('input', { type: 'checkbox', class: 'switch', role: 'switch', name: `on-${row.key}`, checked: row.on, 'aria-label': `Enable ${row.desc}` })),
       h('td', { 'data-label': 'Service', text: row.desc }),
       h('td', { 'data-label': 'External Port' }, h('input', { type: 'text', name: `ext-${row.key}`, value: String(row.port), inputmode: 'numeric', 'aria-label': `External port for ${row.desc}` })),
-      h('td', { 'data-label': 'Internal Port', class: 'num', text: String(row.port) }),
+      h('td', { 'data-label': 'Internal Port', class: 'num', text: String(row.internal || row.port) }),
       h('td', { 'data-label': 'Protocol', text: 'TCP' }))));
     const form = h('form', { novalidate: true, class: 'preset' },
       h('h2', { text: 'Hikvision DVR/NVR preset' }),
@@ -851,7 +902,8 @@
         tbody)),
       h('p', { class: 'note', id: 'server-note', text: 'The server/SDK port 8000 is off by default: only iVMS-4200 and the Hik-Connect mobile app need it, and it is a frequent target of attacks on Hikvision devices. ' +
         'Turn it on only if you use those apps, and then limit who may connect (edit the rule\'s Allow list).' }),
-      h('p', { class: 'muted small', text: 'Plain HTTP sends the DVR\'s password in clear; keep the HTTP row only if the DVR has no HTTPS.' }),
+      h('p', { class: 'muted small', text: 'camgate serves HTTPS itself and reads every request, so it can stop exploit attempts and wrong passwords before the DVR counts them towards its lockout. ' +
+        'The DVR\'s own HTTPS passed through is invisible to camgate, and plain HTTP sends the password in clear: leave both off unless you must.' }),
       h('div', { class: 'form-error', role: 'alert', tabindex: '-1' }),
       h('div', { class: 'formbuttons' },
         h('button', { type: 'button', text: 'Cancel', onclick: closeDialog }),
@@ -863,7 +915,7 @@
       const rules = rows.map((row) => ({
         name: `${pre}-${row.key}`, description: `Hikvision ${row.desc}`, protocol: 'tcp',
         external_port: parsePort(f[`ext-${row.key}`].value), internal_ip: f.internal_ip.value.trim(),
-        internal_port: row.port, enabled: f[`on-${row.key}`].checked,
+        internal_port: row.internal || row.port, enabled: f[`on-${row.key}`].checked, ...(row.extra || {}),
       }));
       const res = await api('POST', '/api/v1/rules:batch', { rules }, { etag: state.rulesETag });
       if (!res.ok) {
@@ -987,11 +1039,11 @@
     return h('span', { text: valueText(v) });
   }
 
-  // ---- Audit log -----------------------------------------------------------
+  // ---- Activity (the audit log; not `camgate audit`) -----------------------
   async function pageAudit() {
     const body = h('tbody');
-    render(pagehead('Audit log', h('button', { type: 'button', text: 'Refresh', onclick: () => loadAudit(body) })),
-      h('p', { class: 'muted', text: 'Every admin action and login attempt, newest first. Kept in the state directory as audit.log (JSON lines).' }),
+    render(pagehead('Activity', h('button', { type: 'button', text: 'Refresh', onclick: () => loadAudit(body) })),
+      h('p', { class: 'muted', text: 'Every admin action, login attempt and share-link view, newest first. Kept in the state directory as audit.log (JSON lines).' }),
       h('div', { class: 'tablewrap' }, h('table', { class: 'cards' },
         h('thead', null, h('tr', null, ...['When', 'Who', 'Action', 'Target', 'From', 'Result', 'Detail'].map((c) => h('th', { scope: 'col', text: c })))),
         body)));

@@ -1,4 +1,19 @@
-package check
+// Package portowner tells which process holds a local port, from the
+// socket tables in /proc/net/{tcp,udp}{,6} and the socket inodes behind
+// every process's /proc/PID/fd links. camgate uses it to refuse a port
+// another program (or a second camgate) holds, with a message naming the
+// holder: "port already in use: held by nginx (pid 812)", and `camgate
+// check` to say who holds a rule's port.
+//
+//	if err := portowner.Check("tcp", addr, 8082); err != nil {
+//		return err // *portowner.InUseError, which wraps syscall.EADDRINUSE
+//	}
+//
+// It sees sockets of the network namespace it runs in. Other users'
+// processes are visible only to root: a socket whose owner cannot be seen
+// is reported as held by "another process". It reads /proc only; it never
+// binds or connects.
+package portowner
 
 import (
 	"bufio"
@@ -24,8 +39,8 @@ type Socket struct {
 
 // Kernel socket states as /proc/net prints them (include/net/tcp_states.h).
 const (
-	stateListen = 0x0A // TCP_LISTEN
-	stateClose  = 0x07 // TCP_CLOSE: a bound, unconnected UDP socket
+	StateListen = 0x0A // TCP_LISTEN
+	StateClose  = 0x07 // TCP_CLOSE: a bound, unconnected UDP socket
 )
 
 // ParseProcNet parses the contents of /proc/net/tcp, tcp6, udp or udp6.
@@ -107,21 +122,23 @@ func (o Owner) String() string {
 	return fmt.Sprintf("%s (pid %d)", o.Name, o.PID)
 }
 
-// ownerIndex finds sockets and their owners under a /proc root. The
+// Index finds sockets and their owners under a /proc root. The
 // inode→process map is built once, on first use, by reading every
 // process's fd links (only root sees other users' processes).
-type ownerIndex struct {
+type Index struct {
 	root string
 	once sync.Once
 	// byInode is written once inside once.Do and only read afterwards.
 	byInode map[uint64]Owner
 }
 
-func newOwnerIndex(root string) *ownerIndex { return &ownerIndex{root: root} }
+// NewIndex returns an Index of the /proc tree at root ("/proc"; tests
+// pass a directory of their own).
+func NewIndex(root string) *Index { return &Index{root: root} }
 
-// sockets lists the sockets of proto ("tcp" or "udp"), both families.
+// Sockets lists the sockets of proto ("tcp" or "udp"), both families.
 // It fails only when neither file can be read.
-func (x *ownerIndex) sockets(proto string) ([]Socket, error) {
+func (x *Index) Sockets(proto string) ([]Socket, error) {
 	var out []Socket
 	var firstErr error
 	read := 0
@@ -146,14 +163,14 @@ func (x *ownerIndex) sockets(proto string) ([]Socket, error) {
 	return out, nil
 }
 
-// owner returns the process holding socket inode, if it can be seen.
-func (x *ownerIndex) owner(inode uint64) (Owner, bool) {
+// Owner returns the process holding socket inode, if it can be seen.
+func (x *Index) Owner(inode uint64) (Owner, bool) {
 	x.once.Do(x.build)
 	o, ok := x.byInode[inode]
 	return o, ok
 }
 
-func (x *ownerIndex) build() {
+func (x *Index) build() {
 	x.byInode = map[uint64]Owner{}
 	ents, err := os.ReadDir(x.root)
 	if err != nil {
@@ -192,26 +209,32 @@ func (x *ownerIndex) build() {
 	}
 }
 
-// bound lists the sockets on port that would receive traffic for addr:
+// Bound lists the sockets on port that would receive traffic for addr:
 // listening TCP sockets (or unconnected UDP ones) on addr itself or on a
 // wildcard address; when addr is a wildcard, every address counts.
-func (x *ownerIndex) bound(proto string, addr netip.Addr, port uint16) ([]Socket, error) {
-	all, err := x.sockets(proto)
+func (x *Index) Bound(proto string, addr netip.Addr, port uint16) ([]Socket, error) {
+	all, err := x.Sockets(proto)
 	if err != nil {
 		return nil, err
 	}
-	want := uint8(stateListen)
-	if proto == "udp" {
-		want = stateClose
-	}
 	var out []Socket
 	for _, s := range all {
-		if s.Port != port || s.State != want {
-			continue
-		}
-		if addr.IsUnspecified() || s.Addr.IsUnspecified() || s.Addr == addr.Unmap() {
+		if s.Port == port && s.bound(proto, addr) {
 			out = append(out, s)
 		}
 	}
 	return out, nil
+}
+
+// bound reports whether s is a listening (TCP) or bound, unconnected
+// (UDP) socket that overlaps addr.
+func (s Socket) bound(proto string, addr netip.Addr) bool {
+	want := uint8(StateListen)
+	if proto == "udp" {
+		want = StateClose
+	}
+	if s.State != want {
+		return false
+	}
+	return addr.IsUnspecified() || s.Addr.IsUnspecified() || s.Addr == addr.Unmap()
 }
