@@ -80,6 +80,7 @@ func (s *Server) routes() {
 	h("GET /metrics", s.serveMetrics)
 	s.healthRoutes(mux)
 	s.liveRoutes(mux, h)
+	s.connectRoutes(h)
 	h("/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path)
 	})
