@@ -12,15 +12,9 @@
   render(pagehead('Connect', h('button', { type: 'button', text: 'Refresh', onclick: load })),
     h('p', { class: 'muted', text: 'How to reach each camera and rule from the internet. Copy a URL, or point a phone at its QR code.' }),
     body);
-  // QR images are fetched with the session header (an <img src> would not
-  // carry it); their object URLs are released on refresh and on leaving.
-  let blobs = [];
-  const release = () => { blobs.forEach((u) => URL.revokeObjectURL(u)); blobs = []; };
-  ui.onLeave(release);
   load();
 
   async function load() {
-    release();
     const r = await api('GET', '/api/v1/connect');
     if (!r.ok) { body.replaceChildren(h('p', { class: 'error', text: r.data.error || 'cannot read the connect card' })); return; }
     const v = r.data;
@@ -72,13 +66,21 @@
     }));
   }
 
+  // qr fetches a QR code with the session header, which an <img src>
+  // would not carry.
   async function qr(img, path) {
     try {
       const resp = await fetch(path, { headers: { 'X-Camgate-Session': localStorage.getItem('camgate-session') || '' }, credentials: 'same-origin', cache: 'no-store' });
       if (!resp.ok) { img.alt = 'no QR code: ' + resp.status; return; }
-      const u = URL.createObjectURL(await resp.blob());
-      blobs.push(u);
-      img.src = u;
+      // A data: URL, which the UI's Content-Security-Policy allows for
+      // images (blob: it does not).
+      const blob = await resp.blob();
+      img.src = await new Promise((resolve, reject) => {
+        const fr = new FileReader();
+        fr.onload = () => resolve(fr.result);
+        fr.onerror = () => reject(fr.error);
+        fr.readAsDataURL(blob);
+      });
     } catch (e) { img.alt = 'no QR code: ' + e.message; }
   }
 
