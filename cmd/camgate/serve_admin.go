@@ -7,6 +7,7 @@ import (
 	"github.com/camgate/camgate/internal/admin"
 	"github.com/camgate/camgate/internal/ddns"
 	"github.com/camgate/camgate/internal/guard"
+	"github.com/camgate/camgate/internal/notify"
 	"github.com/camgate/camgate/internal/router"
 	"github.com/camgate/camgate/internal/site"
 )
@@ -16,9 +17,10 @@ import (
 // them to the admin API as typed fields of admin.Config (no registry: a
 // renamed method breaks the build here).
 type services struct {
-	guard  *guard.Policy  // nil when the gateway runs without the guard
-	router *router.Client // nil until startRouter ran
-	ddns   *ddns.Updater  // nil until startDDNS ran
+	guard  *guard.Policy    // nil when the gateway runs without the guard
+	router *router.Client   // nil until startRouter ran
+	ddns   *ddns.Updater    // nil until startDDNS ran
+	notify *notify.Notifier // nil until startEvents ran
 }
 
 // adminConfig is the admin API's configuration for serve.
@@ -34,6 +36,9 @@ func (svc *services) adminConfig(log *slog.Logger, s *site.Site) admin.Config {
 	}
 	if svc.ddns != nil {
 		c.DDNS = svc.ddns
+	}
+	if svc.notify != nil {
+		c.Events = svc.notify
 	}
 	return c
 }

@@ -77,6 +77,9 @@ type Config struct {
 	Router RouterStatus
 	// DDNS is the dynamic DNS updater, shown in the status. Nil hides it.
 	DDNS DDNSReporter
+	// Events is the security events feed (events.go). Nil: the banner
+	// shows only what the status says.
+	Events EventFeed
 }
 
 // maxBody caps request bodies: a rule is a few hundred bytes, a batch of
@@ -119,6 +122,7 @@ type Server struct {
 	guardc GuardCounters
 	bans   BanList
 	router RouterStatus
+	events EventFeed
 
 	setupMu    sync.Mutex // guards following
 	setupToken string
@@ -145,6 +149,7 @@ func New(c Config) (*Server, error) {
 		guardc:   c.Guard,
 		bans:     c.Bans,
 		router:   c.Router,
+		events:   c.Events,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

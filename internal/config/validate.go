@@ -95,6 +95,7 @@ func (c *Config) Validate() error {
 	validateAdmin(&c.Admin, ps.forSection("admin"))
 	validateRouter(&c.Router, ps.forSection("router"))
 	validateDDNS(&c.DDNS, ps.forSection("ddns"))
+	validateNotify(&c.Notify, ps.forSection("notify"))
 	validateDevices(c, ps)
 	return errors.Join(ps.list...)
 }

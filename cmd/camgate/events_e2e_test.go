@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/camgate/camgate/internal/netlab"
+)
+
+// webhook is the owner's notification endpoint: an HTTP server on
+// loopback that keeps each message's Title header and body.
+type webhook struct {
+	mu   sync.Mutex // guards following
+	msgs []string
+}
+
+func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	h.msgs = append(h.msgs, r.Header.Get("Title")+" | "+string(b))
+	h.mu.Unlock()
+}
+
+func (h *webhook) count(substr string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, m := range h.msgs {
+		if strings.Contains(m, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSecurityEventsReachOwner attacks a simulated DVR through a real
+// `camgate serve`: ten CVE-2021-36260 probes, which the exploit filter
+// blocks, then wrong passwords until the guard bans the source. A webhook
+// on loopback (the notify section, ntfy format) gets the ban and the
+// blocks, with the blocks rate-limited to the burst of 2; real Chromium
+// then shows the owner the banner with both, the Findings page lists the
+// forwarded SDK port's audit finding, and Dismiss hides the banner.
+func TestSecurityEventsReachOwner(t *testing.T) {
+	bt := needBrowser(t)
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("needs curl")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "dvr.password")
+	os.WriteFile(pwFile, []byte("Lantern-Quartz-2024\n"), 0o600)
+	dvr := netlab.StartCmd(exec.CommandContext(ctx, bt.bin, "sim", "--listen", "127.0.0.1", "--free-ports",
+		"--sadp-port", "-1", "--wsd-port", "-1", "--password-file", pwFile))
+	defer dvr.Stop()
+	if !dvr.WaitFor("ISAPI", 15*time.Second) {
+		t.Fatalf("the simulator did not start:\n%s", dvr.Output())
+	}
+	m := regexp.MustCompile(`web page\s+http://127\.0\.0\.1:(\d+)/`).FindStringSubmatch(dvr.Output())
+	if m == nil {
+		t.Fatalf("no web port in the simulator's banner:\n%s", dvr.Output())
+	}
+	hook := &webhook{}
+	ts := httptest.NewServer(hook)
+	defer ts.Close()
+
+	port := freeTCPPort(t)
+	cfgPath := writeConfig(t, dir, fmt.Sprintf(`version: 1
+listen_address: 127.0.0.1
+state_dir: %s
+rules:
+  - name: dvr-web
+    external_port: %d
+    internal_ip: 127.0.0.1
+    internal_port: %s
+    guard: {service: http, auth: true, max_failures: 3}
+  - {name: dvr-sdk, external_port: %d, internal_ip: 127.0.0.1, internal_port: 8000}
+notify:
+  url: %s/camgate-alerts
+  burst: 2
+  every: 1h
+admin:
+  listen: "https://127.0.0.1:0"
+`, filepath.Join(dir, "state"), port, m[1], freeTCPPort(t), ts.URL))
+	gw := netlab.StartCmd(exec.CommandContext(ctx, bt.bin, "serve", "--config", cfgPath))
+	defer gw.Stop()
+	if !gw.WaitFor("setup_url=", 15*time.Second) {
+		t.Fatalf("camgate did not start:\n%s", gw.Output())
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	// The exploit probes: the filter answers 403 and the DVR never sees
+	// them.
+	for range 10 {
+		out, _ := exec.CommandContext(ctx, curl, "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}",
+			"-X", "PUT", "--data", "<language>$(id)</language>", base+"/SDK/webLanguage").Output()
+		if string(out) != "403" {
+			t.Fatalf("exploit probe: got HTTP %q, want 403 from the filter", out)
+		}
+	}
+	// Wrong passwords until the guard bans the source.
+	bad := filepath.Join(dir, "bad.curlrc")
+	os.WriteFile(bad, []byte("user = \"admin:wrong-password\"\n"), 0o600)
+	for range 5 {
+		exec.CommandContext(ctx, curl, "-sS", "--max-time", "5", "--digest", "-K", bad, "-o", "/dev/null",
+			base+"/ISAPI/Security/userCheck").Run()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && (hook.count("banned") < 1 || hook.count("blocked") < 2) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // anything over the limit would arrive now
+	if n := hook.count("banned"); n != 1 {
+		t.Errorf("webhook: got %d ban messages, want 1\n%v\ncamgate:\n%s", n, hook.msgs, gw.Output())
+	}
+	if n := hook.count("blocked an exploit"); n != 2 {
+		t.Errorf("webhook: got %d block messages for 10 probes, want 2 (burst 2, then rate-limited)\n%v", n, hook.msgs)
+	}
+	if n := hook.count("CVE-2021-36260"); n != 2 {
+		t.Errorf("webhook: got %d messages naming CVE-2021-36260, want 2\n%v", n, hook.msgs)
+	}
+
+	su := regexp.MustCompile(`setup_url="?([^"\s]+)`).FindStringSubmatch(gw.Output())
+	artifacts, _ := filepath.Abs(filepath.Join("..", "..", "artifacts", "events-e2e"))
+	os.RemoveAll(artifacts)
+	cmd, _, stdout, stderr := bt.run(ctx, t, "events-e2e.mjs", "CAMGATE_SETUP_URL="+su[1], "ARTIFACTS="+artifacts)
+	var banner string
+	var findings []string
+	done, dismissed := false, ""
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		t.Logf("events-e2e: %s", line)
+		switch {
+		case strings.HasPrefix(line, "BANNER "):
+			banner = line
+		case strings.HasPrefix(line, "FINDING "):
+			findings = append(findings, strings.TrimPrefix(line, "FINDING "))
+		case strings.HasPrefix(line, "AFTER_DISMISS "):
+			dismissed = strings.TrimPrefix(line, "AFTER_DISMISS ")
+		case line == "DONE":
+			done = true
+		}
+	}
+	if err := cmd.Wait(); err != nil || !done {
+		t.Fatalf("web/events-e2e.mjs: %v\n%s\ncamgate:\n%s", err, stderr.String(), gw.Output())
+	}
+	if !strings.Contains(banner, "1 ban") || !strings.Contains(banner, "10 blocked exploit attempts") {
+		t.Errorf("banner: got %q, want 1 ban and 10 blocked exploit attempts (the UI lists every event, the webhook is what is rate-limited)", banner)
+	}
+	if !slices.Contains(findings, "rule-sdk-port-exposed") {
+		t.Errorf("the Findings page listed %v, want rule-sdk-port-exposed for the forwarded SDK port", findings)
+	}
+	if dismissed != "hidden" {
+		t.Errorf("after Dismiss the banner is %q, want hidden", dismissed)
+	}
+}
