@@ -114,6 +114,26 @@ devices:
 			t.Errorf("QR %s decodes to %q, want %q", u.QR, got, u.URL)
 		}
 	}
+	// "Let camgate open the router", as connect.js does it: the rule as
+	// GET shows it, less its view-only fields, with router: true, under
+	// its ETag.
+	g := c.must(200, "GET", "/api/v1/rules/dvr-rtsp", nil)
+	body := g.body
+	delete(body, "etag")
+	delete(body, "effective")
+	body["router"] = true
+	c.must(200, "PUT", "/api/v1/rules/dvr-rtsp", body, "If-Match", g.header.Get("ETag"))
+	c.must(412, "PUT", "/api/v1/rules/dvr-rtsp", body, "If-Match", g.header.Get("ETag"))
+	if r := e.site.Config().Rule("dvr-rtsp"); !r.Router || r.ExternalPort.First != uint16(rtspPort) {
+		t.Fatalf("after the click: got router %v port %v, want router: true and the port unchanged", r.Router, r.ExternalPort)
+	}
+	json.Unmarshal(c.must(200, "GET", "/api/v1/connect", nil).raw, &v)
+	for _, r := range v.Rules {
+		if r.Name == "dvr-rtsp" && (!r.Router || r.CanOpenRouter) {
+			t.Errorf("after the click: got router %v can_open %v, want true, false", r.Router, r.CanOpenRouter)
+		}
+	}
+
 	c.must(404, "GET", "/api/v1/connect/qr?rule=nope", nil)
 	c.must(404, "GET", "/api/v1/connect/qr?rule=dvr-rtsp&channel=999", nil)
 	e.client().must(401, "GET", "/api/v1/connect", nil)
