@@ -25,6 +25,8 @@
 //	p5     50 RTP-like UDP streams at 4 Mb/s with loss and reorder  (P5)
 //	p6     SIGHUP adding a rule while another rule carries traffic  (P6)
 //	live   browser live view: 16 viewers over 4 channels of a simulated DVR
+//	rtsp   64 cameras × 4 Mb/s over the RTSP relay's UDP; its CPU per
+//	       datagram against a plain UDP rule; time to first frame
 //
 // The harness re-executes itself as "holdclient" and "holdserver" helper
 // processes, so that the 2 fds per connection it spends on clients and
@@ -59,7 +61,7 @@ import (
 
 // measureNames lists the measures in the order they run.
 func measureNames() []string {
-	return []string{"tcp", "conns", "idle", "udp", "p3", "p5", "p6", "live"}
+	return []string{"tcp", "conns", "idle", "udp", "p3", "p5", "p6", "live", "rtsp"}
 }
 
 // peerNames lists every peer, the default --peers.
@@ -68,26 +70,27 @@ func peerNames() []string {
 }
 
 type options struct {
-	only       []string
-	peers      []string
-	duration   time.Duration
-	conns      int
-	p3Conns    int
-	p3Peers    []string
-	p5Duration time.Duration
-	p5Peers    []string
-	p5Streams  int
-	p5Mbps     float64
-	p6Trials   int
-	repeat     int
-	waitQuiet  time.Duration
-	soak       time.Duration
-	camgate    string
-	jsonOut    string
-	markdown   bool
-	quick      bool
-	keep       bool
-	netns      bool
+	only        []string
+	peers       []string
+	duration    time.Duration
+	conns       int
+	p3Conns     int
+	p3Peers     []string
+	p5Duration  time.Duration
+	p5Peers     []string
+	p5Streams   int
+	rtspStreams int
+	p5Mbps      float64
+	p6Trials    int
+	repeat      int
+	waitQuiet   time.Duration
+	soak        time.Duration
+	camgate     string
+	jsonOut     string
+	markdown    bool
+	quick       bool
+	keep        bool
+	netns       bool
 }
 
 func main() {
@@ -145,6 +148,7 @@ func parseOptions(args []string) (options, error) {
 	fs.DurationVar(&o.p5Duration, "p5-duration", 60*time.Second, "how long the P5 streams run per peer")
 	p5Peers := fs.String("p5-peers", "direct,camgate", "peers measured in P5 (direct shows what the machine itself loses)")
 	fs.IntVar(&o.p5Streams, "p5-streams", 50, "RTP-like streams in P5")
+	fs.IntVar(&o.rtspStreams, "rtsp-streams", 64, "cameras streaming over the RTSP relay's UDP in the rtsp measure (each at --p5-mbps for --p5-duration)")
 	fs.Float64Var(&o.p5Mbps, "p5-mbps", 4, "bit rate of each P5 stream, Mb/s")
 	fs.IntVar(&o.p6Trials, "p6-trials", 5, "reloads in P6 (each adds one rule)")
 	fs.DurationVar(&o.waitQuiet, "wait-quiet", 0, "before starting, wait up to this long for the machine to be idle (other work makes figures noisy)")
@@ -393,6 +397,8 @@ func (h *harness) measureOnce(ctx context.Context, name string) {
 		h.measureReload(ctx)
 	case "live":
 		h.measureLive(ctx)
+	case "rtsp":
+		h.measureRTSP(ctx)
 	}
 }
 

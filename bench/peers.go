@@ -32,6 +32,8 @@ type route struct {
 	proto  string // "tcp" or "udp"
 	listen uint16
 	target uint16
+	// service, if set, is the rule's guard.service (rtsp: the RTSP relay).
+	service string
 }
 
 // peerOpts tunes how a peer is started.
@@ -41,6 +43,8 @@ type peerOpts struct {
 	schedTrace time.Duration
 	// udpIdle is camgate's UDP session idle timeout ("" = default).
 	udpIdle string
+	// rtpPorts is camgate's rtsp.rtp_ports ("" = default).
+	rtpPorts string
 }
 
 // instance is a started peer forwarding a set of routes.
@@ -181,9 +185,15 @@ func camgateYAML(routes []route, o peerOpts) string {
 	for _, r := range routes {
 		fmt.Fprintf(&b, "  - name: %s\n    protocol: %s\n    external_port: %d\n    internal_ip: 127.0.0.1\n    internal_port: %d\n",
 			r.name, r.proto, r.listen, r.target)
+		if r.service != "" {
+			fmt.Fprintf(&b, "    guard: {service: %s}\n", r.service)
+		}
 		if r.proto == "udp" && o.udpIdle != "" {
 			fmt.Fprintf(&b, "    udp_idle_timeout: %s\n", o.udpIdle)
 		}
+	}
+	if o.rtpPorts != "" {
+		fmt.Fprintf(&b, "rtsp:\n  rtp_ports: %s\n", o.rtpPorts)
 	}
 	return b.String()
 }

@@ -91,6 +91,7 @@ type rtpStats struct {
 type rtpViewer struct {
 	id   uint16
 	conn *net.UDPConn
+	to   *net.UDPAddr // where hellos go when conn is not connected
 
 	mu        sync.Mutex // guards following
 	seen      []uint64   // bitmap of sequence numbers received
@@ -147,6 +148,10 @@ func (v *rtpViewer) hello() {
 	b := make([]byte, 6)
 	copy(b, rtpHello)
 	binary.BigEndian.PutUint16(b[4:6], v.id)
+	if v.to != nil {
+		_, _ = v.conn.WriteToUDP(b, v.to)
+		return
+	}
 	_, _ = v.conn.Write(b)
 }
 
@@ -191,10 +196,13 @@ func (c *rtpCamera) close() {
 
 // runRTP streams for d and returns the viewers' tally.
 func runRTP(ctx context.Context, cam *rtpCamera, addr string, streams int, mbps float64, d time.Duration) (rtpStats, error) {
-	raddr, err := net.ResolveUDPAddr("udp4", addr)
-	if err != nil {
-		return rtpStats{}, err
-	}
+	return runRTPWith(ctx, cam, func(int, *net.UDPAddr) (string, error) { return addr, nil }, streams, mbps, d)
+}
+
+// runRTPWith is runRTP with each viewer's destination given by dial,
+// called with the viewer's bound local address (the RTSP relay's viewers
+// name it in SETUP first).
+func runRTPWith(ctx context.Context, cam *rtpCamera, dial func(i int, local *net.UDPAddr) (string, error), streams int, mbps float64, d time.Duration) (rtpStats, error) {
 	if streams > len(cam.dest) {
 		return rtpStats{}, fmt.Errorf("%d streams, camera has room for %d", streams, len(cam.dest))
 	}
@@ -214,12 +222,22 @@ func runRTP(ctx context.Context, cam *rtpCamera, addr string, streams int, mbps 
 		rwg.Wait()
 	}()
 	for i := range viewers {
-		c, err := net.DialUDP("udp4", nil, raddr)
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			return rtpStats{}, err
 		}
 		_ = c.SetReadBuffer(2 << 20)
-		viewers[i] = &rtpViewer{id: uint16(i), conn: c}
+		addr, err := dial(i, c.LocalAddr().(*net.UDPAddr))
+		if err != nil {
+			c.Close()
+			return rtpStats{}, err
+		}
+		raddr, err := net.ResolveUDPAddr("udp4", addr)
+		if err != nil {
+			c.Close()
+			return rtpStats{}, err
+		}
+		viewers[i] = &rtpViewer{id: uint16(i), conn: c, to: raddr}
 		rwg.Add(1)
 		go viewers[i].read(&rwg)
 	}

@@ -12,10 +12,12 @@ fi
 
 # Real peers the tests drive: curl, ffprobe, iperf3, socat, haproxy, nginx,
 # rinetd, wrk, miniupnpd + upnpc/natpmpc + stund, nftables, Chromium;
-# systemd-analyze and file for the package tests (packaging/).
+# systemd-analyze and file for the package tests (packaging/); qemu-user
+# for the 32-bit run of scripts/arch.sh.
 PKGS=(iproute2 iperf3 curl ffmpeg socat haproxy nginx-light libnginx-mod-stream rinetd wrk
       miniupnpd-nftables miniupnpc natpmpc stun-server nftables chromium procps psmisc ca-certificates
-      systemd file)
+      systemd file qemu-user
+      gstreamer1.0-tools gstreamer1.0-plugins-good wireguard-go wireguard-tools zbar-tools nmap)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -57,6 +59,10 @@ step "go vet" go vet ./...
 # go.mod and go.sum say exactly what the code imports (direct
 # requirements are not marked // indirect).
 step "go mod tidy -diff" go mod tidy -diff
+# The forward package's tests as a 32-bit program (386, or arm under
+# qemu-arm where this kernel runs no 386 code) and cross builds for arm,
+# arm64 and mipsle: see the script.
+step "32-bit tests and cross builds" scripts/arch.sh
 step "staticcheck (unused code included)" go run "$STATICCHECK" ./...
 
 # go test output of every run below goes to one log, which the summary

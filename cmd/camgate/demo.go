@@ -96,7 +96,7 @@ rules:
     internal_ip: 127.0.0.1
     internal_port: %d
   - name: dvr-rtsp
-    description: live video (RTSP over TCP)
+    description: live video (RTSP; RTP over UDP is relayed too)
     protocol: tcp
     external_port: %d
     internal_ip: 127.0.0.1
@@ -123,8 +123,10 @@ func printDemoBanner(e *env, dvr *sim.Device, path string, web, rtsp, https, adm
 	w := e.stdout
 	fmt.Fprintf(w, "\ncamgate demo: a simulated Hikvision %s (%s) behind camgate, on loopback.\n\n", id.Model, id.DeviceType)
 	fmt.Fprintf(w, "  DVR login       user %q, password %q (generated for this run)\n\n", dvr.User(), dvr.Password())
-	fmt.Fprintf(w, "  Live video      ffplay -rtsp_transport tcp '%s'\n", rtspURL.String())
+	fmt.Fprintf(w, "  Live video      ffplay '%s'\n", rtspURL.String())
 	fmt.Fprintf(w, "                  (VLC: Media > Open Network Stream, same URL; sub-stream: .../Channels/102)\n")
+	fmt.Fprintf(w, "                  RTP over UDP (the players' default) and over TCP both pass through camgate;\n")
+	fmt.Fprintf(w, "                  on loopback that proves little: try it from another machine (docs/RTSP.md)\n")
 	fmt.Fprintf(w, "  Web page        http://127.0.0.1:%d/\n", web)
 	fmt.Fprintf(w, "  Device info     curl --digest -u %s:'%s' http://127.0.0.1:%d/ISAPI/System/deviceInfo\n", dvr.User(), dvr.Password(), web)
 	fmt.Fprintf(w, "  HTTPS           https://127.0.0.1:%d/ (the DVR's self-signed certificate)\n", https)

@@ -24,12 +24,16 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo did not start:\n%s", demo.Output())
 	}
 	out := demo.Output()
-	m := regexp.MustCompile(`ffplay -rtsp_transport tcp '([^']+)'`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`ffplay '([^']+)'`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("demo banner has no RTSP URL:\n%s", out)
 	}
-	got := l.Exec(l.GW, "ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_entries",
+	// The player's default transport, RTP over UDP, through camgate.
+	got := l.Exec(l.GW, "ffprobe", "-v", "warning", "-show_entries",
 		"stream=codec_name,width,height", "-of", "compact", m[1])
+	if strings.Contains(got, "retrying with TCP") {
+		t.Fatalf("ffprobe fell back to TCP through the demo gateway:\n%s", got)
+	}
 	if !strings.Contains(got, "codec_name=h264|width=640|height=360") {
 		t.Fatalf("ffprobe through the demo gateway: got %q, want h264 640x360", got)
 	}

@@ -45,6 +45,7 @@ func commands() []command {
 		{"check", "test each rule from the gateway, the LAN and outside", runCheck},
 		{"audit", "list security problems in the rules, devices and gateway", runAudit},
 		{"router", "show the upstream router's port mappings (router status)", runRouter},
+		{"vpn", "add, list or remove the built-in WireGuard VPN's peers (vpn add NAME --allow dvr1 --qr phone.png)", runVPN},
 		{"ban", "list or clear sources banned by the brute-force guard", runBan},
 		{"share", "make, list or revoke links that show one camera live (share add|list|rm)", runShare},
 		{"admin", "admin account tasks (admin reset-password)", runAdmin},

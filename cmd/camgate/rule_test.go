@@ -194,23 +194,7 @@ func startTestGateway(t *testing.T, dir, body string) *testGateway {
 	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	post := func(path, session string, body any) map[string]any {
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest("POST", running.URL+path, bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		if session != "" {
-			req.Header.Set("X-Camgate-Session", session)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		if resp.StatusCode >= 300 {
-			t.Fatalf("POST %s: %d %v", path, resp.StatusCode, out)
-		}
-		return out
+		return apiPost(t, hc, running.URL+path, session, body)
 	}
 	sess := post("/api/v1/setup", "", map[string]string{"token": srv.SetupToken(), "password": "kiwi-lantern-47-grove"})["session"].(string)
 	token := post("/api/v1/tokens", sess, map[string]string{"name": "cli"})["secret"].(string)

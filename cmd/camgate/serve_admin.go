@@ -19,6 +19,8 @@ import (
 type services struct {
 	guard  *guard.Policy    // nil when the gateway runs without the guard
 	router *router.Client   // nil until startRouter ran
+	vpn    *vpnService      // nil until startVPN ran
+	rtsp   *rtspRelay       // nil when the guard runs without the RTSP relay
 	ddns   *ddns.Updater    // nil until startDDNS ran
 	notify *notify.Notifier // nil until startEvents ran
 }
@@ -33,6 +35,12 @@ func (svc *services) adminConfig(log *slog.Logger, s *site.Site) admin.Config {
 	}
 	if svc.router != nil {
 		c.Router = svc.router
+	}
+	if svc.vpn != nil {
+		c.VPN = svc.vpn
+	}
+	if svc.rtsp != nil {
+		c.RTSP = svc.rtsp.Relay
 	}
 	if svc.ddns != nil {
 		c.DDNS = svc.ddns

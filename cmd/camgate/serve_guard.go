@@ -16,7 +16,7 @@ import (
 // Hikvision exploit filter and TLS termination (docs/SECURITY.md). The
 // guard feature owns this file.
 func newPolicy(log *slog.Logger, stateDir string) (gateway.Policy, error) {
-	gc := guard.Config{Logger: log, StateDir: stateDir}
+	gc := guard.Config{Logger: log, StateDir: stateDir, RTSP: newRTSPRelay(log)}
 	if stateDir != "" {
 		// The auth guard judges login answers itself for the devices
 		// whose password `device add` stored (issue 14).

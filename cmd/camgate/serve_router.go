@@ -33,7 +33,7 @@ func (svc *services) startRouter(ctx context.Context, log *slog.Logger, s *site.
 		case <-latest:
 		default:
 		}
-		latest <- cfg
+		latest <- withVPNMapping(cfg)
 	})
 	return func(ctx context.Context) {
 		cancel()

@@ -62,6 +62,9 @@ type Config struct {
 	// Now returns the current time. Nil means time.Now; tests move the
 	// clock to expire sessions and lockouts.
 	Now func() time.Time
+	// VPN is the WireGuard server behind the VPN page (see vpn.go). Nil
+	// means the VPN endpoints answer that the VPN is off.
+	VPN VPN
 	// Live plays camera channels for the Cameras page and share links
 	// (cameras.go, share.go). Nil turns live view and share links off.
 	Live LiveView
@@ -75,6 +78,9 @@ type Config struct {
 	// /api/v1/router answers "enabled": false and rule checks do not ask
 	// it for the WAN address.
 	Router RouterStatus
+	// RTSP is the RTSP relay's counters and RTP port range (rtsp.go). Nil
+	// means none runs: status and metrics show no RTP.
+	RTSP RTSPRelay
 	// DDNS is the dynamic DNS updater, shown in the status. Nil hides it.
 	DDNS DDNSReporter
 	// Events is the security events feed (events.go). Nil: the banner
@@ -122,6 +128,10 @@ type Server struct {
 	guardc GuardCounters
 	bans   BanList
 	router RouterStatus
+	rtsp   RTSPRelay
+
+	vpn    VPN
+	qrs    *qrLinks
 	events EventFeed
 
 	setupMu    sync.Mutex // guards following
@@ -141,6 +151,7 @@ func New(c Config) (*Server, error) {
 		dir:      c.StateDir,
 		version:  c.Version,
 		now:      c.Now,
+		vpn:      c.VPN,
 		ddns:     c.DDNS,
 		cop:      http.NewCrossOriginProtection(),
 		hashing:  make(chan struct{}, 2),
@@ -149,6 +160,7 @@ func New(c Config) (*Server, error) {
 		guardc:   c.Guard,
 		bans:     c.Bans,
 		router:   c.Router,
+		rtsp:     c.RTSP,
 		events:   c.Events,
 	}
 	if s.log == nil {

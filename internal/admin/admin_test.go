@@ -98,6 +98,7 @@ func echoServer(t *testing.T) string {
 type envOpts struct {
 	yaml   string // extra top-level YAML, e.g. an admin: section
 	policy gateway.Policy
+	vpn    VPN          // the VPN page's server (vpn_test.go); nil: off
 	router RouterStatus // Config.Router
 	live   LiveView     // Config.Live
 }
@@ -127,7 +128,7 @@ func newEnv(t *testing.T, o envOpts) *testEnv {
 		e.gw.Close(ctx)
 	})
 	e.site = site.New(site.Config{Path: e.cfgPath, Gateway: e.gw})
-	ac := Config{Site: e.site, Now: e.clock.Now, Version: "test", Router: o.router, Live: o.live}
+	ac := Config{Site: e.site, Now: e.clock.Now, Version: "test", Router: o.router, Live: o.live, VPN: o.vpn}
 	// Wired as serve wires it (cmd/camgate/serve_admin.go).
 	switch p := o.policy.(type) {
 	case *guard.Policy:

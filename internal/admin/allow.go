@@ -1,9 +1,13 @@
 package admin
 
 import (
+	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,9 +22,17 @@ import (
 // maxAdminConns, so that a flood of TLS handshakes cannot take the file
 // descriptors the forwarder needs. Refused connections are closed at
 // accept, before any TLS or HTTP.
+//
+// One exception lets a neighbour watch a shared camera (issue 16): while
+// at least one share link is active, other sources are admitted too, as
+// "outsiders", under their own smaller total cap, and their requests may
+// reach only the share page, its stream and the few files it loads
+// (sharePath); anything else is a 404 and the connection is closed. With
+// no active link, nothing changes: they are closed at accept.
 const (
 	maxAdminConns          = 256
 	maxAdminConnsPerSource = 32
+	maxOutsiderConns       = 64
 )
 
 // sourceListener wraps the admin listener with the source checks.
@@ -28,17 +40,20 @@ type sourceListener struct {
 	net.Listener
 	allow []netip.Prefix
 	log   *slog.Logger
+	// sharing reports whether a share link is active. Nil means never.
+	sharing func() bool
 
-	total   atomic.Int64
-	refused atomic.Int64
-	lastLog atomic.Int64 // unix seconds of the last refusal logged
+	total     atomic.Int64
+	outsiders atomic.Int64
+	refused   atomic.Int64
+	lastLog   atomic.Int64 // unix seconds of the last refusal logged
 
 	mu  sync.Mutex // guards following
 	per map[netip.Prefix]int
 }
 
-func newSourceListener(ln net.Listener, allow []netip.Prefix, log *slog.Logger) *sourceListener {
-	return &sourceListener{Listener: ln, allow: allow, log: log, per: map[netip.Prefix]int{}}
+func newSourceListener(ln net.Listener, allow []netip.Prefix, sharing func() bool, log *slog.Logger) *sourceListener {
+	return &sourceListener{Listener: ln, allow: allow, sharing: sharing, log: log, per: map[netip.Prefix]int{}}
 }
 
 // Accept returns the next connection that passes the checks; the others
@@ -50,36 +65,53 @@ func (l *sourceListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		src := remoteAddr(c)
-		if why := l.admit(src); why != "" {
+		outsider, why := l.admit(src)
+		if why != "" {
 			c.Close()
 			l.refusedLog(src, why)
 			continue
 		}
-		return &sourceConn{Conn: c, l: l, key: sourceKey(src)}, nil
+		return &sourceConn{Conn: c, l: l, key: sourceKey(src), outsider: outsider}, nil
 	}
 }
 
-// admit takes a connection slot for src, or says why not.
-func (l *sourceListener) admit(src netip.Addr) string {
+// admit takes a connection slot for src, or says why not. outsider says
+// the source may reach share links only.
+func (l *sourceListener) admit(src netip.Addr) (outsider bool, why string) {
 	if !config.AdminSourceAllowed(src, l.allow) {
-		return "not a LAN source and not in admin.allow"
+		if l.sharing == nil || !l.sharing() {
+			return false, "not a LAN source and not in admin.allow"
+		}
+		outsider = true
+		if l.outsiders.Add(1) > maxOutsiderConns {
+			l.outsiders.Add(-1)
+			return false, "the share links are at their connection cap"
+		}
+	}
+	undo := func(why string) (bool, string) {
+		l.total.Add(-1)
+		if outsider {
+			l.outsiders.Add(-1)
+		}
+		return false, why
 	}
 	if l.total.Add(1) > maxAdminConns {
-		l.total.Add(-1)
-		return "the admin listener is at its connection cap"
+		return undo("the admin listener is at its connection cap")
 	}
 	key := sourceKey(src)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.per[key] >= maxAdminConnsPerSource {
-		l.total.Add(-1)
-		return "the source is at its connection cap"
+		return undo("the source is at its connection cap")
 	}
 	l.per[key]++
-	return ""
+	return outsider, ""
 }
 
-func (l *sourceListener) release(key netip.Prefix) {
+func (l *sourceListener) release(key netip.Prefix, outsider bool) {
+	if outsider {
+		l.outsiders.Add(-1)
+	}
 	l.total.Add(-1)
 	l.mu.Lock()
 	if l.per[key]--; l.per[key] <= 0 {
@@ -109,12 +141,43 @@ func remoteAddr(c net.Conn) netip.Addr {
 // sourceConn gives its slot back once, on Close.
 type sourceConn struct {
 	net.Conn
-	l    *sourceListener
-	key  netip.Prefix
-	once sync.Once
+	l        *sourceListener
+	key      netip.Prefix
+	outsider bool
+	once     sync.Once
 }
 
 func (c *sourceConn) Close() error {
-	c.once.Do(func() { c.l.release(c.key) })
+	c.once.Do(func() { c.l.release(c.key, c.outsider) })
 	return c.Conn.Close()
+}
+
+// outsiderKey marks a request's context when its connection came from a
+// source that may reach share links only.
+type outsiderKey struct{}
+
+// markOutsider is the admin http.Server's ConnContext.
+func markOutsider(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if sc, ok := c.(*sourceConn); ok && sc.outsider {
+		return context.WithValue(ctx, outsiderKey{}, true)
+	}
+	return ctx
+}
+
+func isOutsider(r *http.Request) bool {
+	v, _ := r.Context().Value(outsiderKey{}).(bool)
+	return v
+}
+
+// sharePath reports whether an outsider may request path: a share link's
+// page, info and stream, and the files the share page loads.
+func sharePath(path string) bool {
+	switch path {
+	case "/ui/app.css", "/ui/live.css", "/ui/live.js", "/ui/share.js":
+		return true
+	}
+	return strings.HasPrefix(path, "/s/")
 }

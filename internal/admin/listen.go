@@ -78,7 +78,7 @@ func Listen(ctx context.Context, s *Server, a config.Admin) (*Running, error) {
 		s.log.Warn("admin.allow widens the admin UI beyond LAN sources; every address listed can reach its login page",
 			"allow", a.Allow)
 	}
-	ln = newSourceListener(ln, allow, s.log)
+	ln = newSourceListener(ln, allow, s.sharingActive, s.log)
 	bound := ep.Addr
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
 		bound = netip.AddrPortFrom(ep.Addr.Addr(), ap.Port())
@@ -96,6 +96,7 @@ func Listen(ctx context.Context, s *Server, a config.Admin) (*Running, error) {
 			WriteTimeout:      writeTimeout,
 			IdleTimeout:       idleTimeout,
 			MaxHeaderBytes:    64 << 10,
+			ConnContext:       markOutsider,
 			// TLS handshake noise from scanners belongs at debug level.
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		},

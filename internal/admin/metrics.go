@@ -26,7 +26,7 @@ func newMetrics(s *Server) *metrics {
 			Help: "Failed admin logins and setup attempts.",
 		}),
 	}
-	reg.MustRegister(m.loginFailures, newGatewayCollector(s),
+	reg.MustRegister(m.loginFailures, newGatewayCollector(s), newRTSPCollector(s),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return m

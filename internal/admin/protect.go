@@ -33,7 +33,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusBadRequest, "websocket connections are not allowed"))
 		return
 	}
-	if err := s.checkHost(r); err != nil {
+	if isOutsider(r) && !sharePath(r.URL.Path) {
+		// A source outside the LAN and admin.allow, let in for a share
+		// link, asked for something else: it does not exist for them.
+		w.Header().Set("Connection", "close")
+		s.writeError(w, r, errorf(http.StatusNotFound, "not found"))
+		return
+	}
+	// Share links carry their secret in the path and no cookie, so DNS
+	// rebinding gains an attacker nothing there; the neighbour may well
+	// use the site's DDNS name.
+	if err := s.checkHost(r); err != nil && !sharePath(r.URL.Path) {
 		s.writeError(w, r, err)
 		return
 	}

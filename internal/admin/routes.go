@@ -76,6 +76,7 @@ func (s *Server) routes() {
 	h("GET /api/v1/bans", s.auth(s.listBans))
 	h("DELETE /api/v1/bans", s.auth(s.unban))
 	h("GET /api/v1/router", s.auth(s.getRouter))
+	s.vpnRoutes(h)
 	h("POST /api/v1/config/reload", s.auth(s.reloadConfig))
 	h("GET /metrics", s.serveMetrics)
 	s.healthRoutes(mux)

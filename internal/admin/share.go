@@ -270,3 +270,18 @@ func (s *Server) shareStream(w http.ResponseWriter, r *http.Request) error {
 	}
 	return nil
 }
+
+// sharingActive reports whether any share link is active now, which is
+// when the admin listener lets sources outside the LAN reach share pages.
+func (s *Server) sharingActive() bool {
+	if s.shares == nil {
+		return false
+	}
+	now := s.now()
+	for _, l := range s.shares.List() {
+		if l.StateAt(now) == share.Active {
+			return true
+		}
+	}
+	return false
+}

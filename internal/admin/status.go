@@ -11,6 +11,7 @@ import (
 	"github.com/camgate/camgate/internal/forward"
 	"github.com/camgate/camgate/internal/gateway"
 	"github.com/camgate/camgate/internal/guard"
+	"github.com/camgate/camgate/internal/rtsp"
 	"github.com/camgate/camgate/internal/site"
 )
 
@@ -33,6 +34,9 @@ type ruleStatus struct {
 	Guard *guard.Counters `json:"guard,omitempty"`
 	// Effective is what protects the rule, as in the rule views.
 	Effective effective `json:"effective"`
+	// RTSP is the rule's RTP-over-UDP counters, for rules the RTSP relay
+	// has carried.
+	RTSP *rtsp.Stats `json:"rtsp,omitempty"`
 	// Path is the data plane the rule runs on (kernel or userspace) and why.
 	Path gateway.Path `json:"path"`
 }
@@ -60,6 +64,8 @@ type statusView struct {
 	Router bool `json:"router"`
 	Bans   bool `json:"bans"`
 	Guard  bool `json:"guard"`
+	// RTP is the external RTP port range's use, with the RTSP relay.
+	RTP *rtpPool `json:"rtp,omitempty"`
 	// DDNS is the dynamic DNS name's state; absent when it is off.
 	DDNS *ddns.Status `json:"ddns,omitempty"`
 	// Devices is the brute-force guard's view of each guarded device:
@@ -118,6 +124,7 @@ func (s *Server) status() statusView {
 		}
 		v.Rules = append(v.Rules, rs)
 	}
+	s.addRTSP(&v)
 	return v
 }
 

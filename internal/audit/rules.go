@@ -101,7 +101,7 @@ func ruleFindings(r *config.Rule, https map[string][]string) []Finding {
 		add(IDRuleSDKPort, High,
 			fmt.Sprintf("forwards the device's server/SDK port (%d)", s.port),
 			"The server port speaks Hikvision's proprietary SDK protocol (iVMS-4200, the mobile apps). It has had its own vulnerabilities, and camgate cannot read it, so neither the brute-force guard nor the exploit filter can protect it.",
-			fmt.Sprintf("remove rule %s; reach the web page and RTSP through guarded rules, and use a VPN (or Hik-Connect) for the apps", r.Name))
+			fmt.Sprintf("remove rule %s and reach the device through camgate's VPN instead (vpn: {enabled: true}, then camgate vpn add PHONE --allow %s): the apps, the web page and RTSP all work through it with no port open but WireGuard's (docs/VPN.md)", r.Name, vpnDevice(r)))
 	case in.Contains(23) && r.Proto().HasTCP():
 		add(IDRuleTelnet, Critical, "forwards telnet (port 23)",
 			"Telnet sends the device's root password in clear and has been the way in for IoT botnets (Mirai and its kind).",
@@ -130,7 +130,7 @@ func ruleFindings(r *config.Rule, https map[string][]string) []Finding {
 		} else {
 			add(IDRulePlainHTTP, Low, "exposes the device's web page over plain HTTP",
 				"The login exchange, the session and the video stream cross the internet unencrypted.",
-				fmt.Sprintf("set tls: terminate on rule %s (camgate serves HTTPS in front of the device), or enable HTTPS on the device and forward that instead", r.Name))
+				fmt.Sprintf("set tls: terminate on rule %s (camgate serves HTTPS in front of the device), or enable HTTPS on the device and forward that instead; or remove the rule and reach the page through camgate's VPN (camgate vpn add PHONE --allow %s, docs/VPN.md)", r.Name, vpnDevice(r)))
 		}
 	}
 	if openToWorld(r) && !r.Proto().HasTCP() {
@@ -248,4 +248,13 @@ func upgradePlainHTTP(fs []Finding, devs []DeviceReport) []Finding {
 		}
 	}
 	return fs
+}
+
+// vpnDevice names the device a rule forwards to for a `camgate vpn add
+// --allow` suggestion: the rule's device, else a placeholder.
+func vpnDevice(r *config.Rule) string {
+	if r.Device != "" {
+		return r.Device
+	}
+	return "DEVICE"
 }

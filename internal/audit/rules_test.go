@@ -137,3 +137,29 @@ func TestSortAndAtLeast(t *testing.T) {
 		}
 	}
 }
+
+// TestSuggestsVPN: exposing the SDK port or the plain web page points to
+// the built-in VPN, naming the rule's device.
+func TestSuggestsVPN(t *testing.T) {
+	cfg, err := config.Load([]byte(`version: 1
+devices: [{name: dvr1, address: 192.168.1.64}]
+rules:
+  - {name: dvr-server, external_port: 18000, internal_ip: 192.168.1.64, internal_port: 8000, device: dvr1}
+  - {name: dvr-web, external_port: 18080, internal_ip: 192.168.1.64, internal_port: 80}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{IDRuleSDKPort: "camgate vpn add PHONE --allow dvr1", IDRulePlainHTTP: "camgate vpn add PHONE --allow DEVICE"}
+	for _, f := range RuleFindings(cfg) {
+		if w, ok := want[f.ID]; ok {
+			if !strings.Contains(f.Fix, w) {
+				t.Errorf("%s: fix %q lacks %q", f.ID, f.Fix, w)
+			}
+			delete(want, f.ID)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("findings not raised: %v", want)
+	}
+}

@@ -361,6 +361,9 @@ func (r *runner) checkRule(ctx context.Context, rule config.Rule) RuleReport {
 		}
 		rr.Results = append(rr.Results, r.outsideLayer(ctx, &rule, proto, outKind, inside))
 	}
+	if isRTSPRule(&rule) {
+		rr.Results = append(rr.Results, r.rtpLayers(ctx, &rule)...)
+	}
 	return rr
 }
 

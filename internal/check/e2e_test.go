@@ -72,6 +72,7 @@ table ip home_router {
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
 		ip daddr %[1]s tcp dport { %[3]s } dnat to %[2]s
+		ip daddr %[1]s udp dport 40000-40099 dnat to %[2]s
 	}
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
@@ -205,6 +206,39 @@ rules:
 			{"cam-web", check.LayerOutside, check.OK, "from network namespace " + l.WAN},
 			{"cam-rtsp", check.LayerOutside, check.OK, "from network namespace " + l.WAN},
 		})
+		// The RTSP rule's RTP range (the default 40000-40099, which the
+		// home router forwards) is free here and reachable from wan.
+		var gw, out check.Result
+		for _, r := range rep.Rules[1].Results {
+			if r.Probe == check.KindRTP && r.Layer == check.LayerGateway {
+				gw = r
+			}
+			if r.Probe == check.KindRTP && r.Layer == check.LayerOutside {
+				out = r
+			}
+		}
+		if gw.Status != check.OK || out.Status != check.OK || !strings.Contains(out.Reason, "RTP range is reachable") {
+			t.Errorf("rtp range: got %s %q and %s %q, want ✓ free and ✓ reachable\n%s", gw.Status.Symbol(), gw.Reason, out.Status.Symbol(), out.Reason, raw)
+		}
+	})
+
+	t.Run("rtp range not forwarded", func(t *testing.T) {
+		l.Exec(l.GW, "nft", "flush", "chain", "ip", "home_router", "prerouting")
+		defer func() {
+			l.Exec(l.GW, "nft", "delete", "table", "ip", "home_router")
+			l.Exec(l.GW, "nft", "-f", nftFile)
+		}()
+		l.Exec(l.GW, "nft", "add", "rule", "ip", "home_router", "prerouting", "ip", "daddr", publicIP, "tcp", "dport", "10554", "dnat", "to", camgateIP)
+		rep, code, raw := runCheck(t, l, bin, cfgPath, "--public-ip", publicIP, "--from", "netns:"+l.WAN, "cam-rtsp")
+		var out check.Result
+		for _, r := range rep.Rules[0].Results {
+			if r.Probe == check.KindRTP && r.Layer == check.LayerOutside {
+				out = r
+			}
+		}
+		if code != 1 || out.Status != check.Fail || !strings.Contains(out.Fix, "forward the RTP range 40000-40099/udp") {
+			t.Errorf("got exit %d, rtp %s %q fix %q; want exit 1 and ✗ with the range to forward\n%s", code, out.Status.Symbol(), out.Reason, out.Fix, raw)
+		}
 	})
 
 	t.Run("udp rule", func(t *testing.T) {

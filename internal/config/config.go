@@ -60,6 +60,8 @@ type Config struct {
 	Admin Admin `yaml:"admin,omitempty"`
 	// Router configures upstream router automation (UPnP IGD, NAT-PMP, PCP).
 	Router Router `yaml:"router,omitempty"`
+	// RTSP configures RTP over UDP on RTSP rules (docs/RTSP.md).
+	RTSP RTSP `yaml:"rtsp,omitempty"`
 	// PublicIP is the site's public address as the user knows it, used by
 	// `camgate check` when the router cannot tell. Optional.
 	PublicIP string `yaml:"public_ip,omitempty"`
@@ -72,6 +74,8 @@ type Config struct {
 	// Devices are the recorders and cameras camgate knows by name (see
 	// device.go). Optional; rules work without them.
 	Devices []Device `yaml:"devices,omitempty"`
+	// VPN is the built-in WireGuard server (see vpn.go). Optional; off by default.
+	VPN VPN `yaml:"vpn,omitempty"`
 }
 
 // Limits are gateway-wide caps. Zero values mean the documented defaults.

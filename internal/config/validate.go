@@ -94,9 +94,11 @@ func (c *Config) Validate() error {
 	validateGatewayDataplane(c, ps)
 	validateAdmin(&c.Admin, ps.forSection("admin"))
 	validateRouter(&c.Router, ps.forSection("router"))
+	validateRTSP(c, ps.forSection("rtsp"))
 	validateDDNS(&c.DDNS, ps.forSection("ddns"))
 	validateNotify(&c.Notify, ps.forSection("notify"))
 	validateDevices(c, ps)
+	validateVPN(&c.VPN, ps.forSection("vpn"))
 	return errors.Join(ps.list...)
 }
 

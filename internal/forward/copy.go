@@ -2,8 +2,10 @@ package forward
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -83,25 +85,40 @@ var (
 
 // pipe is a non-blocking kernel pipe used as the splice(2) buffer.
 type pipe struct {
-	fds     [2]int // read end, write end
+	pipeFDs
 	cleanup runtime.Cleanup
 }
+
+// pipeFDs are a pipe's two ends and the budget they are counted in.
+type pipeFDs struct {
+	fds    [2]int // read end, write end
+	budget *Limit
+}
+
+// errNoFDs is a pipe refused by the file-descriptor budget.
+var errNoFDs = errors.New("file-descriptor budget reached")
 
 // pipePool caches empty pipes. A pipe that still holds data (its writer
 // failed) is closed instead of pooled.
 type pipePool struct{ p sync.Pool }
 
-func (pp *pipePool) get() (*pipe, error) {
+// get returns a pooled pipe, or a new one counted in budget (2 fds), never
+// taken from the reserve that budget keeps for new connections.
+func (pp *pipePool) get(budget *Limit) (*pipe, error) {
 	if v := pp.p.Get(); v != nil {
 		return v.(*pipe), nil
 	}
-	p := &pipe{}
+	if !budget.take(nil, 2) {
+		return nil, errNoFDs
+	}
+	p := &pipe{pipeFDs: pipeFDs{budget: budget}}
 	if err := unix.Pipe2(p.fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		budget.give(nil, 2)
 		return nil, err
 	}
 	// A smaller pipe still works, with more syscalls per burst.
 	unix.FcntlInt(uintptr(p.fds[0]), unix.F_SETPIPE_SZ, pipeSize)
-	p.cleanup = runtime.AddCleanup(p, closePipe, p.fds)
+	p.cleanup = runtime.AddCleanup(p, closePipe, p.pipeFDs)
 	return p, nil
 }
 
@@ -110,12 +127,13 @@ func (pp *pipePool) put(p *pipe) { pp.p.Put(p) }
 // discard closes a pipe that cannot be reused.
 func (p *pipe) discard() {
 	p.cleanup.Stop()
-	closePipe(p.fds)
+	closePipe(p.pipeFDs)
 }
 
-func closePipe(fds [2]int) {
-	unix.Close(fds[0])
-	unix.Close(fds[1])
+func closePipe(p pipeFDs) {
+	unix.Close(p.fds[0])
+	unix.Close(p.fds[1])
+	p.budget.give(nil, 2)
 }
 
 // burstResult says why a burst ended.
@@ -137,6 +155,8 @@ type half struct {
 	src, dst     *net.TCPConn
 	srcRC, dstRC syscall.RawConn
 	count, total *atomic.Uint64
+	// fds is the budget new pipes are counted in (nil: none).
+	fds *Limit
 	// bulk is set while the direction carries a stream: its bursts start
 	// with splice instead of a read into the pooled buffer.
 	bulk bool
@@ -152,6 +172,11 @@ type half struct {
 	pipe                     *pipe
 	n, left                  int
 	err                      error
+	// slow is set once dst stalled a splice (see unpipe): until the
+	// direction next goes quiet, it copies through the read buffer.
+	slow bool
+	// wdl is the write deadline waitDst left on dst (zero: none).
+	wdl time.Time
 }
 
 func (h *half) init(dst, src *net.TCPConn, count, total *atomic.Uint64) error {
@@ -187,12 +212,13 @@ func (h *half) burst(deadline time.Duration) (burstResult, error) {
 		var err error
 		if h.bulk {
 			n, res, err = h.spliceOnce()
-			if n < readBufSize {
+			if n < readBufSize || res != wouldBlock || err != nil {
 				h.bulk = false // a trickle again: reads are cheaper
+				h.clearWait()
 			}
 		} else {
 			n, res, err = h.readOnce()
-			if n == readBufSize {
+			if n == readBufSize && !h.slow {
 				h.bulk = true // more is queued: splice the rest
 			}
 		}
@@ -263,7 +289,7 @@ func (h *half) readOnce() (int64, burstResult, error) {
 // trySplice is spliceOnce's callback on src: socket → pipe, with a pipe
 // borrowed only for the attempt (see tryRead for the waiting).
 func (h *half) trySplice(fd uintptr) bool {
-	if h.pipe, h.err = pipes.get(); h.err != nil {
+	if h.pipe, h.err = pipes.get(h.fds); h.err != nil {
 		return true
 	}
 	for yields := 0; ; {
@@ -296,7 +322,7 @@ func (h *half) tryPump(fd uintptr) bool {
 		case m > 0:
 			h.left -= m
 		case e == unix.EAGAIN:
-			return false // dst is full: park until it drains
+			return false // wait until dst drains (bounded, see armWait)
 		case e == unix.EINTR:
 		default:
 			if e == nil {
@@ -331,12 +357,23 @@ func (h *half) spliceOnce() (int64, burstResult, error) {
 		return 0, atEOF, nil
 	}
 	h.pipe, h.left, h.err = p, n, nil
+	h.armWait()
 	err = h.dstRC.Write(h.pumpFn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		h.clearWait()
+		err = nil // h.left > 0: fall back below
+	}
 	left := h.left
 	if err == nil {
 		err = h.err
 	}
 	h.pipe = nil
+	if left > 0 && err == nil {
+		// dst stayed full for blockedGrace: a reader that does not read.
+		// Move what the pipe holds to the heap and give the pipe back,
+		// so a stalled reader costs memory, not two descriptors.
+		return h.unpipe(p, n)
+	}
 	if left > 0 {
 		p.discard()
 	} else {
@@ -344,6 +381,63 @@ func (h *half) spliceOnce() (int64, burstResult, error) {
 	}
 	if err != nil {
 		return int64(n - left), failed, err
+	}
+	return int64(n), wouldBlock, nil
+}
+
+// blockedGrace is how long a direction waits for a full destination while
+// it holds a pipe. A reader that reads, however slowly, makes room within
+// a round trip; one that does not read would otherwise pin the pipe's
+// two descriptors (and up to 1 MiB) for as long as the connection lives:
+// 450 such clients exhausted a 1,024-descriptor limit (#13.8).
+const blockedGrace = 250 * time.Millisecond
+
+// armWait bounds how long the pump may wait for a full dst while it
+// holds the pipe: between half of blockedGrace and blockedGrace. A stream
+// into a slower reader finds dst full at almost every splice, so the
+// write deadline is moved at most twice per grace period rather than set
+// and cleared around every splice, and cleared when the stream ends or
+// slows (clearWait).
+func (h *half) armWait() {
+	if now := time.Now(); h.wdl.Sub(now) < blockedGrace/2 {
+		h.wdl = now.Add(blockedGrace)
+		h.dst.SetWriteDeadline(h.wdl)
+	}
+}
+
+// clearWait removes waitDst's deadline from dst, before dst is written
+// other ways.
+func (h *half) clearWait() {
+	if !h.wdl.IsZero() {
+		h.wdl = time.Time{}
+		h.dst.SetWriteDeadline(time.Time{})
+	}
+}
+
+// unpipe finishes a splice whose destination does not drain: it reads the
+// pipe's remaining bytes into a buffer of their size, returns the pipe to
+// the pool and writes the buffer with an ordinary blocking write. The
+// direction then copies through the small read buffer (slow) until it
+// next goes quiet.
+func (h *half) unpipe(p *pipe, n int) (int64, burstResult, error) {
+	buf := make([]byte, h.left)
+	got := 0
+	for got < len(buf) {
+		m, err := unix.Read(p.fds[0], buf[got:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || m == 0 {
+			p.discard()
+			return int64(n - h.left), failed, fmt.Errorf("drain pipe: %w", errors.Join(err, io.ErrUnexpectedEOF))
+		}
+		got += m
+	}
+	pipes.put(p)
+	h.bulk, h.slow = false, true
+	sent := n - h.left
+	if _, err := h.dst.Write(buf); err != nil {
+		return int64(sent), failed, err
 	}
 	return int64(n), wouldBlock, nil
 }
@@ -378,13 +472,13 @@ func splice(from, to, max int) (int, error) {
 // copyStream copies src to dst until EOF (returning nil) or an error. It is
 // the blocking form used by Conn.Relay: between bursts it waits for src in
 // the runtime poller, holding nothing but its goroutine.
-func copyStream(dst, src net.Conn, count, total *atomic.Uint64) error {
+func copyStream(dst, src net.Conn, fds *Limit, count, total *atomic.Uint64) error {
 	s, sok := src.(*net.TCPConn)
 	d, dok := dst.(*net.TCPConn)
 	if !sok || !dok {
 		return copyBuffered(dst, src, count, total)
 	}
-	var h half
+	h := half{fds: fds}
 	if err := h.init(d, s, count, total); err != nil {
 		return err
 	}

@@ -59,9 +59,13 @@ type Spec struct {
 	// MaxConns caps this rule's concurrent TCP connections. 0 means no
 	// per-rule cap.
 	MaxConns int
-	// Global is the gateway-wide connection cap shared by all rules. Nil
-	// means no global cap.
+	// Global is the gateway-wide connection cap shared by all rules, each
+	// with a fair share (see Limit). Nil means no global cap.
 	Global *Limit
+	// FDs is the gateway-wide file-descriptor budget (see NewFDBudget):
+	// a TCP connection costs 2, a UDP session 1, a splice pipe 2 while it
+	// exists. Nil means no budget.
+	FDs *Limit
 	// DeviceCongestion is the TCP congestion control of sockets to the
 	// device, set before connect. The device is a LAN hop, where
 	// pacing-based controls gain nothing: measured on loopback, the
@@ -142,44 +146,6 @@ func (s *Spec) udpMax() int {
 	return s.UDPMaxSessions
 }
 
-// Limit is a counting cap shared between rules. The zero value has no cap.
-type Limit struct {
-	max    atomic.Int64
-	active atomic.Int64
-}
-
-// NewLimit returns a cap of max concurrent holders (0 = unlimited).
-func NewLimit(max int) *Limit {
-	l := &Limit{}
-	l.SetMax(max)
-	return l
-}
-
-// SetMax changes the cap; holders above a lowered cap are not cut.
-func (l *Limit) SetMax(max int) { l.max.Store(int64(max)) }
-
-// Active returns the number of current holders.
-func (l *Limit) Active() int64 { return l.active.Load() }
-
-// acquire takes a slot, or reports false at the cap.
-func (l *Limit) acquire() bool {
-	if l == nil {
-		return true
-	}
-	n := l.active.Add(1)
-	if m := l.max.Load(); m > 0 && n > m {
-		l.active.Add(-1)
-		return false
-	}
-	return true
-}
-
-func (l *Limit) release() {
-	if l != nil {
-		l.active.Add(-1)
-	}
-}
-
 // Rule is one rule's running sockets and connections.
 type Rule struct {
 	spec  Spec
@@ -187,6 +153,11 @@ type Rule struct {
 	log   *slog.Logger
 	ids   *atomic.Uint64
 	limit Limit // per-rule cap
+	// globalShare and fdShare are this rule's holdings of Spec.Global and
+	// Spec.FDs.
+	globalShare, fdShare share
+	// unreachable limits "cannot reach device" warnings.
+	unreachable warnLimit
 
 	ctx    context.Context // cancelled by Close; parent of every connection
 	cancel context.CancelFunc

@@ -39,11 +39,19 @@ import (
 // udpBatch is the most datagrams moved per recvmmsg/sendmmsg.
 const udpBatch = 32
 
-// mmsghdr is struct mmsghdr from <sys/socket.h>.
-type mmsghdr struct {
-	hdr unix.Msghdr
-	len uint32
-	_   [4]byte
+// mmsghdr is struct mmsghdr from <sys/socket.h>, laid out for the target
+// architecture by x/sys (28+4 bytes on 32-bit, 56+4+4 on 64-bit): a layout
+// written by hand for one word size makes the kernel and this package
+// disagree on where the second message starts.
+type mmsghdr = unix.Mmsghdr
+
+// segCmsg is one control message carrying a UDP_SEGMENT size: a struct
+// cmsghdr (whose length field is a size_t) followed by the uint16 at
+// CMSG_DATA, padded by the compiler to CMSG_SPACE(2) on every architecture
+// (24 bytes on 64-bit, 16 on 32-bit).
+type segCmsg struct {
+	hdr unix.Cmsghdr
+	seg uint16
 }
 
 // sockaddr holds a struct sockaddr_in or sockaddr_in6.
@@ -63,7 +71,7 @@ type batch struct {
 	nq     int
 	out    [udpBatch]mmsghdr
 	outIov [udpBatch]unix.Iovec
-	outCtl [udpBatch][cmsgSegSpace]byte
+	outCtl [udpBatch]segCmsg
 	cnt    [udpBatch]int
 	// send's state, shared with its poller callback trySend.
 	sgso             *gso
@@ -89,7 +97,7 @@ func (bp *batchPool) get() (*batch, error) {
 	for i := range b.hdrs {
 		b.iovs[i] = unix.Iovec{Base: &b.mem[i*maxDatagram]}
 		b.iovs[i].SetLen(maxDatagram)
-		b.hdrs[i].hdr = unix.Msghdr{Name: &b.names[i][0], Iov: &b.iovs[i], Iovlen: 1}
+		b.hdrs[i].Hdr = unix.Msghdr{Name: &b.names[i][0], Iov: &b.iovs[i], Iovlen: 1}
 	}
 	b.trySendFn = b.trySend
 	b.clean = runtime.AddCleanup(b, func(m []byte) { unix.Munmap(m) }, mem)
@@ -107,8 +115,8 @@ var batches batchPool
 func (b *batch) recv(fd int) (int, error) {
 	for i := range b.hdrs {
 		// The kernel overwrites these on return.
-		b.hdrs[i].hdr.Namelen = uint32(len(b.names[i]))
-		b.hdrs[i].hdr.Flags = 0
+		b.hdrs[i].Hdr.Namelen = uint32(len(b.names[i]))
+		b.hdrs[i].Hdr.Flags = 0
 	}
 	for {
 		// Raw: see the note on raw syscalls above.
@@ -122,7 +130,7 @@ func (b *batch) recv(fd int) (int, error) {
 		}
 		n := int(r)
 		for i := 0; i < n; i++ {
-			b.lens[i] = int(b.hdrs[i].len)
+			b.lens[i] = int(b.hdrs[i].Len)
 		}
 		return n, nil
 	}
@@ -180,9 +188,8 @@ func (b *batch) queue(i int) {
 // MTU, IPsec, an old kernel); the refused run is re-sent datagram by
 // datagram.
 const (
-	gsoMaxSeg4   = 1500 - 20 - 8 // IPv4 + UDP headers
-	gsoMaxSeg6   = 1500 - 40 - 8
-	cmsgSegSpace = 24 // CMSG_SPACE(sizeof(uint16)) on 64-bit
+	gsoMaxSeg4 = 1500 - 20 - 8 // IPv4 + UDP headers
+	gsoMaxSeg6 = 1500 - 40 - 8
 	// A run is one IP packet before segmentation: at most 64 KiB with its
 	// headers, and at most UDP_MAX_SEGMENTS (64 before Linux 6.10)
 	// datagrams. Exceeding either makes the kernel refuse the run, which
@@ -231,19 +238,17 @@ func (b *batch) build(pos int, name *sockaddr, namelen uint32, maxSeg int) int {
 			b.outIov[iov+k].SetLen(b.lens[s])
 		}
 		h := &b.out[nm]
-		*h = mmsghdr{hdr: unix.Msghdr{Iov: &b.outIov[iov]}}
-		h.hdr.SetIovlen(cnt)
+		*h = mmsghdr{Hdr: unix.Msghdr{Iov: &b.outIov[iov]}}
+		h.Hdr.SetIovlen(cnt)
 		if name != nil {
-			h.hdr.Name, h.hdr.Namelen = &name[0], namelen
+			h.Hdr.Name, h.Hdr.Namelen = &name[0], namelen
 		}
 		if cnt > 1 {
 			c := &b.outCtl[nm]
-			binary.NativeEndian.PutUint64(c[0:8], uint64(unix.CmsgLen(2)))
-			binary.NativeEndian.PutUint32(c[8:12], unix.SOL_UDP)
-			binary.NativeEndian.PutUint32(c[12:16], unix.UDP_SEGMENT)
-			binary.NativeEndian.PutUint16(c[16:18], uint16(l))
-			h.hdr.Control = &c[0]
-			h.hdr.SetControllen(cmsgSegSpace)
+			*c = segCmsg{hdr: unix.Cmsghdr{Level: unix.SOL_UDP, Type: unix.UDP_SEGMENT}, seg: uint16(l)}
+			c.hdr.SetLen(unix.CmsgLen(2))
+			h.Hdr.Control = (*byte)(unsafe.Pointer(c))
+			h.Hdr.SetControllen(int(unsafe.Sizeof(*c)))
 		}
 		b.cnt[nm] = cnt
 		nm++

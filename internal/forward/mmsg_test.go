@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -172,4 +173,58 @@ func FuzzSockaddr(f *testing.F) {
 			t.Fatalf("got %v after a round trip, want %v", got, ap)
 		}
 	})
+}
+
+// TestBatchRecvManySenders receives one batch from many sockets and checks
+// every slot's sender and payload. It is the test that catches a message
+// header laid out for the wrong word size: from the second slot on, the
+// kernel and the package then disagree on where each header starts (run
+// it with GOARCH=386 or arm, see scripts/test.sh).
+func TestBatchRecvManySenders(t *testing.T) {
+	if got, want := unsafe.Sizeof(mmsghdr{}), uintptr(unix.SizeofMmsghdr); got != want {
+		t.Fatalf("got mmsghdr of %d bytes, want %d", got, want)
+	}
+	if got, want := int(unsafe.Sizeof(segCmsg{})), unix.CmsgSpace(2); got != want {
+		t.Fatalf("got UDP_SEGMENT control message of %d bytes, want CMSG_SPACE(2) = %d", got, want)
+	}
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	want := map[netip.AddrPort]string{}
+	for i := 0; i < udpBatch/2; i++ {
+		c, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		msg := fmt.Sprintf("sender %02d", i)
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		want[c.LocalAddr().(*net.UDPAddr).AddrPort()] = msg
+	}
+	rc, _ := rx.SyscallConn()
+	got := map[netip.AddrPort]string{}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got) < len(want) && time.Now().Before(deadline) {
+		rx.SetReadDeadline(deadline)
+		b, n, err := recvBatch(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			got[b.addr(i)] = string(b.mem[i*maxDatagram : i*maxDatagram+b.lens[i]])
+		}
+		batches.put(b)
+	}
+	for ap, msg := range want {
+		if got[ap] != msg {
+			t.Errorf("sender %s: got %q, want %q", ap, got[ap], msg)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d senders, want %d: %v", len(got), len(want), got)
+	}
 }

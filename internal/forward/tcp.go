@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -62,12 +63,17 @@ func (l *tcpListener) admit(c *net.TCPConn) {
 	r := l.rule
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-	if !r.spec.Global.acquire() {
-		r.refuse(c, src, "gateway connection cap reached")
+	if !r.spec.Global.take(&r.globalShare, 1) {
+		r.refuse(c, src, "gateway connection cap reached (or this rule's fair share of it)")
+		return
+	}
+	if !r.spec.FDs.take(&r.fdShare, 2) {
+		r.spec.Global.give(&r.globalShare, 1)
+		r.refuse(c, src, "file-descriptor budget reached (or this rule's fair share of it)")
 		return
 	}
 	if !r.limit.acquire() {
-		r.spec.Global.release()
+		r.giveShares()
 		r.refuse(c, src, "rule max_connections reached")
 		return
 	}
@@ -76,7 +82,7 @@ func (l *tcpListener) admit(c *net.TCPConn) {
 		rel, err := r.spec.Admit(src, "tcp")
 		if err != nil {
 			r.limit.release()
-			r.spec.Global.release()
+			r.giveShares()
 			r.refuse(c, src, err.Error())
 			return
 		}
@@ -239,6 +245,27 @@ func (c *Conn) Close() {
 	}
 }
 
+// closeOn closes the connection after err ended a direction. A reset
+// (or a write into a reset socket) is passed on as a reset: the other
+// peer must not take a truncated answer for a complete one, which a FIN
+// would tell it (#13.9). SO_LINGER 0 makes close(2) send RST.
+func (c *Conn) closeOn(err error) {
+	if isReset(err) {
+		c.client.SetLinger(0)
+		c.mu.Lock()
+		dev := c.device
+		c.mu.Unlock()
+		if tc, ok := dev.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+	}
+	c.Close()
+}
+
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 // leave ends one goroutine's work on the connection; the last one out of
 // a closed connection finishes it.
 func (c *Conn) leave() {
@@ -287,7 +314,7 @@ func (c *Conn) serve() {
 	dev, err := c.dial(r.ctx, net.KeepAliveConfig{})
 	if err != nil {
 		if !isClosed(err) {
-			r.log.Warn("cannot reach device", "target", c.Target, "client", c.Client, "err", err)
+			r.unreachable.warn(r.log, "cannot reach device", "target", c.Target, "client", c.Client, "err", err)
 		}
 		c.Close()
 		c.leave()
@@ -327,6 +354,7 @@ func (c *Conn) startRelay(dev *net.TCPConn) {
 	c.halves[1] = half{c: c, src: dev, dst: c.client, srcRC: drc, dstRC: crc, count: &c.out, total: &r.stats.BytesOut}
 	c.halves[0].initFns()
 	c.halves[1].initFns()
+	c.halves[0].fds, c.halves[1].fds = r.spec.FDs, r.spec.FDs
 	c.mu.Lock()
 	c.running++
 	c.mu.Unlock()
@@ -367,6 +395,7 @@ func (c *Conn) pump(h *half) {
 		// passed fails every later read) and park.
 		h.src.SetReadDeadline(time.Time{})
 		res, err = wouldBlock, nil
+		h.slow = false // parked: the next stream may splice again
 	}
 	c.settle(h, res, err)
 }
@@ -380,7 +409,7 @@ func (c *Conn) settle(h *half, res burstResult, err error) bool {
 		if err != nil && !isClosed(err) {
 			c.rule.log.Debug("connection ended", "conn", c.ID, "client", c.Client, "err", err)
 		}
-		c.Close()
+		c.closeOn(err)
 		return false
 	case res == atEOF:
 		c.mu.Lock()
@@ -441,7 +470,13 @@ func (c *Conn) releaseSlots() {
 		c.release()
 	}
 	c.rule.limit.release()
-	c.rule.spec.Global.release()
+	c.rule.giveShares()
+}
+
+// giveShares gives back one TCP connection's slot and descriptors.
+func (r *Rule) giveShares() {
+	r.spec.Global.give(&r.globalShare, 1)
+	r.spec.FDs.give(&r.fdShare, 2)
 }
 
 // Relay copies both directions until both have ended, honouring
@@ -453,9 +488,6 @@ func (c *Conn) Relay(client, device net.Conn) error {
 	errc := make(chan error, 1)
 	go func() { errc <- c.copyDir(device, client, true) }()
 	err := c.copyDir(client, device, false)
-	if err != nil {
-		c.Close()
-	}
 	if err2 := <-errc; err == nil {
 		err = err2
 	}
@@ -470,9 +502,9 @@ func (c *Conn) copyDir(dst, src net.Conn, toDevice bool) error {
 	if toDevice {
 		count, total = &c.in, &c.rule.stats.BytesIn
 	}
-	err := copyStream(dst, src, count, total)
+	err := copyStream(dst, src, c.rule.spec.FDs, count, total)
 	if err != nil {
-		c.Close()
+		c.closeOn(err)
 		return err
 	}
 	closeWrite(dst)

@@ -40,7 +40,10 @@ type udpRelay struct {
 
 	mu       sync.Mutex // guards following
 	sessions map[netip.AddrPort]*udpSession
-	closed   bool
+	// lru lists the sessions by their last datagram either way, most
+	// recent first: eviction takes the back, expiry walks from it.
+	lru    sessionList
+	closed bool
 }
 
 type udpSession struct {
@@ -55,6 +58,10 @@ type udpSession struct {
 	last    atomic.Int64 // relay.now at the last datagram either way
 	in, out atomic.Uint64
 	release func()
+	// prev and next link the relay's lru list; guarded by the relay's mu.
+	// inTable is set while the session is in the table (and the list).
+	prev, next *udpSession
+	inTable    bool
 }
 
 func newUDPRelay(r *Rule, pc *net.UDPConn, targetPort uint16) (*udpRelay, error) {
@@ -82,14 +89,10 @@ func (u *udpRelay) close() {
 		u.pc.Close()
 		u.mu.Lock()
 		u.closed = true
-		ss := make([]*udpSession, 0, len(u.sessions))
-		for _, s := range u.sessions {
-			ss = append(ss, s)
+		for s := u.lru.back; s != nil; s = u.lru.back {
+			u.removeLocked(s)
 		}
 		u.mu.Unlock()
-		for _, s := range ss {
-			s.dev.Close()
-		}
 	})
 }
 
@@ -160,12 +163,18 @@ func (u *udpRelay) toDevice(b *batch, n int) {
 	var srcs [udpBatch]netip.AddrPort
 	var sess [udpBatch]*udpSession
 	misses := 0
+	now := u.now.Load()
 	u.mu.Lock()
 	for i := 0; i < n; i++ {
 		srcs[i] = b.addr(i)
 		if sess[i] = u.sessions[srcs[i]]; sess[i] == nil {
 			misses++
+			continue
 		}
+		// Stamp and reorder under the lookup's lock: the list stays in
+		// the exact order of activity, whatever the clock's resolution.
+		sess[i].last.Store(now)
+		u.lru.moveToFront(sess[i])
 	}
 	u.mu.Unlock()
 	if misses > 0 {
@@ -183,7 +192,6 @@ func (u *udpRelay) toDevice(b *batch, n int) {
 			}
 		}
 	}
-	now := u.now.Load()
 	var done [udpBatch]bool
 	for i := 0; i < n; i++ {
 		if done[i] {
@@ -200,7 +208,6 @@ func (u *udpRelay) toDevice(b *batch, n int) {
 				done[j] = true
 			}
 		}
-		s.last.Store(now)
 		sent, dropped, err := b.send(s.rc, nil, 0, s.gso)
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			r.log.Debug("udp send to device", "client", s.client, "err", err)
@@ -235,6 +242,14 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 		}
 		release = rel
 	}
+	if !u.takeFD() {
+		if release != nil {
+			release()
+		}
+		r.stats.Refused.Add(1)
+		r.log.Debug("udp session refused", "client", src, "reason", "file-descriptor budget reached")
+		return nil
+	}
 	dev, err := u.dial()
 	var rc syscall.RawConn
 	family := 0
@@ -247,11 +262,12 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 		}
 	}
 	if err != nil {
+		r.spec.FDs.give(&r.fdShare, 1)
 		if release != nil {
 			release()
 		}
 		r.stats.DialErrs.Add(1)
-		r.log.Warn("cannot reach device", "target", u.target, "client", src, "err", err)
+		r.unreachable.warn(r.log, "cannot reach device", "target", u.target, "client", src, "err", err)
 		return nil
 	}
 	setBuffers(dev)
@@ -262,17 +278,21 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 	if u.closed {
 		u.mu.Unlock()
 		dev.Close()
+		r.spec.FDs.give(&r.fdShare, 1)
 		if release != nil {
 			release()
 		}
 		return nil
 	}
-	if len(u.sessions) >= r.spec.udpMax() {
-		u.evictOldestLocked()
+	for len(u.sessions) >= r.spec.udpMax() && u.lru.back != nil {
+		u.removeLocked(u.lru.back)
+		r.stats.Evicted.Add(1)
 	}
 	u.sessions[src] = s
-	u.mu.Unlock()
+	u.lru.pushFront(s)
+	s.inTable = true
 	r.stats.Sessions.Add(1)
+	u.mu.Unlock()
 	r.stats.SessTotal.Add(1)
 	r.wg.Add(1)
 	go u.replies(s)
@@ -289,20 +309,63 @@ func (u *udpRelay) dial() (*net.UDPConn, error) {
 	return c.(*net.UDPConn), nil
 }
 
-// evictOldestLocked ends the least recently active session to make room.
-// A linear scan is fine: it runs only when the table is full.
-func (u *udpRelay) evictOldestLocked() {
-	var oldest *udpSession
-	for _, s := range u.sessions {
-		if oldest == nil || s.last.Load() < oldest.last.Load() {
-			oldest = s
+// removeLocked takes s out of the table and closes its socket, which
+// ends its replies goroutine (that releases its admission slot). The
+// session count follows the table, so it never exceeds the bound.
+func (u *udpRelay) removeLocked(s *udpSession) {
+	if u.dropLocked(s) {
+		u.rule.spec.FDs.give(&u.rule.fdShare, 1)
+	}
+}
+
+// dropLocked is removeLocked keeping the session's descriptor slot in the
+// budget, for a new session to take over; it reports whether s was in
+// the table.
+func (u *udpRelay) dropLocked(s *udpSession) bool {
+	if !s.inTable {
+		return false
+	}
+	s.inTable = false
+	delete(u.sessions, s.client)
+	u.lru.remove(s)
+	u.rule.stats.Sessions.Add(-1)
+	s.dev.Close()
+	return true
+}
+
+// takeFD counts a new session's socket in the gateway's descriptor
+// budget. A rule that has used up its fair share makes room by evicting
+// its own least recently active session, so a flood of new sources
+// recycles the flooded rule's sessions and never takes the others'
+// (#14.8).
+func (u *udpRelay) takeFD() bool {
+	r := u.rule
+	if r.spec.FDs.take(&r.fdShare, 1) {
+		return true
+	}
+	// The slot passes straight from the evicted session to the new one:
+	// giving it back first would let other rules' reserve use block the
+	// swap. The victim is the rule's least recently active session on
+	// any of its ports (a port range floods some ports before others).
+	var victim *udpRelay
+	var oldest int64
+	for _, v := range r.udp {
+		v.mu.Lock()
+		if b := v.lru.back; b != nil && (victim == nil || b.last.Load() < oldest) {
+			victim, oldest = v, b.last.Load()
 		}
+		v.mu.Unlock()
 	}
-	if oldest != nil {
-		delete(u.sessions, oldest.client)
-		oldest.dev.Close()
-		u.rule.stats.Evicted.Add(1)
+	if victim == nil {
+		return false
 	}
+	victim.mu.Lock()
+	defer victim.mu.Unlock()
+	if s := victim.lru.back; s != nil && victim.dropLocked(s) {
+		r.stats.Evicted.Add(1)
+		return true
+	}
+	return false
 }
 
 // replies carries the device's datagrams back to one client, from the
@@ -324,7 +387,7 @@ func (u *udpRelay) replies(s *udpSession) {
 		for i := 0; i < n; i++ {
 			b.queue(i)
 		}
-		s.last.Store(u.now.Load())
+		u.touch(s)
 		sent, dropped, err := b.send(u.rc, &s.name, s.namelen, u.gso)
 		batches.put(b)
 		if dropped > 0 {
@@ -338,17 +401,26 @@ func (u *udpRelay) replies(s *udpSession) {
 	}
 }
 
-func (u *udpRelay) endSession(s *udpSession) {
-	s.dev.Close()
+// touch records a reply: the device's stream keeps a session alive as
+// much as the client's datagrams do (RTP flows device → viewer).
+func (u *udpRelay) touch(s *udpSession) {
+	now := u.now.Load()
 	u.mu.Lock()
-	if u.sessions[s.client] == s {
-		delete(u.sessions, s.client)
+	s.last.Store(now)
+	if s.inTable {
+		u.lru.moveToFront(s)
 	}
 	u.mu.Unlock()
+}
+
+func (u *udpRelay) endSession(s *udpSession) {
+	u.mu.Lock()
+	u.removeLocked(s)
+	u.mu.Unlock()
+	s.dev.Close()
 	if s.release != nil {
 		s.release()
 	}
-	u.rule.stats.Sessions.Add(-1)
 }
 
 // janitor advances the coarse clock and ends idle sessions.
@@ -367,11 +439,8 @@ func (u *udpRelay) janitor() {
 			u.now.Store(now.UnixNano())
 			cutoff := now.Add(-idle).UnixNano()
 			u.mu.Lock()
-			for k, s := range u.sessions {
-				if s.last.Load() < cutoff {
-					delete(u.sessions, k)
-					s.dev.Close()
-				}
+			for s := u.lru.back; s != nil && s.last.Load() < cutoff; s = u.lru.back {
+				u.removeLocked(s)
 			}
 			u.mu.Unlock()
 		}
@@ -392,14 +461,51 @@ func (u *udpRelay) sessionsInfo() []ConnInfo {
 func (u *udpRelay) kill(id uint64) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for k, s := range u.sessions {
+	for _, s := range u.sessions {
 		if s.id == id {
-			delete(u.sessions, k)
-			s.dev.Close()
+			u.removeLocked(s)
 			return true
 		}
 	}
 	return false
+}
+
+// sessionList is an intrusive doubly linked list of sessions, most
+// recently active at the front. Moving a session costs a few pointer
+// writes under the relay's lock, which the batch's table lookup holds
+// anyway.
+type sessionList struct{ front, back *udpSession }
+
+func (l *sessionList) pushFront(s *udpSession) {
+	s.prev, s.next = nil, l.front
+	if l.front != nil {
+		l.front.prev = s
+	} else {
+		l.back = s
+	}
+	l.front = s
+}
+
+func (l *sessionList) remove(s *udpSession) {
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else {
+		l.front = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else {
+		l.back = s.prev
+	}
+	s.prev, s.next = nil, nil
+}
+
+func (l *sessionList) moveToFront(s *udpSession) {
+	if l.front == s {
+		return
+	}
+	l.remove(s)
+	l.pushFront(s)
 }
 
 // sockFamily returns a socket's address family (AF_INET or AF_INET6).

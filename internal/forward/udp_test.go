@@ -126,16 +126,7 @@ func TestUDPTableBound(t *testing.T) {
 	r, addr := startRule(t, Spec{UDP: true, TargetPorts: []uint16{dev.port}, UDPMaxSessions: 4})
 	var conns []net.Conn
 	for i := 0; i < 6; i++ {
-		c, err := net.Dial("udp4", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.Write([]byte("x"))
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
-		if _, err := c.Read(make([]byte, 1)); err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
+		c := echoedUDPClient(t, addr)
 		conns = append(conns, c)
 		time.Sleep(20 * time.Millisecond) // distinct activity stamps
 	}

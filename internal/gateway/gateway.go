@@ -49,6 +49,16 @@ type Config struct {
 	// runs in userspace; KernelOff then says why, for status and logs.
 	Kernel    Kernel
 	KernelOff string
+	// FDs is the file-descriptor budget every rule draws on, with fair
+	// shares. Nil means forward.NewFDBudget (from RLIMIT_NOFILE).
+	FDs *forward.Limit
+}
+
+func (c Config) fds() *forward.Limit {
+	if c.FDs == nil {
+		return forward.NewFDBudget()
+	}
+	return c.FDs
 }
 
 // Policy turns a rule's guard settings into forwarding hooks. Package
@@ -67,6 +77,7 @@ type Gateway struct {
 	log     *slog.Logger
 	policy  Policy
 	global  *forward.Limit
+	fds     *forward.Limit // descriptor budget, see forward.NewFDBudget
 	ids     atomic.Uint64
 	started time.Time
 	kernel  Kernel
@@ -105,6 +116,7 @@ func New(c Config) *Gateway {
 		log:     c.Logger,
 		policy:  c.Policy,
 		global:  forward.NewLimit(config.DefaultMaxConnections),
+		fds:     c.fds(),
 		started: time.Now(),
 		rules:   map[string]*ruleState{},
 		cfg:     &config.Config{Version: config.CurrentVersion},
@@ -223,6 +235,9 @@ func (g *Gateway) Apply(ctx context.Context, cfg *config.Config) (config.Change,
 		g.rules[name].rule = cfg.Rule(name).Clone()
 		g.rules[name].path = paths[name]
 	}
+	// Every running rule gets a fair share of the caps (forward.Limit).
+	g.global.SetRules(len(g.rules))
+	g.fds.SetRules(len(g.rules))
 	g.cfg = cfg
 	g.applied = time.Now()
 	g.lastErr = ""
@@ -310,9 +325,10 @@ func (g *Gateway) bind(r *config.Rule, cfg *config.Config) (*ruleState, error) {
 		TCP:            r.Proto().HasTCP(),
 		UDP:            r.Proto().HasUDP(),
 		DialTimeout:    r.Dial(),
-		IdleTimeout:    r.IdleTimeout.D(),
+		IdleTimeout:    r.Idle(),
 		MaxConns:       r.MaxConnections,
 		Global:         g.global,
+		FDs:            g.fds,
 		UDPIdle:        r.UDPIdle(),
 		UDPMaxSessions: r.UDPSessions(),
 		Admit:          admit,
@@ -401,6 +417,8 @@ type Status struct {
 	LastError     string       `json:"last_error,omitempty"`
 	Connections   int64        `json:"connections"`
 	MaxConns      int          `json:"max_connections"`
+	FDsInUse      int64        `json:"fds_in_use"` // sockets and pipes counted in the budget
+	FDBudget      int64        `json:"fd_budget"`  // from RLIMIT_NOFILE; 0 = none
 	Rules         []RuleStatus `json:"rules"`
 }
 
@@ -414,6 +432,7 @@ func (g *Gateway) Status() Status {
 		Started: g.started, Uptime: time.Since(g.started).Round(time.Second).String(),
 		LastApplied: g.applied, ApplyDuration: g.applyDur.String(), LastError: g.lastErr,
 		Connections: g.global.Active(), MaxConns: g.cfg.Limits.MaxConns(),
+		FDsInUse: g.fds.Active(), FDBudget: g.fds.Max(),
 	}
 	for _, r := range g.cfg.Rules {
 		rs := RuleStatus{Rule: r.Clone(), Listening: []string{}}

@@ -72,7 +72,7 @@ func (h *handler) ServeConn(ctx context.Context, c *forward.Conn) error {
 			return nil // an ACME TLS-ALPN-01 validation: the handshake was all
 		}
 	}
-	if h.rg.filter == nil && h.rg.auth == nil {
+	if h.rg.filter == nil && h.rg.auth == nil && h.rg.relay == nil {
 		dev, err := c.Dial(ctx)
 		if err != nil {
 			c.Logger().Warn("cannot reach device", "target", c.Target, "client", c.Client, "err", err)
@@ -120,6 +120,7 @@ type session struct {
 	cr, dr *bufio.Reader
 	src    netip.Prefix
 	rtsp   bool
+	relay  RTSPConn // RTSP rules with a relay, once dialled
 
 	toClient, toDev countWriter
 
@@ -142,7 +143,9 @@ type exchange struct {
 	method  string
 	tk      *ticket
 	upgrade bool
-	verdict chan bool // upgrade requests: whether the device switched
+	verdict chan bool   // upgrade requests: whether the device switched
+	relay   RTSPPending // RTSP rules with a relay
+	onvif   string      // an ONVIF call: the host the client named
 }
 
 func (s *session) run(ctx context.Context) error {
@@ -154,6 +157,9 @@ func (s *session) run(ctx context.Context) error {
 	s.c.Close()
 	if s.started {
 		<-s.bdone
+	}
+	if s.relay != nil {
+		s.relay.Close()
 	}
 	if errors.Is(err, errDone) {
 		err = nil
@@ -183,7 +189,7 @@ func (s *session) requests(ctx context.Context) error {
 			if s.dev == nil {
 				return s.reject(ctx, 400, nil)
 			}
-			if err := copyFrame(&s.toDev, s.cr, bh.get()); err != nil {
+			if err := copyFrames(&s.toDev, s.cr, bh.get()); err != nil {
 				return err
 			}
 			continue
@@ -249,7 +255,21 @@ func (s *session) requests(ctx context.Context) error {
 		if s.outstanding.Load() > 0 {
 			s.waitIdle(ctx)
 		}
-		ex := &exchange{method: m.method, tk: tk, upgrade: m.upgrade && !s.rtsp}
+		var rp RTSPPending
+		if s.relay != nil {
+			head, answer, p := s.relay.Request(m.method, m.target, m.head)
+			if answer != nil {
+				if tk != nil {
+					tk.settle(neutral)
+				}
+				if err := s.answerLocally(ctx, m, answer, bh.get()); err != nil {
+					return err
+				}
+				continue
+			}
+			m.head, rp = head, p
+		}
+		ex := &exchange{method: m.method, tk: tk, upgrade: m.upgrade && !s.rtsp, relay: rp, onvif: s.onvifHost(m)}
 		if ex.upgrade {
 			ex.verdict = make(chan bool, 1)
 		}
@@ -339,8 +359,15 @@ func (s *session) dial(ctx context.Context) error {
 		return err
 	}
 	s.dev = dev
-	s.dr = bufio.NewReaderSize(dev, responseReaderSize)
+	size := responseReaderSize
+	if s.rtsp {
+		// Media frames: the larger the buffer, the more of them
+		// copyFrames moves per write.
+		size = rtspReaderSize
+	}
+	s.dr = bufio.NewReaderSize(dev, size)
 	s.toDev = countWriter{w: dev, add: s.c.AddIn}
+	s.openRelay()
 	s.started = true
 	go s.responses()
 	return nil
@@ -490,7 +517,7 @@ func (s *session) responses() {
 			}
 			if b[0] == '$' {
 				s.wmu.Lock()
-				err := copyFrame(&s.toClient, s.dr, bh.get())
+				err := copyFrames(&s.toClient, s.dr, bh.get())
 				s.wmu.Unlock()
 				if err != nil {
 					s.c.Close()
@@ -536,8 +563,13 @@ func (s *session) responses() {
 			method = ex.method
 		}
 		kind, n := m.responseBody(method, s.rtsp)
+		head, wkind, wn, err := s.rewriteAnswer(ex, m, kind, n)
+		if err != nil {
+			s.deviceDone(err)
+			return
+		}
 		s.wmu.Lock()
-		err = writeHead(&s.toClient, m.head, s.dr, s.dev, kind, n, bh.get(), func() {
+		err = writeHead(&s.toClient, head, s.dr, s.dev, wkind, wn, bh.get(), func() {
 			if ex != nil && ex.tk != nil {
 				s.settle(ex.tk, m)
 			}

@@ -45,6 +45,9 @@ const (
 	requestReaderSize  = 8<<10 + 512
 	responseReaderSize = 16<<10 + 512
 	readerSize         = responseReaderSize // for tests and tools
+	// rtspReaderSize reads an RTSP device's stream: interleaved media
+	// frames move in bursts as large as this (see copyFrames).
+	rtspReaderSize = 64 << 10
 )
 
 // maxChunkLine bounds a chunk-size line (with extensions) and a trailer
@@ -70,6 +73,7 @@ type message struct {
 	upgrade       bool   // Upgrade field present
 	stale         bool   // a WWW-Authenticate challenge says stale=true
 	cseq          string
+	host          string // the Host field's value (requests)
 }
 
 // parseError is a malformed or oversized message. status is the HTTP
@@ -189,6 +193,7 @@ func readMessage(br *bufio.Reader, lim limits, rtsp, fromClient bool) (*message,
 			m.upgrade = true
 		case equalFold(name, "host"):
 			hosts++
+			m.host = string(value)
 		case equalFold(name, "www-authenticate"):
 			m.stale = m.stale || staleChallenge(value)
 		case equalFold(name, "cseq"):
@@ -714,6 +719,30 @@ func copyTrailer(dst io.Writer, src *bufio.Reader, buf []byte) error {
 
 // copyFrame forwards one RTSP interleaved binary frame (RFC 2326 §10.12):
 // '$', a channel byte, a 2-byte big-endian length, then the data.
+// copyFrames forwards the interleaved frames src already holds whole in
+// one write, straight from its buffer (a camera's frames come in bursts:
+// one write per frame cost the RTSP relay over half its throughput), or
+// one frame with copyFrame when the first is not whole yet.
+func copyFrames(dst io.Writer, src *bufio.Reader, buf []byte) error {
+	b, _ := src.Peek(src.Buffered())
+	end := 0
+	for len(b)-end >= 4 && b[end] == '$' {
+		n := 4 + (int(b[end+2])<<8 | int(b[end+3]))
+		if len(b)-end < n {
+			break
+		}
+		end += n
+	}
+	if end == 0 {
+		return copyFrame(dst, src, buf)
+	}
+	if _, err := dst.Write(b[:end]); err != nil {
+		return err
+	}
+	_, err := src.Discard(end)
+	return err
+}
+
 func copyFrame(dst io.Writer, src *bufio.Reader, buf []byte) error {
 	hdr, err := src.Peek(4)
 	if err != nil {

@@ -32,6 +32,10 @@ type Config struct {
 	// Now returns the current time. Nil means time.Now; tests move the
 	// clock.
 	Now func() time.Time
+	// RTSP carries RTP over UDP and rewrites the device's address in
+	// answers on every rule whose service is rtsp. Nil leaves RTSP rules
+	// to the guards they enable (interleaved TCP only, answers unchanged).
+	RTSP RTSPRelay
 	// Passwords gives the passwords of the devices in the config's devices
 	// section, so that the auth guard can judge login answers itself
 	// (verify.go). Nil: the guard only counts the device's verdicts.
@@ -47,6 +51,7 @@ type Policy struct {
 	poll      time.Duration
 	now       func() time.Time
 	passwords PasswordSource
+	rtsp      RTSPRelay
 	bufs      sync.Pool // *[]byte copy buffers for the L7 handlers
 
 	// maxPerIP is limits.max_connections_per_ip (0: none).
@@ -60,6 +65,7 @@ type Policy struct {
 	rules    map[string]*ruleState
 	trackers map[string]*tracker // by device (internal_ip)
 	publicIP string
+	ports    portMap // external port per device port, for ONVIF answers
 	// devices are the devices section by name and by "@"+address.
 	devices map[string]knownDevice
 
@@ -85,6 +91,7 @@ func NewPolicy(c Config) (*Policy, error) {
 		poll:      c.PollInterval,
 		now:       c.Now,
 		passwords: c.Passwords,
+		rtsp:      c.RTSP,
 		rules:     map[string]*ruleState{},
 		trackers:  map[string]*tracker{},
 		global:    map[netip.Prefix]int{},
@@ -123,6 +130,7 @@ func (p *Policy) SetGlobal(cfg *config.Config) {
 	}
 	p.mu.Lock()
 	p.publicIP = cfg.PublicIP
+	p.ports = newPortMap(cfg)
 	p.devices = devs
 	p.mu.Unlock()
 }
@@ -143,10 +151,11 @@ type ruleGuard struct {
 	filter  *Filter
 	auth    *authParams
 	tls     *tls.Config
+	relay   RTSPRelay // RTSP rules: RTP over UDP, address rewriting
 }
 
 func (rg *ruleGuard) l7() bool {
-	return rg.service != "" && (rg.filter != nil || rg.auth != nil) || rg.tls != nil
+	return rg.service != "" && (rg.filter != nil || rg.auth != nil) || rg.tls != nil || rg.relay != nil
 }
 
 // Hooks returns the rule's admission check and, when the rule enables a
@@ -174,6 +183,11 @@ func (p *Policy) Hooks(r *config.Rule) (func(netip.AddrPort, string) (func(), er
 	rg.perUDP = g.EffectivePerIPUDPSessions()
 	if r.HikvisionFilter() {
 		rg.filter = NewFilter(HikvisionSignatures())
+	}
+	if p.rtsp != nil && r.GuardService() == config.ServiceRTSP && !r.TLS.Terminate() {
+		// Every RTSP rule gets the relay: without it a player's default
+		// transport (UDP) hangs, and answers leak the LAN address.
+		rg.service, rg.relay = config.ServiceRTSP, p.rtsp
 	}
 	if r.AuthGuard() {
 		rg.auth = &authParams{
@@ -311,11 +325,16 @@ func (p *Policy) bansNow() []Ban {
 // rule (empty: every rule), forgets the sources' failed logins, persists
 // the list and returns how many bans in force it lifted.
 func (p *Policy) Unban(src netip.Addr, rule string) int {
+	// saveMu is held from the clear to the write: a poll of the ban file
+	// in between would otherwise merge the cleared bans back from the
+	// file it read before the write.
+	p.saveMu.Lock()
+	defer p.saveMu.Unlock()
 	now := p.now()
 	cr := clearRecord{Source: src.Unmap(), Rule: rule, At: now}
 	n, cleared := p.applyClear(cr, now)
 	if n > 0 || len(cleared) > 0 {
-		if err := p.saveBans(); err != nil {
+		if err := p.saveBansLocked(); err != nil {
 			p.log.Error("cannot save the ban list", "err", err)
 		}
 		p.log.Info("bans lifted", "source", addrOrAll(src), "rule", orAll(rule), "count", n)
@@ -403,11 +422,16 @@ func (p *Policy) addBan(b Ban) {
 // saveBans writes the ban list, first honouring any clear records that
 // `camgate ban clear` left in the file.
 func (p *Policy) saveBans() error {
+	p.saveMu.Lock()
+	defer p.saveMu.Unlock()
+	return p.saveBansLocked()
+}
+
+// saveBansLocked is saveBans with saveMu held.
+func (p *Policy) saveBansLocked() error {
 	if p.stateDir == "" {
 		return nil
 	}
-	p.saveMu.Lock()
-	defer p.saveMu.Unlock()
 	now := p.now()
 	err := withBanFile(p.stateDir, func(f *banFile) (bool, error) {
 		for _, cr := range f.Cleared {

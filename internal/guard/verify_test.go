@@ -7,9 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/camgate/camgate/internal/config"
 )
 
 func md5hex(parts ...string) string {
@@ -114,4 +119,61 @@ func FuzzCredentials(f *testing.F) {
 			t.Fatalf("%q: ok with no parameters", field)
 		}
 	})
+}
+
+// passwords is a PasswordSource for tests.
+type passwords map[string]string
+
+func (p passwords) Get(name string) (string, error) {
+	if pw, ok := p[name]; ok {
+		return pw, nil
+	}
+	return "", fmt.Errorf("password of device %q: none stored", name)
+}
+
+// TestVerifiedLogins: with the device's password stored, a wrong answer
+// reaches the fake device without its Authorization (it counts nothing),
+// the source is still banned after max_failures, and the right answer
+// passes; a device the config does not name is left to its own verdicts.
+func TestVerifiedLogins(t *testing.T) {
+	d := startDevice(t)
+	p := newPolicy(t, nil, "")
+	p.passwords = passwords{"cam": "good"}
+	p.SetGlobal(&config.Config{Version: 1, Devices: []config.Device{{Name: "cam", Address: d.addr.Addr().String()}}})
+	addr := startRule(t, p, httpRule(config.Guard{Auth: true, MaxFailures: 3}), d.addr)
+	get := func(from, auth string) string {
+		c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}).Dial("tcp", addr)
+		if err != nil {
+			return "dial: " + err.Error()
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "GET /ISAPI/System/deviceInfo HTTP/1.1\r\nHost: cam\r\nAuthorization: %s\r\nConnection: close\r\n\r\n", auth)
+		b, _ := io.ReadAll(c)
+		return string(b)
+	}
+	bad := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:guess"))
+	for i := 0; i < 2; i++ {
+		if got := get("127.0.0.1", bad); !strings.Contains(got, " 401 ") || !strings.Contains(strings.ToLower(got), "www-authenticate") {
+			t.Fatalf("wrong answer %d: got %q, want the device's challenge", i+1, clip([]byte(got)))
+		}
+	}
+	// The third earns the ban: the connection is cut (or refused).
+	if got := get("127.0.0.1", bad); strings.Contains(got, " 401 ") || strings.Contains(got, " 200 ") {
+		t.Fatalf("third wrong answer: got %q, want it refused", clip([]byte(got)))
+	}
+	if n := d.failures.Load(); n != 0 {
+		t.Fatalf("the device counted %d failures, want 0", n)
+	}
+	if len(p.Bans()) != 1 {
+		t.Fatalf("got bans %v, want the guesser banned", p.Bans())
+	}
+	if got := get("127.0.0.2", goodAuth); !strings.Contains(got, "200 OK") {
+		t.Fatalf("right answer: got %q", clip([]byte(got)))
+	}
+	// Another account: camgate cannot judge it; the device does.
+	other := "Basic " + base64.StdEncoding.EncodeToString([]byte("operator:x"))
+	if got := get("127.0.0.3", other); !strings.Contains(got, " 401 ") || d.failures.Load() != 1 {
+		t.Fatalf("another account: got %q, device failures %d, want 401 and 1", clip([]byte(got)), d.failures.Load())
+	}
 }

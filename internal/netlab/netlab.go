@@ -88,6 +88,7 @@ type Lab struct {
 	t     testing.TB
 	mu    sync.Mutex // guards following
 	procs []*Proc
+	extra []string // namespaces added after New (NATViewer)
 }
 
 // Skip reports why end-to-end tests cannot run here, or "".
@@ -290,7 +291,10 @@ func (l *Lab) close() {
 	for i := len(procs) - 1; i >= 0; i-- {
 		procs[i].Stop()
 	}
-	for _, ns := range []string{l.WAN, l.GW, l.LAN} {
+	l.mu.Lock()
+	all := append(l.extra, l.WAN, l.GW, l.LAN)
+	l.mu.Unlock()
+	for _, ns := range all {
 		// Kill anything a test started by other means, then remove.
 		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
 			for _, pid := range strings.Fields(string(out)) {

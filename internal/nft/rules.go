@@ -275,10 +275,6 @@ func (r *Rule) fromDevice(proto byte) []expr.Any {
 
 type dnat struct{ match, nat []expr.Any }
 
-// maxPortRules bounds the one-rule-per-port expansion of a range whose
-// internal ports are shifted from the external ones.
-const maxPortRules = 256
-
 // dnats builds the DNAT statements: one when the ports stay the same or a
 // single port is forwarded, else one per port (nft cannot add an offset).
 func (r *Rule) dnats(proto byte) []dnat {

@@ -653,8 +653,11 @@ func TestClientLowPortTimeout(t *testing.T) {
 	ctx := context.Background()
 	c.Sync(ctx, mustConfig(t, loopbackYAML("pcp", f.addr, ruleWeb)))
 	f.set(func(f *fakeNAT) { f.silent = true })
-	rtsp := "  - {name: rtsp, external_port: 554, internal_ip: 198.19.0.65, router: true}\n"
-	c.Sync(ctx, mustConfig(t, loopbackYAML("pcp", f.addr, ruleWeb, rtsp)))
+	// A web rule on the low port: an RTSP rule would also ask for the
+	// RTP range first (high ports go first), and the silent router would
+	// be given up on before 554 is asked.
+	low := "  - {name: low, external_port: 554, internal_ip: 198.19.0.65, internal_port: 80, router: true}\n"
+	c.Sync(ctx, mustConfig(t, loopbackYAML("pcp", f.addr, ruleWeb, low)))
 	st := c.Status()
 	m := wantState(t, &st, "tcp", 554, StateError)
 	if m.SuggestedPort != 10554 || !strings.Contains(m.Message, "1024 or more") {

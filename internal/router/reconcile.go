@@ -30,6 +30,7 @@ func (c *Client) setWantLocked(cfg *config.Config) {
 		return
 	}
 	owner := map[key]string{}
+	rtp := false // the RTP range is wanted once, for the first RTSP rule
 	for i := range cfg.Rules {
 		r := &cfg.Rules[i]
 		if !r.IsEnabled() || !r.Router || r.ExternalPort.IsZero() {
@@ -54,6 +55,21 @@ func (c *Client) setWantLocked(cfg *config.Config) {
 				}
 				owner[k] = r.Name
 				c.want[k] = want{rule: r.Name, desc: cfg.Router.Prefix() + " " + r.Name, listen: listen, la: la}
+				c.order = append(c.order, k)
+			}
+		}
+		// An RTSP rule's viewers on UDP get media from the external RTP
+		// range (docs/RTSP.md), which the router must forward as well.
+		if !rtp && r.Proto().HasTCP() && r.GuardService() == config.ServiceRTSP && !r.TLS.Terminate() {
+			rtp = true
+			pr := cfg.RTSP.Ports()
+			for port := int(pr.First); port <= int(pr.Last); port++ {
+				k := key{"udp", uint16(port)}
+				if _, dup := owner[k]; dup {
+					continue
+				}
+				owner[k] = r.Name
+				c.want[k] = want{rule: r.Name, desc: cfg.Router.Prefix() + " " + r.Name + " rtp", listen: listen, la: la}
 				c.order = append(c.order, k)
 			}
 		}

@@ -104,6 +104,7 @@ func (d *Device) webHandler(svc Service) http.Handler {
 	web.HandleFunc("GET /doc/page/login.asp", d.handleLoginPage)
 	web.HandleFunc("/SDK/webLanguage", d.handleWebLanguage)
 	web.HandleFunc("/onvif/device_service", d.handleONVIF)
+	web.HandleFunc("/onvif/Media", d.handleONVIF)
 	web.HandleFunc("/", handleWebNotFound)
 
 	isapi := http.NewServeMux()
@@ -609,17 +610,6 @@ func (d *Device) handleWebLanguage(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, PUT")
 		writeStatus(w, r, http.StatusMethodNotAllowed, 4, "Invalid Operation", "methodNotAllowed")
 	}
-}
-
-// handleONVIF answers the ONVIF device service address WS-Discovery
-// advertises. ONVIF services are not simulated: every call gets the SOAP
-// fault a device returns for an action it does not support.
-func (d *Device) handleONVIF(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/soap+xml; charset=utf-8")
-	w.WriteHeader(http.StatusInternalServerError)
-	io.WriteString(w, xml.Header+`<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:ter="http://www.onvif.org/ver10/error">`+
-		`<env:Body><env:Fault><env:Code><env:Value>env:Receiver</env:Value><env:Subcode><env:Value>ter:ActionNotSupported</env:Value></env:Subcode></env:Code>`+
-		`<env:Reason><env:Text xml:lang="en">ONVIF services are not simulated</env:Text></env:Reason></env:Fault></env:Body></env:Envelope>`)
 }
 
 func handleWebNotFound(w http.ResponseWriter, r *http.Request) {

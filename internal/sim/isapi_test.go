@@ -337,7 +337,7 @@ func TestWebPaths(t *testing.T) {
 		{"GET", "/ISAPI/Security/userCheck", digestClient(d, "MD5", nil), 200, "<statusValue>200</statusValue>"},
 		{"GET", "/ISAPI/Security/illegalLoginLock", digestClient(d, "MD5", nil), 200, "<maxIllegalLoginTimes>7</maxIllegalLoginTimes>"},
 		{"PUT", "/SDK/webLanguage", plain, 200, "<statusCode>1</statusCode>"},
-		{"POST", "/onvif/device_service", plain, 500, "ActionNotSupported"},
+		{"POST", "/onvif/device_service", plain, 400, "WellFormed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {

@@ -45,6 +45,7 @@ import (
 type rtspConnState struct {
 	req      *base.Request
 	origPath string
+	origURL  string // the request line's URL, before renumberTrack
 	user     string
 	base     string // Content-Base of the DESCRIBE being answered
 	trackURL string // the device's control URL of the last SETUP track
@@ -233,9 +234,10 @@ func (h *rtspHandler) OnConnOpen(ctx *gortsplib.ServerHandlerOnConnOpenCtx) {
 // OnRequest implements gortsplib.ServerHandlerOnRequest.
 func (h *rtspHandler) OnRequest(sc *gortsplib.ServerConn, req *base.Request) {
 	st := connState(sc)
-	st.req, st.user, st.origPath = req, "", ""
+	st.req, st.user, st.origPath, st.origURL = req, "", "", ""
 	if req.URL != nil {
 		st.origPath = (*url.URL)(req.URL).RequestURI()
+		st.origURL = req.URL.String()
 		if req.Method == base.Setup {
 			renumberTrack(req.URL)
 		}
@@ -370,7 +372,8 @@ func (h *rtspHandler) authorize(sc *gortsplib.ServerConn, req *base.Request) *ba
 		return &base.Response{StatusCode: base.StatusBadRequest}
 	case c.scheme == "digest":
 		md5, _ := lookupAlgo("MD5")
-		v := d.auth.verify(digestRequest{method: string(req.Method), algos: []digestAlgo{md5}}, c.params, d.user, d.password)
+		v := d.auth.verify(digestRequest{method: string(req.Method), algos: []digestAlgo{md5},
+			uriOK: func(uri string) bool { return sameRTSPURI(uri, st.origURL) }}, c.params, d.user, d.password)
 		switch v {
 		case verdictOK:
 			d.locks.succeed(src)
@@ -474,4 +477,26 @@ func (h *rtspHandler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Res
 // OnPlay implements gortsplib.ServerHandlerOnPlay.
 func (h *rtspHandler) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// sameRTSPURI checks a Digest uri against the request line's URL, as a
+// Hikvision device does: the response hashes the uri, so a proxy that
+// rewrote the request URL (but not the uri) is caught here. An absolute
+// uri must name the same host, port, path and query; a bare path (some
+// clients send one) the same path. Any host is served: the device does
+// not care which of its names, or whose, the client used.
+func sameRTSPURI(uri, reqURL string) bool {
+	u, err1 := url.Parse(uri)
+	r, err2 := url.Parse(reqURL)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	trim := func(p string) string { return strings.TrimSuffix(p, "/") }
+	if trim(u.Path) != trim(r.Path) {
+		return false
+	}
+	if u.Host == "" {
+		return true
+	}
+	return strings.EqualFold(u.Host, r.Host) && u.RawQuery == r.RawQuery
 }

@@ -14,6 +14,9 @@
 //     transports, serving a looped H.264 test pattern on
 //     /Streaming/Channels/N01 (640x360) and /N02 (352x288), and DESCRIBE
 //     answers with absolute control URLs carrying the device's own IP:port;
+//     the Digest uri must match the request line, whatever host it names;
+//   - a minimal ONVIF device and media service on the web port (onvif.go)
+//     with WS-UsernameToken authentication, answering with LAN addresses;
 //   - the server/SDK port and the SDK-over-TLS port, which accept and hold
 //     connections (the proprietary protocol is out of scope);
 //   - a WebSocket echo on the WebSocket port;
@@ -35,7 +38,8 @@
 //
 // Non-goals: the proprietary SDK protocol, SADP and ISAPI write commands
 // other than PUT deviceInfo (activation, password reset, firmware update),
-// ONVIF SOAP services beyond discovery, recordings and playback, audio.
+// ONVIF beyond finding profiles and stream URIs, recordings and playback,
+// audio.
 // docs/SIMULATOR.md says what is faithful to a real device and what is not.
 package sim
 

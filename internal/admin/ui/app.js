@@ -300,6 +300,7 @@
   // Pages in their own files (cameras.js) register in window.camgatePages
   // and get the helpers below.
   const ui = { h, api, render, pagehead, toast, fmtTime, field, openDialog, closeDialog, confirmDialog, poll,
+    fmtBytes, showProblems, clearProblems,
     onLeave: (fn) => state.leave.push(fn) };
   Object.entries(window.camgatePages || {}).forEach(([k, fn]) => { pages[k] = () => fn(ui); });
   function route() {
@@ -509,7 +510,22 @@
         dd('bytes_in', 'In (to device)', fmtBytes(s.bytes_in)),
         dd('bytes_out', 'Out (to client)', fmtBytes(s.bytes_out)),
         dd('dial_errors', 'Device errors', s.dial_errors)),
-      r.guard ? guardEvents(r) : null);
+      r.guard ? guardEvents(r) : null,
+      r.rtsp ? rtpEvents(r) : null);
+  }
+
+  // rtpEvents is an RTSP rule card's RTP-over-UDP section (docs/RTSP.md).
+  function rtpEvents(r) {
+    const p = r.rtsp;
+    const dd = (k, label, v, help) => h('div', null, h('dt', { text: label, title: help }), h('dd', { 'data-k': 'rtp-' + k, text: v }));
+    return h('section', { class: 'guardbox', 'aria-label': `RTP over UDP of ${r.name}` },
+      h('h4', { text: 'RTP over UDP' }),
+      h('dl', null,
+        dd('sessions', 'RTP sessions', String(p.rtp_sessions), 'UDP tracks relayed now (one per SETUP)'),
+        dd('total', 'Set up', String(p.rtp_sessions_total), 'UDP tracks set up since camgate started'),
+        dd('udp_out', 'UDP out', fmtBytes(p.udp_bytes_out), 'RTP/RTCP relayed to viewers'),
+        dd('udp_in', 'UDP in', fmtBytes(p.udp_bytes_in), 'RTCP and NAT punching from viewers'),
+        dd('refused', 'Refused', String(p.rtp_refused), 'SETUPs answered 461: multicast, or the port range was full')));
   }
 
   // pathLine says which data plane forwards the rule, and why

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/camgate/camgate/internal/admin"
+	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/gateway"
+	"github.com/camgate/camgate/internal/site"
+	"github.com/camgate/camgate/internal/vpn"
+)
+
+// vpnService runs the built-in WireGuard server while the vpn section is
+// enabled: it starts and stops it as reloads turn the section on and off
+// and hands it every new config (device addresses, listen port). It is
+// the admin API's VPN. The VPN feature owns this file.
+type vpnService struct {
+	log    *slog.Logger
+	dir    string
+	policy gateway.Policy
+	guards atomic.Pointer[[]vpnGuard]
+
+	mu     sync.Mutex // guards following
+	srv    *vpn.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// start starts the VPN for serve if the config enables it, and follows
+// later configs.
+func (v *vpnService) start(ctx context.Context, log *slog.Logger, s *site.Site) (func(context.Context), error) {
+	v.log, v.dir, v.policy = log, s.StateDir(), s.Gateway().Policy()
+	if err := v.apply(s.Config()); err != nil {
+		return nil, err
+	}
+	s.Subscribe(ctx, func(_ context.Context, cfg *config.Config) {
+		if err := v.apply(cfg); err != nil {
+			v.log.Error("vpn: cannot apply the new config", "component", "vpn", "err", err)
+		}
+	})
+	return func(context.Context) { v.stop() }, nil
+}
+
+// apply starts, reconfigures or stops the server to match cfg.
+func (v *vpnService) apply(cfg *config.Config) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.setGuards(cfg)
+	switch {
+	case !cfg.VPN.Enabled:
+		v.stopLocked()
+		return nil
+	case v.srv != nil:
+		return v.srv.Apply(cfg)
+	}
+	srv, err := vpn.New(vpn.Config{StateDir: v.dir, Logger: v.log, Admit: v.admit}, cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Run(ctx); close(done) }()
+	v.srv, v.cancel, v.done = srv, cancel, done
+	return nil
+}
+
+func (v *vpnService) stop() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.stopLocked()
+}
+
+func (v *vpnService) stopLocked() {
+	if v.srv == nil {
+		return
+	}
+	v.cancel()
+	<-v.done
+	v.srv.Close()
+	v.srv = nil
+	v.log.Info("vpn stopped", "component", "vpn")
+}
+
+func (v *vpnService) server() (*vpn.Server, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.srv == nil {
+		return nil, admin.ErrVPNOff
+	}
+	return v.srv, nil
+}
+
+// Status, Add and Remove make vpnService the admin API's VPN.
+func (v *vpnService) Status() (vpn.Status, error) {
+	srv, err := v.server()
+	if err != nil {
+		return vpn.Status{}, err
+	}
+	return srv.Status(), nil
+}
+
+// Add adds a peer; see vpn.Server.Add.
+func (v *vpnService) Add(req vpn.AddRequest) (vpn.Peer, string, error) {
+	srv, err := v.server()
+	if err != nil {
+		return vpn.Peer{}, "", err
+	}
+	return srv.Add(req)
+}
+
+// Remove removes a peer; see vpn.Server.Remove.
+func (v *vpnService) Remove(name string) error {
+	srv, err := v.server()
+	if err != nil {
+		return err
+	}
+	return srv.Remove(name)
+}
+
+// startVPN starts the VPN service for serve (see vpnService.start) and
+// keeps it for the admin API.
+func (svc *services) startVPN(ctx context.Context, log *slog.Logger, s *site.Site) (func(context.Context), error) {
+	svc.vpn = &vpnService{}
+	return svc.vpn.start(ctx, log, s)
+}
+
+// vpnRouterRule names the VPN's mapping on the upstream router.
+const vpnRouterRule = "vpn-wireguard"
+
+// withVPNMapping returns cfg with the VPN's UDP port as one more
+// `router: true` rule when vpn.router is set, so that package router maps,
+// renews and removes it like any rule's port. The rule exists only in what
+// the router client sees, never in the gateway or the file.
+func withVPNMapping(cfg *config.Config) *config.Config {
+	if !cfg.VPN.Enabled || !cfg.VPN.Router || cfg.Rule(vpnRouterRule) != nil {
+		return cfg
+	}
+	c := cfg.Clone()
+	p := cfg.VPN.Port()
+	c.Rules = append(c.Rules, config.Rule{Name: vpnRouterRule, Description: "camgate's WireGuard VPN", Protocol: config.UDP,
+		ExternalPort: config.PortRange{First: p, Last: p}, InternalIP: "127.0.0.1", Router: true})
+	return c
+}
+
+// vpnGuard is the admission check of one enabled rule, by the device
+// address and ports it forwards to.
+type vpnGuard struct {
+	addr     netip.Addr
+	ports    config.PortRange
+	tcp, udp bool
+	admit    func(netip.AddrPort, string) (func(), error)
+}
+
+// setGuards takes the admission checks of cfg's rules from the gateway's
+// policy (the guard), which keeps their per-source counters and bans by
+// rule name: a peer and an internet client share them.
+func (v *vpnService) setGuards(cfg *config.Config) {
+	var gs []vpnGuard
+	for i := range cfg.Rules {
+		r := &cfg.Rules[i]
+		a, err := netip.ParseAddr(r.InternalIP)
+		if !r.IsEnabled() || err != nil || v.policy == nil {
+			continue
+		}
+		admit, _, err := v.policy.Hooks(r)
+		if err != nil || admit == nil {
+			continue
+		}
+		gs = append(gs, vpnGuard{addr: a.Unmap(), ports: r.Internal(), tcp: r.Proto().HasTCP(), udp: r.Proto().HasUDP(), admit: admit})
+	}
+	v.guards.Store(&gs)
+}
+
+// admit is the VPN's Config.Admit: the first rule that forwards to dst
+// with proto judges the peer; a device port no rule forwards is admitted
+// (the peer's access list already allowed the device).
+func (v *vpnService) admit(src, dst netip.AddrPort, proto string) (func(), error) {
+	gs := v.guards.Load()
+	if gs == nil {
+		return nil, nil
+	}
+	for _, g := range *gs {
+		p := dst.Port()
+		if g.addr != dst.Addr() || p < g.ports.First || p > g.ports.Last || !(strings.EqualFold(proto, "tcp") && g.tcp || strings.EqualFold(proto, "udp") && g.udp) {
+			continue
+		}
+		return g.admit(src, proto)
+	}
+	return nil, nil
+}

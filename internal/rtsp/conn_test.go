@@ -1,0 +1,151 @@
+package rtsp
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// loopback is where the unit tests put every end: the "device", the
+// "viewer" and camgate's sockets, all on 127.0.0.1 with free ports.
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+func udpOn(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// setupTrack runs one SETUP through a Conn and returns the track's
+// external RTP port.
+func setupTrack(t *testing.T, c *Conn, declared, server uint16, timeout string) uint16 {
+	t.Helper()
+	req := "SETUP rtsp://127.0.0.1:10554/Streaming/Channels/101/trackID=1 RTSP/1.0\r\nCSeq: 3\r\n" +
+		"Transport: RTP/AVP;unicast;client_port=" + formatPair(declared, declared+1) + "\r\n\r\n"
+	out, answer, p := c.Request("SETUP", "rtsp://127.0.0.1:10554/Streaming/Channels/101/trackID=1", []byte(req))
+	if answer != nil || p == nil {
+		t.Fatalf("SETUP answered locally: %q", answer)
+	}
+	tv := fieldValue(out, "Transport")
+	if strings.Contains(tv, formatPair(declared, declared+1)) {
+		t.Fatalf("the device is told the viewer's ports: %q", tv)
+	}
+	res := "RTSP/1.0 200 OK\r\nCSeq: 3\r\nSession: 12345678" + timeout + "\r\nTransport: " + tv +
+		";server_port=" + formatPair(server, server+1) + ";source=127.0.0.1\r\n\r\n"
+	head, _ := p.Response(200, []byte(res), nil)
+	_, ans := rewriteSetupAnswer(fieldValue(head, "Transport"), [2]uint16{}, [2]uint16{})
+	if !ans.udp || strings.Contains(string(head), "source=") {
+		t.Fatalf("answer %q: want udp without source", head)
+	}
+	sp, _, _ := portPair(strings.Split(strings.Split(fieldValue(head, "Transport"), "server_port=")[1], ";")[0])
+	return sp
+}
+
+func TestConnRelaysLatchesAndTimesOut(t *testing.T) {
+	rel := New(Config{First: 47000, Last: 47003})
+	dev := udpOn(t)
+	viewer := udpOn(t)
+	// The thief is another host: 127.0.0.2 is loopback too on Linux.
+	thief, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Skipf("no 127.0.0.2 here: %v", err)
+	}
+	defer thief.Close()
+	devPort := uint16(dev.LocalAddr().(*net.UDPAddr).Port)
+	c := rel.Open("cam", Addrs{
+		Client: netip.AddrPortFrom(loopback, 40001), Local: netip.AddrPortFrom(loopback, 10554),
+		Device: netip.AddrPortFrom(loopback, 554), DeviceLocal: netip.AddrPortFrom(loopback, 40002),
+	})
+	defer c.Close()
+	// The viewer declares 50000 but really sits on another port, as behind
+	// a NAT.
+	ext := setupTrack(t, c, 50000, devPort, ";timeout=1")
+	if size, used := rel.Pool(); size != 2 || used != 1 {
+		t.Fatalf("pool: %d pairs, %d in use; want 2, 1", size, used)
+	}
+	extAddr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, ext))
+	// The thief sends first: no latch, nothing relayed to the device.
+	thief.WriteToUDP([]byte("steal"), extAddr)
+	// The viewer punches: the device sees it, from camgate's device side.
+	viewer.WriteToUDP([]byte("punch"), extAddr)
+	dev.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 1500)
+	n, camgateDev, err := dev.ReadFromUDP(buf)
+	if err != nil || string(buf[:n]) != "punch" {
+		t.Fatalf("device got %q, %v; want the punch", buf[:n], err)
+	}
+	// Media from the device reaches the latched viewer.
+	dev.WriteToUDP([]byte("rtp-1"), camgateDev)
+	viewer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, from, err := viewer.ReadFromUDP(buf)
+	if err != nil || string(buf[:n]) != "rtp-1" || from.Port != int(ext) {
+		t.Fatalf("viewer got %q from %v, %v; want rtp-1 from port %d", buf[:n], from, err, ext)
+	}
+	// Datagrams to camgate's device side from anyone but the device are
+	// dropped, and the thief got nothing.
+	thief.WriteToUDP([]byte("inject"), camgateDev)
+	viewer.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, _, err := viewer.ReadFromUDP(buf); err == nil {
+		t.Fatalf("viewer got %q from a stranger", buf[:n])
+	}
+	thief.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _, err := thief.ReadFromUDP(buf); err == nil {
+		t.Fatalf("the thief got %q", buf[:n])
+	}
+	if got := rel.Stats()["cam"]; got.RTPSessions != 1 || got.UDPPacketsOut == 0 || got.Foreign != 1 || got.UDPDropped != 2 {
+		t.Fatalf("stats %+v: want one session, packets out, one foreign and two dropped", got)
+	}
+	// No packet and no request for the session timeout (1 s) plus the
+	// grace: the track ends and its pair is free again.
+	c.mu.Lock()
+	c.lastReq = time.Now().Add(-time.Hour)
+	c.mu.Unlock()
+	deadline := time.Now().Add(reapEvery + reapGrace + 5*time.Second)
+	for {
+		if _, used := rel.Pool(); used == 0 && c.Tracks() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the track outlived its session timeout (%d tracks)", c.Tracks())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := rel.Stats()["cam"]; got.TimedOut != 1 || got.RTPSessions != 0 {
+		t.Fatalf("stats %+v: want one timed out, none live", got)
+	}
+}
+
+func TestConnRefusals(t *testing.T) {
+	rel := New(Config{First: 47010, Last: 47011})
+	c := rel.Open("cam", Addrs{Client: netip.AddrPortFrom(loopback, 40001), Local: netip.AddrPortFrom(loopback, 10554),
+		Device: netip.AddrPortFrom(loopback, 554), DeviceLocal: netip.AddrPortFrom(loopback, 40002)})
+	defer c.Close()
+	for _, tc := range []struct{ name, transport string }{
+		{"multicast", "RTP/AVP;multicast"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, answer, _ := c.Request("SETUP", "rtsp://h/x", []byte("SETUP rtsp://h/x RTSP/1.0\r\nCSeq: 9\r\nTransport: "+tc.transport+"\r\n\r\n"))
+			if !strings.HasPrefix(string(answer), "RTSP/1.0 461 ") || !strings.Contains(string(answer), "CSeq: 9\r\n") {
+				t.Fatalf("got %q, want 461 with the CSeq", answer)
+			}
+		})
+	}
+	t.Run("range exhausted", func(t *testing.T) {
+		dev := udpOn(t)
+		setupTrack(t, c, 50000, uint16(dev.LocalAddr().(*net.UDPAddr).Port), "")
+		_, answer, _ := c.Request("SETUP", "rtsp://h/x", []byte("SETUP rtsp://h/x RTSP/1.0\r\nCSeq: 10\r\nTransport: RTP/AVP;unicast;client_port=50002-50003\r\n\r\n"))
+		if !strings.HasPrefix(string(answer), "RTSP/1.0 461 ") {
+			t.Fatalf("got %q, want 461", answer)
+		}
+		c.Close()
+		if _, used := rel.Pool(); used != 0 {
+			t.Fatalf("%d pairs in use after Close, want 0", used)
+		}
+	})
+}
