@@ -13,7 +13,7 @@
 //   CHROMIUM           browser binary (default /usr/bin/chromium)
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { env, check, closeInput, launch } from './harness.mjs';
+import { env, check, launch, createOwner, finish } from './harness.mjs';
 
 const setupURL = env('CAMGATE_SETUP_URL');
 const artifacts = env('ARTIFACTS');
@@ -30,13 +30,7 @@ page.on('pageerror', (e) => errors.push(String(e)));
 
 try {
   step('setup');
-  await page.goto(setupURL);
-  await page.getByRole('heading', { name: 'Welcome to camgate' }).waitFor();
-  await page.getByLabel('User name').fill('owner');
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByLabel('Repeat the password').fill(password);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('heading', { name: 'Port Forwarding' }).waitFor();
+  await createOwner(page, setupURL, password);
 
   step('connect page');
   await page.getByRole('link', { name: 'Connect', exact: true }).click();
@@ -58,11 +52,7 @@ try {
   }
   if (errors.length) throw new Error(`page errors: ${errors.join('; ')}`);
   console.log('DONE');
+  await finish(browser, page, artifacts);
 } catch (e) {
-  console.error(e);
-  await page.screenshot({ path: path.join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});
-  process.exitCode = 1;
-} finally {
-  closeInput();
-  await browser.close();
+  await finish(browser, page, artifacts, e);
 }

@@ -12,7 +12,7 @@
 //   CHROMIUM           browser binary (default /usr/bin/chromium)
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { env, closeInput, launch } from './harness.mjs';
+import { env, launch, createOwner, finish } from './harness.mjs';
 
 const setupURL = env('CAMGATE_SETUP_URL');
 const artifacts = env('ARTIFACTS');
@@ -24,13 +24,7 @@ const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { 
 const page = await context.newPage();
 page.setDefaultTimeout(20000);
 try {
-  await page.goto(setupURL);
-  await page.getByRole('heading', { name: 'Welcome to camgate' }).waitFor();
-  await page.getByLabel('User name').fill('owner');
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByLabel('Repeat the password').fill(password);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('heading', { name: 'Port Forwarding' }).waitFor();
+  await createOwner(page, setupURL, password);
   await page.getByRole('link', { name: 'Dashboard' }).click();
   await page.locator('#events-banner:not([hidden])').waitFor();
   await page.screenshot({ path: path.join(artifacts, 'banner.png'), fullPage: true });
@@ -44,11 +38,7 @@ try {
   await page.waitForTimeout(4000);
   console.log(`AFTER_DISMISS ${await page.locator('#events-banner').isHidden() ? 'hidden' : 'shown'}`);
   console.log('DONE');
+  await finish(browser, page, artifacts);
 } catch (e) {
-  console.error(e);
-  await page.screenshot({ path: path.join(artifacts, 'failure.png'), fullPage: true }).catch(() => {});
-  process.exitCode = 1;
-} finally {
-  closeInput();
-  await browser.close();
+  await finish(browser, page, artifacts, e);
 }
