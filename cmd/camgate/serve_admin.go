@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/netip"
+	"os"
 
 	"github.com/camgate/camgate/internal/admin"
 	"github.com/camgate/camgate/internal/ddns"
@@ -47,6 +49,12 @@ func (svc *services) adminConfig(log *slog.Logger, s *site.Site) admin.Config {
 	}
 	if svc.notify != nil {
 		c.Events = svc.notify
+	}
+	// CAMGATE_SADP_ADDR points the Add device page's discovery at one
+	// address (a device on a routed subnet, or a test's simulator)
+	// instead of the LAN's multicast group.
+	if ap, err := netip.ParseAddrPort(os.Getenv("CAMGATE_SADP_ADDR")); err == nil {
+		c.DiscoverAt = ap
 	}
 	return c
 }

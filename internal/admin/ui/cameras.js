@@ -8,7 +8,8 @@
   const { h, api, render, pagehead, toast, fmtTime } = ui;
   const list = h('div', { class: 'cameras' }, h('p', { class: 'loading', text: 'Loading…' }));
   const shares = h('div', { id: 'shares' });
-  render(pagehead('Cameras', h('button', { type: 'button', text: 'Refresh', onclick: load })),
+  render(pagehead('Cameras', h('button', { type: 'button', text: 'Add device', onclick: () => window.CamgateAddDevice(ui, load) }),
+    h('button', { type: 'button', text: 'Refresh', onclick: load })),
     h('p', { class: 'muted', text: 'Live video straight from camgate: no camera port is forwarded to the internet and no plugin is needed. ' +
       'Tiles play the sub-stream; switch a tile to the main stream or full screen with its buttons.' }),
     ...(window.CamgateLive.supported() ? [] : [h('p', { class: 'panel warn', text: window.CamgateLive.unsupportedText })]),
