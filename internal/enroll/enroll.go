@@ -11,6 +11,7 @@
 package enroll
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,8 +93,8 @@ func Read(ctx context.Context, out io.Writer, t Target) (info hikvision.DeviceIn
 	if err != nil {
 		return info, nil, false, err // wrong password and lockout stop here, with nothing written
 	}
-	fmt.Fprintf(out, "  %s %s, serial %s, firmware %s %s\n", dash(info.DeviceType), dash(info.Model), dash(info.SerialNumber),
-		dash(info.FirmwareVersion), info.FirmwareReleasedDate)
+	fmt.Fprintf(out, "  %s %s, serial %s, firmware %s %s\n", cmp.Or(info.DeviceType, "-"), cmp.Or(info.Model, "-"), cmp.Or(info.SerialNumber, "-"),
+		cmp.Or(info.FirmwareVersion, "-"), info.FirmwareReleasedDate)
 	ports, err = c.AdminAccesses(ctx)
 	var se *hikvision.StatusError
 	if errors.As(err, &se) {
@@ -154,13 +155,7 @@ func Plan(cfg *config.Config, addr, user string, info hikvision.DeviceInfo, port
 	return plan, nil
 }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
+// portOrDash spells an unknown (0) port as "-".
 func portOrDash(p uint16) string {
 	if p == 0 {
 		return "-"
