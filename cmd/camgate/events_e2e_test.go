@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,7 +51,8 @@ func (h *webhook) count(substr string) int {
 // `camgate serve`: ten CVE-2021-36260 probes, which the exploit filter
 // blocks, then wrong passwords until the guard bans the source. A webhook
 // on loopback (the notify section, ntfy format) gets the ban and the
-// blocks, with the blocks rate-limited to the burst of 2; real Chromium
+// blocks, with the blocks rate-limited to the burst of 2, and a broken
+// config reloaded with SIGHUP; real Chromium
 // then shows the owner the banner with both, the Findings page lists the
 // forwarded SDK port's audit finding, and Dismiss hides the banner.
 func TestSecurityEventsReachOwner(t *testing.T) {
@@ -134,6 +136,19 @@ admin:
 		t.Errorf("webhook: got %d messages naming CVE-2021-36260, want 2\n%v", n, hook.msgs)
 	}
 
+	// A broken hand edit, reloaded with SIGHUP: the old config keeps
+	// running and the owner hears of it.
+	good, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfgPath, append(good, []byte("rules_typo: [\n")...), 0o600)
+	gw.Signal(syscall.SIGHUP)
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && hook.count("refused its config file") < 1 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := hook.count("refused its config file"); n != 1 {
+		t.Errorf("webhook: got %d config-refused messages after a broken reload, want 1\n%v", n, hook.msgs)
+	}
+
 	su := regexp.MustCompile(`setup_url="?([^"\s]+)`).FindStringSubmatch(gw.Output())
 	artifacts, _ := filepath.Abs(filepath.Join("..", "..", "artifacts", "events-e2e"))
 	os.RemoveAll(artifacts)
@@ -159,8 +174,8 @@ admin:
 	if err := cmd.Wait(); err != nil || !done {
 		t.Fatalf("web/events-e2e.mjs: %v\n%s\ncamgate:\n%s", err, stderr.String(), gw.Output())
 	}
-	if !strings.Contains(banner, "1 ban") || !strings.Contains(banner, "10 blocked exploit attempts") {
-		t.Errorf("banner: got %q, want 1 ban and 10 blocked exploit attempts (the UI lists every event, the webhook is what is rate-limited)", banner)
+	if !strings.Contains(banner, "1 ban") || !strings.Contains(banner, "10 blocked exploit attempts") || !strings.Contains(banner, "1 refused config file") {
+		t.Errorf("banner: got %q, want 1 ban, 10 blocked exploit attempts and 1 refused config file (the UI lists every event, the webhook is what is rate-limited)", banner)
 	}
 	if !slices.Contains(findings, "rule-sdk-port-exposed") {
 		t.Errorf("the Findings page listed %v, want rule-sdk-port-exposed for the forwarded SDK port", findings)
