@@ -47,6 +47,73 @@ func (h *webhook) count(substr string) int {
 	return n
 }
 
+// guardedDVR is a simulated DVR behind `camgate serve` with the guard on
+// its web rule and notifications to a webhook on loopback.
+type guardedDVR struct {
+	dvr, gw *netlab.Proc
+	hook    *webhook
+	cfgPath string
+	// base is the web rule's URL through camgate.
+	base string
+}
+
+// startGuardedDVR starts the simulator and camgate serve; guard is the
+// web rule's guard settings in YAML flow style.
+func startGuardedDVR(t *testing.T, ctx context.Context, bin, guard string) *guardedDVR {
+	t.Helper()
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "dvr.password")
+	os.WriteFile(pwFile, []byte("Lantern-Quartz-2024\n"), 0o600)
+	g := &guardedDVR{hook: &webhook{}}
+	g.dvr = netlab.StartCmd(exec.CommandContext(ctx, bin, "sim", "--listen", "127.0.0.1", "--free-ports",
+		"--sadp-port", "-1", "--wsd-port", "-1", "--password-file", pwFile))
+	t.Cleanup(g.dvr.Stop)
+	if !g.dvr.WaitFor("ISAPI", 15*time.Second) {
+		t.Fatalf("the simulator did not start:\n%s", g.dvr.Output())
+	}
+	m := regexp.MustCompile(`web page\s+http://127\.0\.0\.1:(\d+)/`).FindStringSubmatch(g.dvr.Output())
+	if m == nil {
+		t.Fatalf("no web port in the simulator's banner:\n%s", g.dvr.Output())
+	}
+	ts := httptest.NewServer(g.hook)
+	t.Cleanup(ts.Close)
+	port := freeTCPPort(t)
+	g.cfgPath = writeConfig(t, dir, fmt.Sprintf(`version: 1
+listen_address: 127.0.0.1
+state_dir: %s
+rules:
+  - name: dvr-web
+    external_port: %d
+    internal_ip: 127.0.0.1
+    internal_port: %s
+    guard: %s
+  - {name: dvr-sdk, external_port: %d, internal_ip: 127.0.0.1, internal_port: 8000}
+notify:
+  url: %s/camgate-alerts
+  burst: 2
+  every: 1h
+admin:
+  listen: "https://127.0.0.1:0"
+`, filepath.Join(dir, "state"), port, m[1], guard, freeTCPPort(t), ts.URL))
+	g.gw = netlab.StartCmd(exec.CommandContext(ctx, bin, "serve", "--config", g.cfgPath))
+	t.Cleanup(g.gw.Stop)
+	if !g.gw.WaitFor("setup_url=", 15*time.Second) {
+		t.Fatalf("camgate did not start:\n%s", g.gw.Output())
+	}
+	g.base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	return g
+}
+
+// wrongLogins tries n wrong passwords through camgate with curl.
+func (g *guardedDVR) wrongLogins(t *testing.T, ctx context.Context, curl string, n int) {
+	bad := filepath.Join(t.TempDir(), "bad.curlrc")
+	os.WriteFile(bad, []byte("user = \"admin:wrong-password\"\n"), 0o600)
+	for range n {
+		exec.CommandContext(ctx, curl, "-sS", "--max-time", "5", "--digest", "-K", bad, "-o", "/dev/null",
+			g.base+"/ISAPI/Security/userCheck").Run()
+	}
+}
+
 // TestSecurityEventsReachOwner attacks a simulated DVR through a real
 // `camgate serve`: ten CVE-2021-36260 probes, which the exploit filter
 // blocks, then wrong passwords until the guard bans the source. A webhook
@@ -63,47 +130,8 @@ func TestSecurityEventsReachOwner(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	pwFile := filepath.Join(dir, "dvr.password")
-	os.WriteFile(pwFile, []byte("Lantern-Quartz-2024\n"), 0o600)
-	dvr := netlab.StartCmd(exec.CommandContext(ctx, bt.bin, "sim", "--listen", "127.0.0.1", "--free-ports",
-		"--sadp-port", "-1", "--wsd-port", "-1", "--password-file", pwFile))
-	defer dvr.Stop()
-	if !dvr.WaitFor("ISAPI", 15*time.Second) {
-		t.Fatalf("the simulator did not start:\n%s", dvr.Output())
-	}
-	m := regexp.MustCompile(`web page\s+http://127\.0\.0\.1:(\d+)/`).FindStringSubmatch(dvr.Output())
-	if m == nil {
-		t.Fatalf("no web port in the simulator's banner:\n%s", dvr.Output())
-	}
-	hook := &webhook{}
-	ts := httptest.NewServer(hook)
-	defer ts.Close()
-
-	port := freeTCPPort(t)
-	cfgPath := writeConfig(t, dir, fmt.Sprintf(`version: 1
-listen_address: 127.0.0.1
-state_dir: %s
-rules:
-  - name: dvr-web
-    external_port: %d
-    internal_ip: 127.0.0.1
-    internal_port: %s
-    guard: {service: http, auth: true, max_failures: 3}
-  - {name: dvr-sdk, external_port: %d, internal_ip: 127.0.0.1, internal_port: 8000}
-notify:
-  url: %s/camgate-alerts
-  burst: 2
-  every: 1h
-admin:
-  listen: "https://127.0.0.1:0"
-`, filepath.Join(dir, "state"), port, m[1], freeTCPPort(t), ts.URL))
-	gw := netlab.StartCmd(exec.CommandContext(ctx, bt.bin, "serve", "--config", cfgPath))
-	defer gw.Stop()
-	if !gw.WaitFor("setup_url=", 15*time.Second) {
-		t.Fatalf("camgate did not start:\n%s", gw.Output())
-	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	g := startGuardedDVR(t, ctx, bt.bin, "{service: http, auth: true, max_failures: 3}")
+	gw, hook, cfgPath, base := g.gw, g.hook, g.cfgPath, g.base
 
 	// The exploit probes: the filter answers 403 and the DVR never sees
 	// them.
@@ -115,12 +143,7 @@ admin:
 		}
 	}
 	// Wrong passwords until the guard bans the source.
-	bad := filepath.Join(dir, "bad.curlrc")
-	os.WriteFile(bad, []byte("user = \"admin:wrong-password\"\n"), 0o600)
-	for range 5 {
-		exec.CommandContext(ctx, curl, "-sS", "--max-time", "5", "--digest", "-K", bad, "-o", "/dev/null",
-			base+"/ISAPI/Security/userCheck").Run()
-	}
+	g.wrongLogins(t, ctx, curl, 5)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) && (hook.count("banned") < 1 || hook.count("blocked") < 2) {
 		time.Sleep(100 * time.Millisecond)
@@ -182,5 +205,35 @@ admin:
 	}
 	if dismissed != "hidden" {
 		t.Errorf("after Dismiss the banner is %q, want hidden", dismissed)
+	}
+}
+
+// TestDeviceLockoutReachesOwner spends a simulated DVR's login budget
+// through camgate (device_max_failures: 3; the guard keeps the last
+// attempt in reserve and holds logins back): the webhook gets one
+// device-lockout warning, however many attempts follow.
+func TestDeviceLockoutReachesOwner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds camgate")
+	}
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("needs curl")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	g := startGuardedDVR(t, ctx, netlab.Camgate(t), "{service: http, auth: true, max_failures: 10, device_max_failures: 3}")
+	g.wrongLogins(t, ctx, curl, 6)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && g.hook.count("locking camgate out") < 1 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	g.wrongLogins(t, ctx, curl, 2)
+	time.Sleep(2 * time.Second) // the watcher looks every second
+	if n := g.hook.count("close to locking camgate out"); n != 1 {
+		t.Errorf("webhook: got %d device-lockout messages, want 1\n%v\ncamgate:\n%s", n, g.hook.msgs, g.gw.Output())
+	}
+	if n := strings.Count(g.dvr.Output(), `msg="failed login"`); n > 2 {
+		t.Errorf("the DVR counted %d failed logins, want at most 2 (the guard holds the rest back)", n)
 	}
 }
