@@ -91,14 +91,15 @@ func (s *Server) serveRTSP(peer netip.Addr, device netip.AddrPort, cc *gonet.TCP
 		cc.CloseWrite()
 		errc <- err
 	}()
+	// requests returns only when the player's side ends (io.EOF included):
+	// the session is over then, so both sides are closed, which also ends
+	// the answers loop.
 	err := rc.requests(dc, bufio.NewReader(cc))
-	dc.CloseWrite()
-	if err != nil {
-		cc.Close()
-		dc.Close()
-	}
-	if err2 := <-errc; err == nil {
-		err = err2
+	cc.Close()
+	dc.Close()
+	<-errc
+	if errors.Is(err, io.EOF) {
+		return nil
 	}
 	return err
 }
