@@ -137,6 +137,7 @@ func (c *Config) Clone() *Config {
 		out.Rules[i] = c.Rules[i].Clone()
 	}
 	out.Admin = c.Admin.clone()
+	out.Notify = c.Notify.clone()
 	if c.Devices != nil {
 		out.Devices = make([]Device, len(c.Devices))
 		for i := range c.Devices {

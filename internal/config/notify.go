@@ -53,6 +53,13 @@ const (
 // NotifyEvents are the kinds Notify.Events may name.
 var notifyEvents = []string{EventBan, EventBlock, EventDeviceLockout, EventConfigRefused}
 
+// clone copies the events list, so a clone's edit cannot reach the live
+// config.
+func (n Notify) clone() Notify {
+	n.Events = slices.Clone(n.Events)
+	return n
+}
+
 // Enabled reports whether notifications are on.
 func (n Notify) Enabled() bool { return strings.TrimSpace(n.URL) != "" }
 

@@ -26,7 +26,7 @@
     if (!r.ok) { list.replaceChildren(h('p', { class: 'error', text: r.data.error || 'cannot list the cameras' })); return; }
     const cams = r.data.cameras || [];
     if (!cams.length) {
-      list.replaceChildren(h('p', { class: 'empty', text: 'No devices yet. Add one with: camgate device add --address <DVR address> --name dvr' }));
+      list.replaceChildren(h('p', { class: 'empty', text: 'No devices yet. Add one with the Add device button, or camgate device add --ip <DVR address> on the command line.' }));
     } else {
       list.replaceChildren(...cams.map(deviceCard));
     }
