@@ -75,13 +75,13 @@ gotest() { go test "$@" 2>&1 | tee -a "$log"; return "${PIPESTATUS[0]}"; }
 # config transaction, the guard's state, the admin API) run once, under the
 # race detector; every other package runs plainly. -p 2: two packages at a
 # time on the 2-core machines this runs on.
-race_pkgs=(./internal/forward ./internal/gateway ./internal/site ./internal/store ./internal/guard ./internal/admin ./internal/live)
-mapfile -t plain_pkgs < <(go list ./... | grep -vE '/internal/(forward|gateway|site|store|guard|admin)$')
+race_pkgs=(./internal/forward ./internal/gateway ./internal/site ./internal/store ./internal/guard ./internal/admin ./internal/live ./internal/notify)
+mapfile -t plain_pkgs < <(go list ./... | grep -vE '/internal/(forward|gateway|site|store|guard|admin|notify)$')
 step "go test (unit, fuzz seeds, loopback and namespace end-to-end)" \
   gotest -count=1 -p 2 -timeout 20m "$@" "${plain_pkgs[@]}"
 # internal/live runs in both lists: plainly with its browser session, and
 # under -race with -short, which skips the browser (it adds nothing there).
-step "go test -race (forward, gateway, site, store, guard, admin, live)" \
+step "go test -race (forward, gateway, site, store, guard, admin, live, notify)" \
   gotest -race -short -count=1 -p 2 -timeout 15m "$@" "${race_pkgs[@]}"
 
 passed=$(grep -cE '^ok ' "$log" || true)

@@ -35,3 +35,28 @@ export function launch(extraArgs = []) {
       '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extraArgs],
   });
 }
+
+// createOwner opens the one-time setup URL and creates the owner's
+// account; it returns once the UI shows its first page.
+export async function createOwner(page, setupURL, password) {
+  await page.goto(setupURL);
+  await page.getByRole('heading', { name: 'Welcome to camgate' }).waitFor();
+  await page.getByLabel('User name').fill('owner');
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByLabel('Repeat the password').fill(password);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('heading', { name: 'Port Forwarding' }).waitFor();
+}
+
+// finish ends a script: on error it logs it, saves a failure screenshot
+// and sets a failing exit code; then it lets stdin go and closes the
+// browser.
+export async function finish(browser, page, artifactsDir, err) {
+  if (err) {
+    console.error(err);
+    await page.screenshot({ path: `${artifactsDir}/failure.png`, fullPage: true }).catch(() => {});
+    process.exitCode = 1;
+  }
+  closeInput();
+  await browser.close();
+}

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,6 +20,7 @@ import (
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/credstore"
 	"github.com/camgate/camgate/internal/discover"
+	"github.com/camgate/camgate/internal/enroll"
 	"github.com/camgate/camgate/internal/hikvision"
 	"github.com/camgate/camgate/internal/store"
 )
@@ -204,13 +203,10 @@ func runDeviceAdd(ctx context.Context, e *env, args []string) error {
 		cfg.Rules = running.Rules
 	}
 	removed := dropStarterExamples(cfg)
-	plan, err := hikvision.PlanRules(cfg.Rules, info, ports, hikvision.PlanOptions{
-		Name: f.name, DeviceIP: f.ip, WithSDKPort: f.withSDK, Assumed: assumed, PassthroughHTTPS: f.passthrough,
+	plan, err := enroll.Plan(cfg, f.ip, f.user, info, ports, hikvision.PlanOptions{
+		Name: f.name, WithSDKPort: f.withSDK, Assumed: assumed, PassthroughHTTPS: f.passthrough,
 	})
 	if err != nil {
-		return err
-	}
-	if err := recordDevice(cfg, &plan, f.ip, f.user, info, ports); err != nil {
 		return err
 	}
 	if f.dryRun {
@@ -298,87 +294,21 @@ func devicePassword(e *env, file string) (string, error) {
 	return e.getenv(passwordEnv), nil
 }
 
-// readDevice reads identity and ports over ISAPI, or, without a password,
-// assumes them (SADP's ports where it answered, factory defaults for the
-// rest). assumed reports the latter.
+// readDevice reads the device through package enroll, with the port
+// flags folded into its target.
 func readDevice(ctx context.Context, out io.Writer, f *deviceAddFlags, password string, seen *discover.Device) (hikvision.DeviceInfo, hikvision.Ports, bool, error) {
 	if password == "" {
-		return assumeDevice(out, seen, "no password was given (--password-file or "+passwordEnv+"), so camgate did not log in to the device")
+		return enroll.Assume(out, seen, "no password was given (--password-file or "+passwordEnv+"), so camgate did not log in to the device")
 	}
-	scheme, port := "http", f.port
-	if f.useHTTPS {
-		scheme = "https"
-		if port == 0 {
-			port = f.httpsPort
-		}
-		if port == 0 {
-			port = hikvision.DefaultHTTPSPort
-		}
+	port := f.port
+	if port == 0 && f.useHTTPS {
+		port = f.httpsPort
 	}
-	if port == 0 {
+	if port == 0 && !f.useHTTPS {
 		port = f.httpPort
 	}
-	if port == 0 && seen != nil && seen.HTTPPort != 0 {
-		port = int(seen.HTTPPort)
-	}
-	if port == 0 {
-		port = hikvision.DefaultHTTPPort
-	}
-	host := net.JoinHostPort(f.ip, strconv.Itoa(port))
-	c, err := hikvision.New(hikvision.Config{
-		Scheme: scheme, Host: host, Username: f.user, Password: password,
-		AcceptSelfSigned: true, Timeout: f.timeout,
-	})
-	if err != nil {
-		return hikvision.DeviceInfo{}, nil, false, err
-	}
-	defer c.Close()
-	if err := checkLoginsLeft(ctx, out, c, f.force); err != nil {
-		return hikvision.DeviceInfo{}, nil, false, err
-	}
-	fmt.Fprintf(out, "reading %s://%s as %q...\n", scheme, host, f.user)
-	info, err := c.DeviceInfo(ctx)
-	if err != nil {
-		return info, nil, false, err // wrong password and lockout stop here, with nothing written
-	}
-	fmt.Fprintf(out, "  %s %s, serial %s, firmware %s %s\n", dash(info.DeviceType), dash(info.Model), dash(info.SerialNumber),
-		dash(info.FirmwareVersion), info.FirmwareReleasedDate)
-	ports, err := c.AdminAccesses(ctx)
-	var se *hikvision.StatusError
-	if errors.As(err, &se) {
-		_, p, _, aerr := assumeDevice(out, seen, fmt.Sprintf("the device did not give its port list (%v)", err))
-		return info, p, true, aerr
-	}
-	if err != nil {
-		return info, nil, false, err
-	}
-	var list []string
-	for _, s := range ports.Sorted() {
-		list = append(list, fmt.Sprintf("%s %d%s", s.Protocol, s.Port, pick(s.Enabled, "", " (off)")))
-	}
-	fmt.Fprintf(out, "  ports: %s\n", strings.Join(list, ", "))
-	return info, ports, false, nil
-}
-
-// assumeDevice gives the factory ports, with SADP's HTTP and server ports
-// when discovery saw the device, and says so.
-func assumeDevice(out io.Writer, seen *discover.Device, why string) (hikvision.DeviceInfo, hikvision.Ports, bool, error) {
-	ports := hikvision.DefaultPorts()
-	var info hikvision.DeviceInfo
-	src := "Hikvision's factory ports: HTTP 80, HTTPS 443, RTSP 554, server 8000"
-	if seen != nil {
-		info.Model, info.SerialNumber = seen.Model, seen.Serial
-		if seen.HTTPPort != 0 {
-			ports.Set(hikvision.ProtoHTTP, seen.HTTPPort, true)
-		}
-		if seen.ServerPort != 0 {
-			ports.Set(hikvision.ProtoDevManage, seen.ServerPort, true)
-		}
-		src = fmt.Sprintf("the ports SADP reported (HTTP %s, server %s) and factory defaults for the rest (HTTPS 443, RTSP 554)",
-			portOrDash(seen.HTTPPort), portOrDash(seen.ServerPort))
-	}
-	fmt.Fprintf(out, "NOTE: %s; using %s. Check them on the device (Configuration > Network > Advanced Settings > Port) or give --https-port/--rtsp-port.\n", why, src)
-	return info, ports, true, nil
+	return enroll.Read(ctx, out, enroll.Target{Address: f.ip, User: f.user, Password: password, HTTPS: f.useHTTPS,
+		Port: port, Seen: seen, Force: f.force, Timeout: f.timeout})
 }
 
 // overridePorts applies --http-port, --https-port and --rtsp-port: the

@@ -91,7 +91,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	s := site.New(site.Config{Path: *path, Gateway: g, Logger: log, Data: data})
 	var stops []func(context.Context)
 	svc := &services{}
-	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){svc.startGuard, svc.startRTSP, svc.startRouter, svc.startDDNS, svc.startVPN, svc.startAdmin, startKernelBans, startNotify} {
+	for _, start := range []func(context.Context, *slog.Logger, *site.Site) (func(context.Context), error){svc.startGuard, svc.startEvents, svc.startRTSP, svc.startRouter, svc.startDDNS, svc.startVPN, svc.startAdmin, startKernelBans, startNotify} {
 		stop, err := start(ctx, log, s)
 		if err != nil {
 			log.Error("cannot start", "err", err)

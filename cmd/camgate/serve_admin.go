@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/netip"
+	"os"
 
 	"github.com/camgate/camgate/internal/admin"
 	"github.com/camgate/camgate/internal/ddns"
 	"github.com/camgate/camgate/internal/guard"
+	"github.com/camgate/camgate/internal/notify"
 	"github.com/camgate/camgate/internal/router"
 	"github.com/camgate/camgate/internal/site"
 )
@@ -16,11 +19,12 @@ import (
 // them to the admin API as typed fields of admin.Config (no registry: a
 // renamed method breaks the build here).
 type services struct {
-	guard  *guard.Policy  // nil when the gateway runs without the guard
-	router *router.Client // nil until startRouter ran
-	vpn    *vpnService    // nil until startVPN ran
-	rtsp   *rtspRelay     // nil when the guard runs without the RTSP relay
-	ddns   *ddns.Updater  // nil until startDDNS ran
+	guard  *guard.Policy    // nil when the gateway runs without the guard
+	router *router.Client   // nil until startRouter ran
+	vpn    *vpnService      // nil until startVPN ran
+	rtsp   *rtspRelay       // nil when the guard runs without the RTSP relay
+	ddns   *ddns.Updater    // nil until startDDNS ran
+	notify *notify.Notifier // nil until startEvents ran
 }
 
 // adminConfig is the admin API's configuration for serve.
@@ -42,6 +46,15 @@ func (svc *services) adminConfig(log *slog.Logger, s *site.Site) admin.Config {
 	}
 	if svc.ddns != nil {
 		c.DDNS = svc.ddns
+	}
+	if svc.notify != nil {
+		c.Events = svc.notify
+	}
+	// CAMGATE_SADP_ADDR points the Add device page's discovery at one
+	// address (a device on a routed subnet, or a test's simulator)
+	// instead of the LAN's multicast group.
+	if ap, err := netip.ParseAddrPort(os.Getenv("CAMGATE_SADP_ADDR")); err == nil {
+		c.DiscoverAt = ap
 	}
 	return c
 }

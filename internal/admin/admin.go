@@ -38,6 +38,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +84,13 @@ type Config struct {
 	RTSP RTSPRelay
 	// DDNS is the dynamic DNS updater, shown in the status. Nil hides it.
 	DDNS DDNSReporter
+	// Events is the security events feed (events.go). Nil: the banner
+	// shows only what the status says.
+	Events EventFeed
+	// DiscoverAt sends the Add device page's SADP probe to this address
+	// instead of the standard multicast group (a test's simulator on
+	// loopback). The zero value means the LAN.
+	DiscoverAt netip.AddrPort
 }
 
 // maxBody caps request bodies: a rule is a few hundred bytes, a batch of
@@ -127,8 +135,13 @@ type Server struct {
 	router RouterStatus
 	rtsp   RTSPRelay
 
-	vpn VPN
-	qrs *qrLinks
+	vpn    VPN
+	qrs    *qrLinks
+	events EventFeed
+	// enrolling allows one discovery or device add at a time
+	// (devices.go); discoverAt is Config.DiscoverAt.
+	enrolling  chan struct{}
+	discoverAt netip.AddrPort
 
 	setupMu    sync.Mutex // guards following
 	setupToken string
@@ -142,21 +155,23 @@ func New(c Config) (*Server, error) {
 		panic("admin: Config.Site is required")
 	}
 	s := &Server{
-		site:     c.Site,
-		log:      c.Logger,
-		dir:      c.StateDir,
-		version:  c.Version,
-		now:      c.Now,
-		vpn:      c.VPN,
-		ddns:     c.DDNS,
-		cop:      http.NewCrossOriginProtection(),
-		hashing:  make(chan struct{}, 2),
-		checks:   newCheckLimiter(),
-		checking: make(chan struct{}, checkParallel),
-		guardc:   c.Guard,
-		bans:     c.Bans,
-		router:   c.Router,
-		rtsp:     c.RTSP,
+		site:       c.Site,
+		log:        c.Logger,
+		dir:        c.StateDir,
+		version:    c.Version,
+		now:        c.Now,
+		vpn:        c.VPN,
+		ddns:       c.DDNS,
+		cop:        http.NewCrossOriginProtection(),
+		hashing:    make(chan struct{}, 2),
+		checks:     newCheckLimiter(),
+		checking:   make(chan struct{}, checkParallel),
+		guardc:     c.Guard,
+		bans:       c.Bans,
+		router:     c.Router,
+		rtsp:       c.RTSP,
+		events:     c.Events,
+		discoverAt: c.DiscoverAt,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -81,6 +81,9 @@ func (s *Server) routes() {
 	h("GET /metrics", s.serveMetrics)
 	s.healthRoutes(mux)
 	s.liveRoutes(mux, h)
+	s.connectRoutes(h)
+	s.eventRoutes(h)
+	s.deviceRoutes(h)
 	h("/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path)
 	})

@@ -67,6 +67,8 @@ type Config struct {
 	PublicIP string `yaml:"public_ip,omitempty"`
 	// DDNS keeps a DNS name pointed at the public address (ddns.go).
 	DDNS DDNS `yaml:"ddns,omitempty"`
+	// Notify sends security events to a webhook (notify.go).
+	Notify Notify `yaml:"notify,omitempty"`
 	// Dataplane is every rule's default data plane: auto, userspace or kernel (docs/KERNEL.md).
 	Dataplane Dataplane `yaml:"dataplane,omitempty"`
 	// Devices are the recorders and cameras camgate knows by name (see
@@ -135,6 +137,7 @@ func (c *Config) Clone() *Config {
 		out.Rules[i] = c.Rules[i].Clone()
 	}
 	out.Admin = c.Admin.clone()
+	out.Notify = c.Notify.clone()
 	if c.Devices != nil {
 		out.Devices = make([]Device, len(c.Devices))
 		for i := range c.Devices {

@@ -96,6 +96,7 @@ func (c *Config) Validate() error {
 	validateRouter(&c.Router, ps.forSection("router"))
 	validateRTSP(c, ps.forSection("rtsp"))
 	validateDDNS(&c.DDNS, ps.forSection("ddns"))
+	validateNotify(&c.Notify, ps.forSection("notify"))
 	validateDevices(c, ps)
 	validateVPN(&c.VPN, ps.forSection("vpn"))
 	return errors.Join(ps.list...)

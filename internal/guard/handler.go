@@ -319,6 +319,8 @@ func (s *session) check(m *message) int {
 	s.h.rs.filterLog.log(s.h.p.log, s.h.p.now(), slog.LevelWarn, "request blocked by the exploit filter",
 		"rule", s.h.rg.name, "client", s.c.Client, "signature", v.ID, "method", clip([]byte(m.method)),
 		"path", clip([]byte(path)), "status", v.Status)
+	s.h.p.emit(Event{Kind: EventBlock, Time: s.h.p.now(), Rule: s.h.rg.name, Client: s.c.Client,
+		Detail: v.ID + ": " + clip([]byte(m.method)) + " " + clip([]byte(path))})
 	return v.Status
 }
 

@@ -78,6 +78,9 @@ type Policy struct {
 
 	// saveMu serialises writes of the ban file from this process.
 	saveMu sync.Mutex
+
+	// events receives bans and blocks (events.go); nil means none.
+	events atomic.Pointer[EventSink]
 }
 
 // NewPolicy returns a Policy with the ban list loaded from StateDir.
@@ -410,6 +413,7 @@ func (p *Policy) addBan(b Ban) {
 	p.bmu.Unlock()
 	p.log.Warn("source banned", "rule", b.Rule, "source", b.Source, "device", b.Device,
 		"until", b.Until.Format(time.RFC3339), "reason", b.Reason)
+	p.emit(Event{Kind: EventBan, Time: b.Since, Rule: b.Rule, Source: b.Source, Device: b.Device, Detail: b.Reason, Until: b.Until})
 	if err := p.saveBans(); err != nil {
 		p.log.Error("cannot save the ban list; the ban holds until camgate restarts", "err", err)
 	}

@@ -8,7 +8,8 @@
   const { h, api, render, pagehead, toast, fmtTime } = ui;
   const list = h('div', { class: 'cameras' }, h('p', { class: 'loading', text: 'Loading…' }));
   const shares = h('div', { id: 'shares' });
-  render(pagehead('Cameras', h('button', { type: 'button', text: 'Refresh', onclick: load })),
+  render(pagehead('Cameras', h('button', { type: 'button', text: 'Add device', onclick: () => window.CamgateAddDevice(ui, load) }),
+    h('button', { type: 'button', text: 'Refresh', onclick: load })),
     h('p', { class: 'muted', text: 'Live video straight from camgate: no camera port is forwarded to the internet and no plugin is needed. ' +
       'Tiles play the sub-stream; switch a tile to the main stream or full screen with its buttons.' }),
     ...(window.CamgateLive.supported() ? [] : [h('p', { class: 'panel warn', text: window.CamgateLive.unsupportedText })]),
@@ -25,7 +26,7 @@
     if (!r.ok) { list.replaceChildren(h('p', { class: 'error', text: r.data.error || 'cannot list the cameras' })); return; }
     const cams = r.data.cameras || [];
     if (!cams.length) {
-      list.replaceChildren(h('p', { class: 'empty', text: 'No devices yet. Add one with: camgate device add --address <DVR address> --name dvr' }));
+      list.replaceChildren(h('p', { class: 'empty', text: 'No devices yet. Add one with the Add device button, or camgate device add --ip <DVR address> on the command line.' }));
     } else {
       list.replaceChildren(...cams.map(deviceCard));
     }

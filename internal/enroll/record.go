@@ -1,4 +1,4 @@
-package main
+package enroll
 
 import (
 	"context"
@@ -10,13 +10,13 @@ import (
 	"github.com/camgate/camgate/internal/hikvision"
 )
 
-// lastLogins is how many failed logins device add leaves to the device's
-// lockout: with this few left it stops unless --force (issue 14).
-const lastLogins = 2
+// LastLogins is how many failed logins enrolling leaves to the device's
+// lockout: with this few left it stops unless forced (issue 14).
+const LastLogins = 2
 
-// checkLoginsLeft asks the device, without credentials, whether it locks
-// this address or would after lastLogins more failures, and stops then.
-func checkLoginsLeft(ctx context.Context, out io.Writer, c *hikvision.Client, force bool) error {
+// CheckLoginsLeft asks the device, without credentials, whether it locks
+// this address or would after LastLogins more failures, and stops then.
+func CheckLoginsLeft(ctx context.Context, out io.Writer, c *hikvision.Client, force bool) error {
 	pr, err := c.Probe(ctx)
 	if err != nil {
 		return nil // the login that follows reports an unreachable device
@@ -24,20 +24,20 @@ func checkLoginsLeft(ctx context.Context, out io.Writer, c *hikvision.Client, fo
 	switch {
 	case pr.Locked:
 		return fmt.Errorf("the device is locking this address out (too many failed logins); wait for the lock to run out (30 minutes on Hikvision) or reboot the device, then run device add again")
-	case pr.LoginsLeft >= 0 && pr.LoginsLeft <= lastLogins && !force:
+	case pr.LoginsLeft >= 0 && pr.LoginsLeft <= LastLogins && !force:
 		return fmt.Errorf("the device takes only %d more failed login(s) from this address before it locks it out; "+
 			"camgate stops here so that a wrong password cannot lock it: check the password file and run again with --force, "+
 			"or log in once successfully (which resets the count)", pr.LoginsLeft)
-	case pr.LoginsLeft >= 0 && pr.LoginsLeft <= lastLogins:
+	case pr.LoginsLeft >= 0 && pr.LoginsLeft <= LastLogins:
 		fmt.Fprintf(out, "WARNING: the device takes only %d more failed login(s) from this address; logging in anyway (--force).\n", pr.LoginsLeft)
 	}
 	return nil
 }
 
-// recordDevice adds (or updates) the device in the devices section and
+// Record adds (or updates) the device in the devices section and
 // points the plan's rules at it, so that the guard, check and audit know
 // which device and which stored password the rules belong to.
-func recordDevice(cfg *config.Config, plan *hikvision.Plan, addr, user string, info hikvision.DeviceInfo, ports hikvision.Ports) error {
+func Record(cfg *config.Config, plan *hikvision.Plan, addr, user string, info hikvision.DeviceInfo, ports hikvision.Ports) error {
 	d := cfg.DeviceOf(&config.Rule{InternalIP: addr})
 	if d == nil {
 		if other := cfg.Device(plan.Name); other != nil {
