@@ -157,7 +157,7 @@ type Rule struct {
 	// Spec.FDs.
 	globalShare, fdShare share
 	// unreachable limits "cannot reach device" warnings.
-	unreachable warnLimit
+	unreachable LogThrottle
 
 	ctx    context.Context // cancelled by Close; parent of every connection
 	cancel context.CancelFunc

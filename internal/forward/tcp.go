@@ -314,7 +314,7 @@ func (c *Conn) serve() {
 	dev, err := c.dial(r.ctx, net.KeepAliveConfig{})
 	if err != nil {
 		if !isClosed(err) {
-			r.unreachable.warn(r.log, "cannot reach device", "target", c.Target, "client", c.Client, "err", err)
+			r.unreachable.Log(r.log, time.Now(), slog.LevelWarn, "cannot reach device", "target", c.Target, "client", c.Client, "err", err)
 		}
 		c.Close()
 		c.leave()

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -267,7 +268,7 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 			release()
 		}
 		r.stats.DialErrs.Add(1)
-		r.unreachable.warn(r.log, "cannot reach device", "target", u.target, "client", src, "err", err)
+		r.unreachable.Log(r.log, time.Now(), slog.LevelWarn, "cannot reach device", "target", u.target, "client", src, "err", err)
 		return nil
 	}
 	setBuffers(dev)

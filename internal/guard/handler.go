@@ -201,7 +201,7 @@ func (s *session) requests(ctx context.Context) error {
 			var pe *parseError
 			if errors.As(err, &pe) {
 				s.h.rs.c.malformed.Add(1)
-				s.h.rs.filterLog.log(s.h.p.log, s.h.p.now(), slog.LevelWarn, "malformed request refused",
+				s.h.rs.filterLog.Log(s.h.p.log, s.h.p.now(), slog.LevelWarn, "malformed request refused",
 					"rule", s.h.rg.name, "client", s.c.Client, "status", pe.status, "reason", pe.msg)
 				return s.reject(ctx, pe.status, nil)
 			}
@@ -230,7 +230,7 @@ func (s *session) requests(ctx context.Context) error {
 				return s.reject(ctx, 403, m)
 			case errors.Is(err, errLockdown), errors.Is(err, errWaitLong):
 				s.h.rs.c.lockdown.Add(1)
-				s.h.rs.authLog.log(s.h.p.log, s.h.p.now(), slog.LevelWarn, "login attempt held back",
+				s.h.rs.authLog.Log(s.h.p.log, s.h.p.now(), slog.LevelWarn, "login attempt held back",
 					"rule", s.h.rg.name, "client", s.c.Client, "reason", err)
 				return s.reject(ctx, 503, m)
 			case err != nil:
@@ -316,7 +316,7 @@ func (s *session) check(m *message) int {
 	}
 	s.h.rs.c.blocked.Add(1)
 	path, _, _ := cutQuery(m.target)
-	s.h.rs.filterLog.log(s.h.p.log, s.h.p.now(), slog.LevelWarn, "request blocked by the exploit filter",
+	s.h.rs.filterLog.Log(s.h.p.log, s.h.p.now(), slog.LevelWarn, "request blocked by the exploit filter",
 		"rule", s.h.rg.name, "client", s.c.Client, "signature", v.ID, "method", clip([]byte(m.method)),
 		"path", clip([]byte(path)), "status", v.Status)
 	s.h.p.emit(Event{Kind: EventBlock, Time: s.h.p.now(), Rule: s.h.rg.name, Client: s.c.Client,
@@ -598,7 +598,7 @@ func (s *session) settle(tk *ticket, m *message) {
 	switch {
 	case m.status == 401 && !m.stale:
 		o = failure
-		s.h.rs.authLog.log(s.h.p.log, s.h.p.now(), slog.LevelInfo, "failed login",
+		s.h.rs.authLog.Log(s.h.p.log, s.h.p.now(), slog.LevelInfo, "failed login",
 			"rule", s.h.rg.name, "client", s.c.Client)
 	case m.status/100 == 2:
 		o = success

@@ -1,7 +1,6 @@
 package guard
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -46,7 +45,7 @@ type ruleState struct {
 	c    counters
 	// One throttle per kind of event, so a scan's denials cannot hide
 	// filter hits.
-	denyLog, limitLog, filterLog, authLog throttle
+	denyLog, limitLog, filterLog, authLog forward.LogThrottle
 
 	mu        sync.Mutex // guards following
 	conns     map[netip.Prefix]int
@@ -80,7 +79,7 @@ func (p *Policy) admit(rs *ruleState, rg *ruleGuard, src netip.AddrPort, proto s
 	if !rg.acl.Permits(addr) {
 		rs.c.denied.Add(1)
 		err := rg.acl.Check(addr)
-		rs.denyLog.log(p.log, p.now(), slog.LevelInfo, "connection denied by the access list",
+		rs.denyLog.Log(p.log, p.now(), slog.LevelInfo, "connection denied by the access list",
 			"rule", rg.name, "client", src, "proto", proto, "reason", err)
 		return nil, refuse("%v", err)
 	}
@@ -88,7 +87,7 @@ func (p *Policy) admit(rs *ruleState, rg *ruleGuard, src netip.AddrPort, proto s
 	now := p.now()
 	if b, ok := p.banned(key, rg.name, rg.device, now); ok {
 		rs.c.banned.Add(1)
-		rs.denyLog.log(p.log, now, slog.LevelInfo, "connection from a banned source refused",
+		rs.denyLog.Log(p.log, now, slog.LevelInfo, "connection from a banned source refused",
 			"rule", rg.name, "client", src, "proto", proto, "until", b.Until.Format(time.RFC3339))
 		return nil, refuse("source %s is banned until %s", key, b.Until.Format(time.RFC3339))
 	}
@@ -165,7 +164,7 @@ func (p *Policy) admitUDP(rs *ruleState, rg *ruleGuard, key netip.Prefix, src ne
 func (p *Policy) limited(rs *ruleState, rg *ruleGuard, src netip.AddrPort, proto, format string, args ...any) error {
 	rs.c.limited.Add(1)
 	err := refuse(format, args...)
-	rs.limitLog.log(p.log, p.now(), slog.LevelInfo, "connection over a per-source limit refused",
+	rs.limitLog.Log(p.log, p.now(), slog.LevelInfo, "connection over a per-source limit refused",
 		"rule", rg.name, "client", src, "proto", proto, "reason", err)
 	return err
 }
@@ -225,39 +224,4 @@ func (b *bucket) take(now time.Time, rate, burst float64) bool {
 func (b *bucket) full(now time.Time, rate, burst float64) bool {
 	b.refill(now, rate, burst)
 	return b.tokens >= burst
-}
-
-// throttle limits log lines of one kind: at most throttleBurst per
-// throttleWindow; the next line allowed says how many were suppressed, so
-// a scan cannot flood the log but its size is still visible.
-type throttle struct {
-	mu         sync.Mutex // guards following
-	start      time.Time
-	n          int
-	suppressed int
-}
-
-const (
-	throttleWindow = time.Minute
-	throttleBurst  = 10
-)
-
-func (t *throttle) log(l *slog.Logger, now time.Time, level slog.Level, msg string, args ...any) {
-	t.mu.Lock()
-	if now.Sub(t.start) >= throttleWindow {
-		t.start, t.n = now, 0
-	}
-	if t.n >= throttleBurst {
-		t.suppressed++
-		t.mu.Unlock()
-		return
-	}
-	t.n++
-	sup := t.suppressed
-	t.suppressed = 0
-	t.mu.Unlock()
-	if sup > 0 {
-		args = append(args, "suppressed_since_last", sup)
-	}
-	l.Log(context.Background(), level, msg, args...)
 }

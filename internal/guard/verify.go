@@ -222,7 +222,7 @@ func (s *session) login(ctx context.Context, m *message) (*ticket, error) {
 	if t.isBanned(s.src, ap) || t.refused(s.src, ap, s.h.rs) {
 		return nil, errBanned
 	}
-	s.h.rs.authLog.log(s.h.p.log, s.h.p.now(), slog.LevelInfo, "wrong password stopped by camgate; the device did not see it",
+	s.h.rs.authLog.Log(s.h.p.log, s.h.p.now(), slog.LevelInfo, "wrong password stopped by camgate; the device did not see it",
 		"rule", s.h.rg.name, "client", s.c.Client)
 	m.dropAuthorization()
 	return nil, nil
