@@ -180,7 +180,7 @@ try {
   const probes = await gp.evaluate(async (b) => {
     const out = {};
     for (const p of ['/api/v1/cameras', '/api/v1/live/dvr/101', '/api/v1/shares', '/api/v1/rules', '/api/v1/status',
-      b + '/stream/101', b + '/stream?channel=101', b + '/info/101', b.replace(/.$/, 'A') + '/stream']) {
+      b + '/stream/101', b + '/stream?channel=101', b + '/info/101', b.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) + '/stream']) {
       const r = await fetch(p, { cache: 'no-store' });
       out[p] = r.status;
       if (r.body) r.body.cancel();
