@@ -30,6 +30,16 @@ func TestUDPEvictionSparesActiveFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := r.stats.SessTotal.Load()
+	local := rtp.LocalAddr().(*net.UDPAddr).AddrPort()
+	rtpID := func() (id uint64, n int) {
+		for _, ci := range r.Conns() {
+			if ci.Client == local {
+				id, n = ci.ID, n+1
+			}
+		}
+		return id, n
+	}
+	firstID, _ := rtpID()
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -79,23 +89,18 @@ func TestUDPEvictionSparesActiveFlow(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	var rtpSessions int
-	local := rtp.LocalAddr().(*net.UDPAddr).AddrPort()
-	for _, ci := range r.Conns() {
-		if ci.Client == local {
-			rtpSessions++
-		}
-	}
-	if rtpSessions != 1 {
-		t.Errorf("got %d sessions for the RTP flow after the flood, want 1", rtpSessions)
+	// The flow keeps the one session it had before the flood: the same
+	// ID, never evicted and re-created.
+	if id, n := rtpID(); n != 1 || id != firstID {
+		t.Errorf("got %d sessions for the RTP flow after the flood (id %d), want its one session id %d", n, id, firstID)
 	}
 	if ev := r.stats.Evicted.Load(); ev == 0 {
 		t.Errorf("got no evictions, want the flood to evict (created %d)", r.stats.SessTotal.Load()-first)
 	}
-	// The flow's session was created once; every later one is the flood's.
-	if got, want := r.stats.SessTotal.Load()-first, uint64(300); got != want {
-		t.Errorf("got %d sessions created during the flood, want %d (the RTP flow was evicted and re-created %d times)",
-			got, want, got-want)
+	// Every session created since is the flood's (one per source, at most
+	// 300; a datagram lost on a loaded machine makes it fewer).
+	if got := r.stats.SessTotal.Load() - first; got > 300 {
+		t.Errorf("got %d sessions created during the flood, want at most 300 (the RTP flow was re-created)", got)
 	}
 	if p := peak.Load(); p > size {
 		t.Errorf("udp_sessions reached %d, want at most the table size %d", p, size)
