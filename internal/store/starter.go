@@ -22,12 +22,16 @@ version: 1
 listen_address: 0.0.0.0
 
 rules:
+  # camgate serves HTTPS itself in front of the DVR's HTTP port, so its
+  # brute-force guard and exploit filter can read every request.
   - name: dvr-https
-    description: DVR web page and app access over HTTPS (safer than HTTP)
+    description: DVR web page and app access over HTTPS served by camgate
     protocol: tcp
     external_port: 443
     internal_ip: 192.168.1.64
-    internal_port: 443
+    internal_port: 8082
+    tls: terminate
+    guard: auth
     enabled: false
 
   - name: dvr-rtsp
@@ -36,6 +40,7 @@ rules:
     external_port: 554
     internal_ip: 192.168.1.64
     internal_port: 554
+    guard: auth
     enabled: false
 
   - name: dvr-web
