@@ -42,7 +42,9 @@ func TestVPNLayers(t *testing.T) {
 	unknownKey := func(context.Context) (VPNProbe, error) {
 		return VPNProbe{ServerKey: srv.PublicKey(), PrivateKey: [32]byte{1: 1, 31: 64}, Port: bound, End: func() { ended++ }}, nil
 	}
-	noToken := func(context.Context) (VPNProbe, error) { return VPNProbe{}, errors.New("no API token given to ask for one") }
+	noToken := func(context.Context) (VPNProbe, error) {
+		return VPNProbe{}, errors.New("no API token given to ask for one")
+	}
 
 	cfg := loopbackConfig(t, fmt.Sprintf("version: 1\nvpn: {enabled: true, listen_port: %d}\n", bound))
 	lo := netip.MustParseAddr("127.0.0.1")
