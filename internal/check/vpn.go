@@ -99,11 +99,17 @@ func (r *runner) vpnOutside(ctx context.Context, port uint16, gw Result) Result 
 		res.Status, res.Reason = Unknown, "the public address is unknown, so the VPN cannot be tested from the internet side"
 		res.Fix = "pass --public-ip ADDRESS, set public_ip in the config, or turn on router mode"
 		return res
-	case ClassCGNAT, ClassPrivate:
+	case ClassCGNAT:
 		res.Target = netip.AddrPortFrom(pa.IP, port).String()
 		res.Status = Fail
-		res.Reason = fmt.Sprintf("the public address %s is %s: phones cannot reach the VPN's port from the internet", pa.IP, pa.Class)
-		res.Fix = "ask the ISP for a public IPv4 address, or forward the port on the modem in front too (double NAT)"
+		res.Reason = fmt.Sprintf("the public address %s is carrier-grade NAT (CGNAT, 100.64.0.0/10): phones cannot reach the VPN's port from the internet", pa.IP)
+		res.Fix = "ask the ISP for a public IPv4 address (often free on request), or reach the gateway over IPv6"
+		return res
+	case ClassPrivate:
+		res.Target = netip.AddrPortFrom(pa.IP, port).String()
+		res.Status = Fail
+		res.Reason = fmt.Sprintf("the public address %s is not an internet address (double NAT or no public address): phones cannot reach the VPN's port from the internet", pa.IP)
+		res.Fix = fmt.Sprintf("forward UDP %d on the modem or router in front too (or put it in bridge mode)", port)
 		return res
 	}
 	target := netip.AddrPortFrom(pa.IP, port)

@@ -84,6 +84,11 @@ func TestVPNLayers(t *testing.T) {
 			}
 		})
 	}
+	cg := newRunner(real, From{})
+	cg.public = PublicAddress{IP: netip.MustParseAddr("100.64.1.2"), Class: ClassCGNAT}
+	if got := cg.vpnOutside(context.Background(), bound, gw); got.Status != Fail || !strings.Contains(got.Reason, "CGNAT") || !strings.Contains(got.Fix, "public IPv4") {
+		t.Errorf("CGNAT: got %s %q fix %q, want ✗ naming CGNAT", got.Status, got.Reason, got.Fix)
+	}
 	if ended != 3 {
 		t.Errorf("End called %d times for 3 handshakes with an unknown key, want every probe ended", ended)
 	}
