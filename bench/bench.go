@@ -27,6 +27,8 @@
 //	live   browser live view: 16 viewers over 4 channels of a simulated DVR
 //	rtsp   64 cameras × 4 Mb/s over the RTSP relay's UDP; its CPU per
 //	       datagram against a plain UDP rule; time to first frame
+//	vpn    (root) iperf3 through camgate's WireGuard VPN against a direct
+//	       wireguard-go pair, in namespaces; CPU per Gbit/s; handshake
 //
 // The harness re-executes itself as "holdclient" and "holdserver" helper
 // processes, so that the 2 fds per connection it spends on clients and
@@ -61,7 +63,7 @@ import (
 
 // measureNames lists the measures in the order they run.
 func measureNames() []string {
-	return []string{"tcp", "conns", "idle", "udp", "p3", "p5", "p6", "live", "rtsp"}
+	return []string{"tcp", "conns", "idle", "udp", "p3", "p5", "p6", "live", "rtsp", "vpn"}
 }
 
 // peerNames lists every peer, the default --peers.
@@ -135,7 +137,7 @@ func exitOn(err error) {
 func parseOptions(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: go run ./bench [flags]\n\nMeasures camgate against direct, haproxy, nginx stream, socat and rinetd on loopback.\nMeasures: "+strings.Join(measureNames(), ",")+"\n\nFlags:\n")
+		fmt.Fprint(fs.Output(), "Usage: go run ./bench [flags]\n\nMeasures camgate against direct, haproxy, nginx stream, socat and rinetd on loopback.\nMeasures: "+strings.Join(measureNames(), ",")+"\n(vpn needs root: camgate's WireGuard VPN against a direct wireguard-go pair, in network namespaces)\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	only := fs.String("only", strings.Join(measureNames(), ","), "comma list of measures to run")
@@ -152,7 +154,7 @@ func parseOptions(args []string) (options, error) {
 	fs.Float64Var(&o.p5Mbps, "p5-mbps", 4, "bit rate of each P5 stream, Mb/s")
 	fs.IntVar(&o.p6Trials, "p6-trials", 5, "reloads in P6 (each adds one rule)")
 	fs.DurationVar(&o.waitQuiet, "wait-quiet", 0, "before starting, wait up to this long for the machine to be idle (other work makes figures noisy)")
-	fs.IntVar(&o.repeat, "repeat", 1, "run tcp, conns and udp this many rounds (peers interleaved) and report each figure's median")
+	fs.IntVar(&o.repeat, "repeat", 1, "run tcp, conns, udp and vpn this many rounds (peers interleaved) and report each figure's median")
 	fs.DurationVar(&o.soak, "soak", 0, "soak mode: run mixed load through camgate this long, report goroutines, fds and RSS at start, peak and end")
 	fs.StringVar(&o.camgate, "camgate", "", "camgate binary (default: build ./cmd/camgate into the run directory)")
 	fs.StringVar(&o.jsonOut, "json", "", "write all results as JSON to this file")
@@ -357,10 +359,10 @@ func run(ctx context.Context, o options) (int, error) {
 }
 
 // measure runs one measure. With --repeat N the rate measures (tcp,
-// conns, udp) run N rounds, each round over all peers in turn, so that a
+// conns, udp, vpn) run N rounds, each round over all peers in turn, so that a
 // burst of outside load hits every peer alike; each figure is the median.
 func (h *harness) measure(ctx context.Context, name string) {
-	if h.opts.repeat > 1 && slices.Contains([]string{"tcp", "conns", "udp"}, name) {
+	if h.opts.repeat > 1 && slices.Contains([]string{"tcp", "conns", "udp", "vpn"}, name) {
 		h.rounds = &roundSink{byKey: map[string][]Result{}}
 		for i := range h.opts.repeat {
 			if ctx.Err() != nil {
@@ -399,6 +401,8 @@ func (h *harness) measureOnce(ctx context.Context, name string) {
 		h.measureLive(ctx)
 	case "rtsp":
 		h.measureRTSP(ctx)
+	case "vpn":
+		h.measureVPN(ctx)
 	}
 }
 

@@ -58,6 +58,11 @@ func metrics() []metric {
 		{id: "live_cpu_16", title: "Live view: camgate CPU, 4 channels x 4 viewers", unit: "% core", lower: true, format: "%.1f"},
 		{id: "live_cpu_viewer", title: "Live view: CPU per extra viewer", unit: "% core", lower: true, format: "%.2f"},
 		{id: "live_kb_viewer", title: "Live view: RSS per extra viewer", unit: "KB", lower: true, format: "%.0f"},
+		{id: "vpn_up", title: "VPN iperf3 phone → device (direct: a wireguard-go pair)", unit: "Gbit/s", ratios: true, format: "%.2f"},
+		{id: "vpn_down", title: "VPN iperf3 device → phone (direct: a wireguard-go pair)", unit: "Gbit/s", ratios: true, format: "%.2f"},
+		{id: "vpn_up_cpu", title: "VPN phone → device: camgate CPU per Gbit/s", unit: "CPU-s/Gbit", lower: true, format: "%.2f"},
+		{id: "vpn_down_cpu", title: "VPN device → phone: camgate CPU per Gbit/s", unit: "CPU-s/Gbit", lower: true, format: "%.2f"},
+		{id: "vpn_handshake", title: "VPN handshake (first connection of a fresh session minus the next)", unit: "ms", lower: true, ratios: true, format: "%.2f"},
 	}
 }
 
@@ -273,6 +278,23 @@ func (rs *results) evalTargets(p3Conns int) []TargetResult {
 			t.Got, t.Status = r.Error, statusMissed
 		} else {
 			t.Got, t.Status = missing("camgate p6"), statusNotMeasured
+		}
+		out = append(out, t)
+	}
+	// V1
+	{
+		t := TargetResult{ID: "V1", Goal: "VPN throughput through camgate ≥ 0.8× a direct wireguard-go pair, both ways"}
+		up, ok1 := rs.get("vpn_up", peerCamgate)
+		upD, ok2 := rs.get("vpn_up", peerDirect)
+		down, ok3 := rs.get("vpn_down", peerCamgate)
+		downD, ok4 := rs.get("vpn_down", peerDirect)
+		if ok1 && ok2 && ok3 && ok4 && upD > 0 && downD > 0 {
+			t.Got = fmt.Sprintf("phone → device %.2f×, device → phone %.2f×", up/upD, down/downD)
+			t.Status = verdict(up/upD >= 0.8 && down/downD >= 0.8)
+		} else if r, ok := rs.find("vpn_up", peerCamgate); ok && r.Error != "" {
+			t.Got, t.Status = firstLine(r.Error), statusNotMeasured
+		} else {
+			t.Got, t.Status = missing("vpn"), statusNotMeasured
 		}
 		out = append(out, t)
 	}

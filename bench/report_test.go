@@ -84,6 +84,8 @@ func TestEvalTargets(t *testing.T) {
 			"p5_reorder": {"camgate": 0},
 			"p6_ms":      {"camgate": 12},
 			"p6_drops":   {"camgate": 0},
+			"vpn_up":     {"direct": 1.0, "camgate": 0.8},
+			"vpn_down":   {"direct": 1.0, "camgate": 1.2},
 		}
 	}
 	for _, tc := range []struct {
@@ -109,6 +111,9 @@ func TestEvalTargets(t *testing.T) {
 		{"P6 met", nil, "P6", statusMet},
 		{"P6 missed at 100 ms", func(v map[string]map[string]float64) { v["p6_ms"]["camgate"] = 100 }, "P6", statusMissed},
 		{"P6 missed on a drop", func(v map[string]map[string]float64) { v["p6_drops"]["camgate"] = 1 }, "P6", statusMissed},
+		{"V1 met at exactly 0.8x the direct pair", nil, "V1", statusMet},
+		{"V1 missed one way", func(v map[string]map[string]float64) { v["vpn_down"]["camgate"] = 0.79 }, "V1", statusMissed},
+		{"V1 without the direct pair", func(v map[string]map[string]float64) { delete(v["vpn_up"], "direct") }, "V1", statusNotMeasured},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := full()

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
+	"github.com/camgate/camgate/internal/adminclient"
 	"github.com/camgate/camgate/internal/check"
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/nft"
@@ -31,6 +34,17 @@ or ? (cannot tell), with a one-line reason and a one-line fix:
            this host, or from --from. A failed hairpin is "?", not "✗":
            many routers cannot loop back to their own public address.
 
+With vpn: {enabled: true}, the VPN's UDP port is checked too (as "vpn";
+name it to check only the VPN):
+
+  gateway  camgate holds the VPN's UDP port;
+  outside  a real WireGuard handshake completes through the public address
+           (hairpin, or from --from). WireGuard answers only keys it knows,
+           so check asks the running gateway's API for a probe key that
+           reaches nothing, lives at most a minute and is removed as soon
+           as the handshake is over: give check an API token
+           (--token-file or CAMGATE_TOKEN).
+
 The public address comes from --public-ip, else from the router when router
 mode is configured, else from public_ip in the config. Without RULE
 arguments every enabled rule is checked. Run it on the host that runs
@@ -46,6 +60,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	publicIP := fl.String("public-ip", "", "the site's public IP address (overrides the router and public_ip)")
 	from := fl.String("from", "", "run the outside probe from this source `address`, or from network namespace netns:NAME")
 	timeout := fl.Duration("timeout", check.DefaultTimeout, "time limit for each probe")
+	tokenFile := fl.String("token-file", "", "file holding an API token, for the VPN's probe key (else $CAMGATE_TOKEN)")
 	names, err := parseInterspersed(fl, args)
 	if err != nil {
 		return err
@@ -65,6 +80,9 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("config %s: %w", *path, err)
 	}
+	if cfg.VPN.Enabled {
+		c.VPNProbe = vpnProbe(*path, cfg, e.getenv("CAMGATE_TOKEN"), *tokenFile)
+	}
 	if cfg.Router.Enabled() && !c.PublicIP.IsValid() {
 		c.RouterWAN = routerWAN(cfg)
 	}
@@ -83,6 +101,36 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		return exitError(1)
 	}
 	return nil
+}
+
+// vpnProbe asks the running gateway's admin API for a probe identity
+// of its VPN, for check's handshake; End removes it again.
+func vpnProbe(path string, cfg *config.Config, token, tokenFile string) func(ctx context.Context) (check.VPNProbe, error) {
+	return func(ctx context.Context) (check.VPNProbe, error) {
+		if !cfg.Admin.IsEnabled() {
+			return check.VPNProbe{}, errors.New("the admin API is off (admin.enabled: false), and only the running gateway can add a probe key")
+		}
+		if strings.TrimSpace(token) == "" && tokenFile == "" {
+			return check.VPNProbe{}, errors.New("no API token given to ask for one")
+		}
+		api, err := adminclient.Find(ctx, adminclient.Options{ConfigPath: path, Config: cfg, Token: token, TokenFile: tokenFile})
+		if err != nil {
+			return check.VPNProbe{}, err
+		}
+		if api == nil {
+			return check.VPNProbe{}, fmt.Errorf("no gateway answers for %s", path)
+		}
+		pi, err := api.VPNProbe(ctx)
+		if err != nil {
+			return check.VPNProbe{}, err
+		}
+		end := func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			api.EndVPNProbe(ctx, pi.ID) // the gateway drops it within a minute anyway
+		}
+		return check.VPNProbe{ServerKey: pi.ServerKey, PrivateKey: pi.PrivateKey, Port: pi.Port, End: end}, nil
+	}
 }
 
 // routerWAN asks the upstream router for its WAN address, read-only

@@ -122,6 +122,16 @@ func (v *vpnService) Remove(name string) error {
 	return srv.Remove(name)
 }
 
+// Prober hands the running server to the admin API for check's probe
+// identities (vpn.Server.Probe).
+func (v *vpnService) Prober() (admin.VPNProber, error) {
+	srv, err := v.server()
+	if err != nil {
+		return nil, err
+	}
+	return srv, nil
+}
+
 // startVPN starts the VPN service for serve (see vpnService.start) and
 // keeps it for the admin API.
 func (svc *services) startVPN(ctx context.Context, log *slog.Logger, s *site.Site) (func(context.Context), error) {

@@ -147,8 +147,12 @@ func runVPN(ctx context.Context, e *env, args []string) error {
 }
 
 func printPeers(w io.Writer, st vpn.Status, now time.Time) {
-	fmt.Fprintf(w, "udp port %d, tunnel %s, endpoint %s, public key %s, refused packets %d\n",
+	fmt.Fprintf(w, "udp port %d, tunnel %s, endpoint %s, public key %s, refused packets %d",
 		st.Port, st.Network, orDash(st.Endpoint), st.PublicKey, st.Refused)
+	if st.Probes > 0 {
+		fmt.Fprintf(w, ", check's probe keys alive %d", st.Probes)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tADDRESS\tDEVICES\tEXPIRES\tHANDSHAKE\tRX\tTX\tREFUSED")
 	for _, p := range st.Peers {

@@ -311,6 +311,8 @@ func TestAuthRequiredEverywhere(t *testing.T) {
 		{"GET", "/api/v1/shares"},
 		{"POST", "/api/v1/shares"},
 		{"DELETE", "/api/v1/shares/x"},
+		{"POST", "/api/v1/vpn/probe"},
+		{"DELETE", "/api/v1/vpn/probe/x"},
 		{"GET", "/metrics"},
 	}
 	// The session cookie alone is not enough: the header half is needed.

@@ -20,6 +20,17 @@ type VPN interface {
 	Status() (vpn.Status, error)
 	Add(req vpn.AddRequest) (vpn.Peer, string, error)
 	Remove(name string) error
+	// Prober returns the running server's probe identities (for
+	// `camgate check`), or ErrVPNOff.
+	Prober() (VPNProber, error)
+}
+
+// VPNProber hands out and ends the short-lived probe identities with
+// which `camgate check` completes a real WireGuard handshake (package
+// vpn's Server.Probe). A probe reaches nothing and is never a peer.
+type VPNProber interface {
+	Probe(ttl time.Duration) (vpn.ProbeIdentity, error)
+	EndProbe(id string) error
 }
 
 // ErrVPNOff is what a VPN returns while vpn.enabled is false.
@@ -79,6 +90,8 @@ func (s *Server) vpnRoutes(h func(pattern string, fn handler)) {
 	h("POST /api/v1/vpn/peers", s.auth(s.addPeer))
 	h("DELETE /api/v1/vpn/peers/{name}", s.auth(s.removePeer))
 	h("GET /api/v1/vpn/qr/{token}", s.getQR)
+	h("POST /api/v1/vpn/probe", s.auth(s.addProbe))
+	h("DELETE /api/v1/vpn/probe/{id}", s.auth(s.endProbe))
 }
 
 func (s *Server) vpnOrOff() (VPN, error) {
@@ -99,6 +112,8 @@ func vpnError(err error) error {
 		return errorf(http.StatusConflict, "%v", err)
 	case errors.Is(err, vpn.ErrNoPeer):
 		return errorf(http.StatusNotFound, "%v", err)
+	case errors.Is(err, vpn.ErrTooManyProbes):
+		return errorf(http.StatusTooManyRequests, "%v", err)
 	}
 	return err
 }
@@ -187,5 +202,53 @@ func (s *Server) getQR(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "image/png")
 	w.Header().Set("Content-Disposition", `attachment; filename="camgate-vpn.png"`)
 	w.Write(png)
+	return nil
+}
+
+// addProbe hands out a probe identity: the server's public key and port
+// and a fresh private key the server accepts for ttl_seconds (at most
+// 60). Its private key is in the answer only; the server keeps no copy.
+func (s *Server) addProbe(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		TTLSeconds int `json:"ttl_seconds"`
+	}
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	v, err := s.vpnOrOff()
+	if err != nil {
+		return err
+	}
+	if req.TTLSeconds < 0 || time.Duration(req.TTLSeconds)*time.Second > vpn.MaxProbeTTL {
+		return apiError{Status: http.StatusUnprocessableEntity, Message: "invalid probe", Problems: problem("ttl_seconds", "give 1 to %d, or 0 for %d", int(vpn.MaxProbeTTL.Seconds()), int(vpn.MaxProbeTTL.Seconds()))}
+	}
+	p, err := v.Prober()
+	if err != nil {
+		return vpnError(err)
+	}
+	pi, err := p.Probe(time.Duration(req.TTLSeconds) * time.Second)
+	if err != nil {
+		s.record(r, "vpn.probe", "", false, err.Error())
+		return vpnError(err)
+	}
+	s.record(r, "vpn.probe", pi.ID, true, "until "+pi.Expires.Format(time.RFC3339))
+	writeJSON(w, http.StatusCreated, pi)
+	return nil
+}
+
+// endProbe removes a probe identity before its time runs out.
+func (s *Server) endProbe(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.vpnOrOff()
+	if err != nil {
+		return err
+	}
+	p, err := v.Prober()
+	if err != nil {
+		return vpnError(err)
+	}
+	if err := p.EndProbe(r.PathValue("id")); err != nil {
+		return vpnError(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

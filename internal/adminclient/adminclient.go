@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"github.com/camgate/camgate/internal/admin"
 	"github.com/camgate/camgate/internal/config"
 	"github.com/camgate/camgate/internal/store"
+	"github.com/camgate/camgate/internal/vpn"
 )
 
 // Options say which gateway to find and how to authenticate.
@@ -216,4 +218,19 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		}
 	}
 	return nil
+}
+
+// VPNProbe asks the gateway for a short-lived WireGuard probe identity
+// (POST /api/v1/vpn/probe), with which `camgate check` completes a real
+// handshake against the VPN's port. End it with EndVPNProbe; the gateway
+// forgets it by itself within a minute anyway.
+func (c *Client) VPNProbe(ctx context.Context) (vpn.ProbeIdentity, error) {
+	var pi vpn.ProbeIdentity
+	err := c.Do(ctx, http.MethodPost, "/api/v1/vpn/probe", map[string]any{}, &pi)
+	return pi, err
+}
+
+// EndVPNProbe removes a probe identity (DELETE /api/v1/vpn/probe/ID).
+func (c *Client) EndVPNProbe(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/v1/vpn/probe/"+url.PathEscape(id), nil, nil)
 }

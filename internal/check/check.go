@@ -78,6 +78,10 @@ type Config struct {
 	// KernelRules lists the rules nftables forwards in the kernel on this
 	// host (package nft's InstalledRules). Nil means none are looked for.
 	KernelRules func() (map[string]bool, error)
+	// VPNProbe asks the running gateway for a short-lived WireGuard probe
+	// identity, for the VPN's outside layer (vpn.go). Nil means check
+	// cannot ask, and that layer is Unknown.
+	VPNProbe func(ctx context.Context) (VPNProbe, error)
 }
 
 func (c *Config) timeout() time.Duration {
@@ -193,6 +197,9 @@ type Report struct {
 	// From is the outside vantage point, when one was given.
 	From  string       `json:"from,omitempty"`
 	Rules []RuleReport `json:"rules"`
+	// VPN is the built-in WireGuard VPN's port, when the vpn section is
+	// enabled and checked (see Run).
+	VPN *RuleReport `json:"vpn,omitempty"`
 	// Counts of results by status.
 	OK      int `json:"ok"`
 	Failed  int `json:"failed"`
@@ -206,12 +213,27 @@ func (r *Report) HasFailures() bool { return r.Failed > 0 }
 var ErrUnknownRule = errors.New("no such rule")
 
 // Run checks the named rules of cfg, or every enabled rule when names is
-// empty. It returns an error only for bad input (an unknown rule name or
+// empty. The VPN's port is checked too when the vpn section is enabled
+// and names is empty or holds "vpn" (VPNRule; a rule of that name wins).
+// It returns an error only for bad input (an unknown rule name or
 // an unusable Config.From); probe failures are results, not errors.
 func Run(ctx context.Context, c Config, cfg *config.Config, names []string) (Report, error) {
-	rules, err := selectRules(cfg, names)
-	if err != nil {
-		return Report{}, err
+	checkVPN := cfg.VPN.Enabled && len(names) == 0
+	vpnOnly := false
+	if cfg.Rule(VPNRule) == nil && slices.Contains(names, VPNRule) {
+		if !cfg.VPN.Enabled {
+			return Report{}, fmt.Errorf("%w: vpn (the vpn section is off; set vpn: {enabled: true} to check it)", ErrUnknownRule)
+		}
+		checkVPN = true
+		names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == VPNRule })
+		vpnOnly = len(names) == 0
+	}
+	var rules []config.Rule
+	if !vpnOnly {
+		var err error
+		if rules, err = selectRules(cfg, names); err != nil {
+			return Report{}, err
+		}
 	}
 	from, err := ParseFrom(c.From)
 	if err != nil {
@@ -242,8 +264,16 @@ func Run(ctx context.Context, c Config, cfg *config.Config, names []string) (Rep
 			rep.Rules[i] = r.checkRule(ctx, rule)
 		}()
 	}
+	if checkVPN {
+		vr := r.vpnLayers(ctx)
+		rep.VPN = &vr
+	}
 	wg.Wait()
-	for _, rr := range rep.Rules {
+	all := rep.Rules
+	if rep.VPN != nil {
+		all = append(slices.Clone(all), *rep.VPN)
+	}
+	for _, rr := range all {
 		for _, res := range rr.Results {
 			switch res.Status {
 			case OK:

@@ -44,6 +44,9 @@ const (
 	// KindKernel is the gateway layer's check of a kernel rule: its
 	// nftables DNAT in camgate's table (docs/KERNEL.md).
 	KindKernel Kind = "nftables"
+	// KindWireGuard is the VPN's check: a WireGuard handshake with a
+	// probe key the running gateway hands out (vpn.go).
+	KindWireGuard Kind = "wireguard"
 )
 
 // tcpPorts maps well-known device ports to probes. Hikvision defaults

@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -24,18 +25,22 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Public.Note != "" && r.Public.Class != ClassPublic {
 		fmt.Fprintf(&b, "  %s\n", r.Public.Note)
 	}
-	if len(r.Rules) == 0 {
+	all := r.Rules
+	if r.VPN != nil {
+		all = append(slices.Clone(all), *r.VPN)
+	}
+	if len(all) == 0 {
 		b.WriteString("\nNo enabled rules to check.\n")
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
 	nameW := len("RULE")
-	for _, rr := range r.Rules {
+	for _, rr := range all {
 		nameW = max(nameW, len(rr.Rule))
 	}
 	fmt.Fprintf(&b, "\n%-*s  %-7s  %-5s  %s\n", nameW, "RULE", "LAYER", "PROTO", "RESULT")
 	indent := strings.Repeat(" ", nameW+2+7+2+5+2+2)
-	for _, rr := range r.Rules {
+	for _, rr := range all {
 		name := rr.Rule
 		for _, res := range rr.Results {
 			fmt.Fprintf(&b, "%-*s  %-7s  %-5s  %s %s\n", nameW, name, res.Layer, res.Protocol, res.Status.Symbol(), oneLine(res.Reason))

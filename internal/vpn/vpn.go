@@ -107,6 +107,7 @@ type Server struct {
 	conns   connSet
 	relays  sync.WaitGroup
 	closeMu sync.Once
+	probes  probeSet // check's short-lived probe identities (probe.go)
 
 	mu       sync.Mutex // guards following
 	cfg      config.VPN
@@ -501,6 +502,9 @@ type Status struct {
 	// from no known peer.
 	Refused uint64       `json:"refused"`
 	Peers   []PeerStatus `json:"peers"`
+	// Probes counts the live probe identities of `camgate check`
+	// (probe.go); they are not peers.
+	Probes int `json:"probes,omitempty"`
 }
 
 // Status returns the peers with their counters.
@@ -510,7 +514,7 @@ func (s *Server) Status() Status {
 	defer s.mu.Unlock()
 	now := s.now()
 	st := Status{PublicKey: s.key.Public(), Port: s.cfg.Port(), Network: s.cfg.Prefix(),
-		Endpoint: s.cfg.EndpointFor(s.publicIP), Refused: s.filter.refused.Load(), Peers: []PeerStatus{}}
+		Endpoint: s.cfg.EndpointFor(s.publicIP), Refused: s.filter.refused.Load(), Peers: []PeerStatus{}, Probes: s.probeCount()}
 	for _, p := range s.peers {
 		ps := PeerStatus{Peer: clonePeer(p), Expired: p.Expired(now)}
 		if w, ok := stats[p.PublicKey]; ok {
@@ -584,6 +588,7 @@ func (s *Server) Close() {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		s.closeProbes()
 		s.dev.Close() // closes the tun, which closes the stack
 		s.conns.closeAll()
 		s.relays.Wait()
