@@ -346,6 +346,21 @@ func (r *Rule) track(c *Conn) bool {
 	return true
 }
 
+// trackServed registers a connection given to Serve, which no accept
+// loop covers: it joins the rule's wait group under the lock, and fails
+// once the rule has stopped listening, so that Close never waits for a
+// connection that arrived after it began.
+func (r *Rule) trackServed(c *Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return false
+	}
+	r.conns[c.ID] = c
+	r.wg.Add(1) // released by finish
+	return true
+}
+
 func (r *Rule) untrack(c *Conn) {
 	r.mu.Lock()
 	delete(r.conns, c.ID)
