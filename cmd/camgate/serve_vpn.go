@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/camgate/camgate/internal/admin"
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/forward"
 	"github.com/camgate/camgate/internal/gateway"
 	"github.com/camgate/camgate/internal/site"
 	"github.com/camgate/camgate/internal/vpn"
@@ -23,6 +26,7 @@ type vpnService struct {
 	log    *slog.Logger
 	dir    string
 	policy gateway.Policy
+	gw     *gateway.Gateway
 	guards atomic.Pointer[[]vpnGuard]
 
 	mu     sync.Mutex // guards following
@@ -34,7 +38,7 @@ type vpnService struct {
 // start starts the VPN for serve if the config enables it, and follows
 // later configs.
 func (v *vpnService) start(ctx context.Context, log *slog.Logger, s *site.Site) (func(context.Context), error) {
-	v.log, v.dir, v.policy = log, s.StateDir(), s.Gateway().Policy()
+	v.log, v.dir, v.gw, v.policy = log, s.StateDir(), s.Gateway(), s.Gateway().Policy()
 	if err := v.apply(s.Config()); err != nil {
 		return nil, err
 	}
@@ -58,7 +62,7 @@ func (v *vpnService) apply(cfg *config.Config) error {
 	case v.srv != nil:
 		return v.srv.Apply(cfg)
 	}
-	srv, err := vpn.New(vpn.Config{StateDir: v.dir, Logger: v.log, Admit: v.admit}, cfg)
+	srv, err := vpn.New(vpn.Config{StateDir: v.dir, Logger: v.log, Admit: v.admit, Rules: v}, cfg)
 	if err != nil {
 		return err
 	}
@@ -192,4 +196,34 @@ func (v *vpnService) admit(src, dst netip.AddrPort, proto string) (func(), error
 		return g.admit(src, proto)
 	}
 	return nil, nil
+}
+
+// ServeTCP is the VPN's Config.Rules: a peer's TCP connection to a device
+// port that a userspace rule forwards is served by that rule
+// (forward.Rule.Serve), so the rule's guard (admission, the HTTP, RTSP and
+// ONVIF reader, the exploit filter, login judging, address rewriting)
+// runs on it, and it shows in the rule's counters and connection list.
+// A port no such rule forwards (none, a kernel-path rule, a rule that
+// terminates TLS) is left to the VPN's own relay after admit.
+//
+// An RTSP rule's relay sends RTP over UDP from the rule's external port
+// range on the host, which a peer cannot reach; until that relay binds a
+// tunnel connection's RTP ports in the tunnel, RTSP stays with the VPN's
+// own RTSP handler (internal/vpn/rtsp.go).
+func (v *vpnService) ServeTCP(src, dst netip.AddrPort, accept func() (net.Conn, error)) (bool, error) {
+	if v.gw == nil {
+		return false, nil
+	}
+	fwd, r := v.gw.Forwarder(dst, "tcp")
+	if fwd == nil || r.GuardService() == config.ServiceRTSP {
+		return false, nil
+	}
+	c, err := accept()
+	if err != nil {
+		return true, nil // the peer is gone or revoked: nothing to serve
+	}
+	if err := fwd.Serve(c, src, dst.Port()); errors.Is(err, forward.ErrRefused) {
+		return true, err
+	}
+	return true, nil
 }

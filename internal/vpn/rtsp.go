@@ -81,7 +81,7 @@ func (t *track) close() {
 }
 
 // serveRTSP relays one RTSP connection, rewriting UDP SETUPs.
-func (s *Server) serveRTSP(peer netip.Addr, device netip.AddrPort, cc *gonet.TCPConn, dc *net.TCPConn) error {
+func (s *Server) serveRTSP(peer netip.Addr, device netip.AddrPort, cc *TunnelConn, dc *net.TCPConn) error {
 	rc := &rtspConn{s: s, peer: peer, device: device, pending: map[string]*track{}}
 	rc.lan = dc.LocalAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
 	defer rc.close()

@@ -82,6 +82,27 @@ type Config struct {
 	// refuse (counted as refused for the peer). Nil admits whatever the
 	// peer's access list allows.
 	Admit func(src, dst netip.AddrPort, proto string) (release func(), err error)
+	// Rules, if non-nil, serves a peer's TCP connection with the rule
+	// that forwards to its destination, guard and all (see Rules). Nil,
+	// or a connection it does not take, is relayed after Admit.
+	Rules Rules
+}
+
+// Rules serves peers' TCP connections with camgate's forwarding rules, so
+// that a peer meets the same guard as an internet client: admission, the
+// HTTP/RTSP/ONVIF reader with its login judging, exploit filter and
+// address rewriting, and the rule's counters and connection list.
+// cmd/camgate implements it with gateway.Forwarder and forward.Rule.Serve.
+type Rules interface {
+	// ServeTCP serves a peer's connection from src (its tunnel address)
+	// to the device port dst, as the rule forwarding there would serve
+	// one it accepted, and returns once it has ended. It calls accept
+	// (at most once) to complete the peer's handshake and get the
+	// connection, a *TunnelConn. handled is false, without accept having
+	// been called, when no rule serves dst this way: the server then
+	// relays the connection itself. err is non-nil when the rule refused
+	// the connection; it is counted against the peer.
+	ServeTCP(src, dst netip.AddrPort, accept func() (net.Conn, error)) (handled bool, err error)
 }
 
 // Errors callers branch on.
@@ -99,6 +120,7 @@ type Server struct {
 	dialTO  time.Duration
 	anyPort bool
 	admit   func(src, dst netip.AddrPort, proto string) (func(), error)
+	rules   Rules
 	key     Key
 	tun     *netTUN
 	dev     *device.Device
@@ -131,6 +153,7 @@ func New(c Config, cfg *config.Config) (*Server, error) {
 		dialTO:  c.DialTimeout,
 		anyPort: c.AnyPort,
 		admit:   c.Admit,
+		rules:   c.Rules,
 		wake:    make(chan struct{}, 1),
 		active:  map[Key]bool{},
 		acls:    map[netip.Addr]*peerACL{},
