@@ -15,6 +15,10 @@
 //     TEARDOWN, when the connection ends and when the session times out.
 //     A multicast-only SETUP, or one that finds the range exhausted, is
 //     answered 461 at once so that the player falls back to TCP.
+//   - A connection through camgate's WireGuard tunnel comes with
+//     Addrs.ListenUDP: the client-side pair is then bound through it, in
+//     the tunnel's userspace network stack (the range's first free pair
+//     there, else any even/odd pair), and the host's range is untouched.
 //   - Interleaved TCP passes untouched.
 //   - Answers (never requests: the Digest response covers the request
 //     URI) get the device's address and port replaced by the host:port

@@ -26,9 +26,13 @@ import (
 type track struct {
 	c       *Conn
 	session string // the device's session id, without parameters
-	extPort uint16 // pool key of ext
-	ext     [2]*net.UDPConn
-	dev     [2]*net.UDPConn
+	extPort uint16 // the client side's RTP port (server_port)
+	// The client side is ext, bound from the external range (pooled), or
+	// tun, bound through Addrs.ListenUDP; the other pair is nil.
+	ext    [2]*net.UDPConn
+	tun    [2]net.PacketConn
+	pooled bool
+	dev    [2]*net.UDPConn
 	// to are the client's RTP and RTCP addresses: declared, then latched.
 	to [2]atomic.Pointer[netip.AddrPort]
 	// device are the device's RTP and RTCP addresses (server_port), set
@@ -52,12 +56,33 @@ func (t *track) start() {
 		// A camera's burst (an I-frame is a hundred datagrams at once)
 		// must fit in the socket buffers while the relay is scheduled.
 		t.dev[i].SetReadBuffer(sockBuf)
-		t.ext[i].SetWriteBuffer(sockBuf)
+		if t.ext[i] != nil {
+			t.ext[i].SetWriteBuffer(sockBuf)
+		}
 	}
 	t.wg.Add(4)
 	for i := 0; i < 2; i++ {
-		go t.deviceToClient(i)
+		if t.tun[i] != nil {
+			go t.deviceToTunnel(i)
+		} else {
+			go t.deviceToClient(i)
+		}
 		go t.clientToDevice(i)
+	}
+}
+
+// closeSockets closes the track's sockets, which ends its goroutines.
+func (t *track) closeSockets() {
+	for i := 0; i < 2; i++ {
+		if t.ext[i] != nil {
+			t.ext[i].Close()
+		}
+		if t.tun[i] != nil {
+			t.tun[i].Close()
+		}
+		if t.dev[i] != nil {
+			t.dev[i].Close()
+		}
 	}
 }
 
@@ -65,12 +90,11 @@ func (t *track) start() {
 // pair back.
 func (t *track) stop() {
 	t.stopOnce.Do(func() {
-		for i := 0; i < 2; i++ {
-			t.ext[i].Close()
-			t.dev[i].Close()
-		}
+		t.closeSockets()
 		t.wg.Wait()
-		t.c.r.pool.put(t.extPort)
+		if t.pooled {
+			t.c.r.pool.put(t.extPort)
+		}
 		t.c.st.tracks.Add(-1)
 	})
 }
@@ -113,8 +137,9 @@ func (t *track) clientToDevice(i int) {
 	buf := make([]byte, relayBufSize)
 	st := t.c.st
 	clientIP := t.c.client.Addr()
+	read := t.clientReader(i)
 	for {
-		n, src, err := t.ext[i].ReadFromUDPAddrPort(buf)
+		n, src, err := read(buf)
 		if err != nil {
 			return
 		}
@@ -129,7 +154,7 @@ func (t *track) clientToDevice(i int) {
 		if cur := t.to[i].Load(); *cur != src {
 			t.to[i].Store(&src)
 			if !t.latched[i].Swap(true) {
-				t.c.log.Debug("rtp latched", "client", t.c.client, "track_port", t.ext[i].LocalAddr(), "declared", *cur, "seen", src)
+				t.c.log.Debug("rtp latched", "client", t.c.client, "track_port", t.extPort+uint16(i), "declared", *cur, "seen", src)
 			}
 		} else {
 			t.latched[i].Store(true)
@@ -143,6 +168,60 @@ func (t *track) clientToDevice(i int) {
 			continue
 		}
 		st.in.Add(uint64(n))
+	}
+}
+
+// clientReader returns how clientToDevice reads the client side of
+// track i.
+func (t *track) clientReader(i int) func([]byte) (int, netip.AddrPort, error) {
+	if pc := t.tun[i]; pc != nil {
+		if u, ok := pc.(interface {
+			ReadFromUDPAddrPort([]byte) (int, netip.AddrPort, error)
+		}); ok {
+			return u.ReadFromUDPAddrPort
+		}
+		return func(b []byte) (int, netip.AddrPort, error) {
+			n, a, err := pc.ReadFrom(b)
+			return n, netAddrPort(a), err
+		}
+	}
+	return t.ext[i].ReadFromUDPAddrPort
+}
+
+// deviceToTunnel is deviceToClient for a client side bound through
+// Addrs.ListenUDP: one datagram at a time (a userspace network stack has
+// no recvmmsg to batch with), the client's address converted only when
+// it changes.
+func (t *track) deviceToTunnel(i int) {
+	defer t.wg.Done()
+	buf := make([]byte, relayBufSize)
+	st := t.c.st
+	devIP := t.c.devAddr
+	pc := t.tun[i]
+	var toAP netip.AddrPort
+	var toUDP *net.UDPAddr
+	for {
+		n, src, err := t.dev[i].ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		if src.Addr().Unmap() != devIP {
+			st.dropped.Add(1)
+			continue
+		}
+		t.last.Store(time.Now().UnixNano())
+		if to := *t.to[i].Load(); to != toAP || toUDP == nil {
+			toAP, toUDP = to, net.UDPAddrFromAddrPort(to)
+		}
+		if _, err := pc.WriteTo(buf[:n], toUDP); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			st.dropped.Add(1)
+			continue
+		}
+		st.out.Add(uint64(n))
+		st.packetsOut.Add(1)
 	}
 }
 
