@@ -42,7 +42,10 @@ type Spec struct {
 	Name string
 	// Listen is the address to bind; the zero Addr means 0.0.0.0.
 	Listen netip.Addr
-	// Ports are the external ports; Targets[i] receives Ports[i].
+	// Ports are the external ports; Targets[i] receives Ports[i]. Nil
+	// (with TCP only) makes a rule that listens nowhere and serves only
+	// the connections given to Rule.Serve, to TargetPorts: how the VPN
+	// relays RTSP for a device no rule forwards.
 	Ports []uint16
 	// Target is the device's IP address or host name; a host name is
 	// resolved each time a connection is dialled.
@@ -182,7 +185,11 @@ func Bind(spec Spec) (*Rule, error) {
 	if !spec.TCP && !spec.UDP {
 		return nil, fmt.Errorf("rule %q: no protocol selected", spec.Name)
 	}
-	if len(spec.Ports) == 0 || len(spec.Ports) != len(spec.TargetPorts) {
+	serveOnly := spec.Ports == nil && len(spec.TargetPorts) > 0
+	if serveOnly && spec.UDP {
+		return nil, fmt.Errorf("rule %q: a rule without ports serves TCP only", spec.Name)
+	}
+	if !serveOnly && (len(spec.Ports) == 0 || len(spec.Ports) != len(spec.TargetPorts)) {
 		return nil, fmt.Errorf("rule %q: %d external ports for %d internal ports", spec.Name, len(spec.Ports), len(spec.TargetPorts))
 	}
 	r := &Rule{spec: spec, stats: spec.Stats, log: spec.Logger, ids: spec.IDs, conns: map[uint64]*Conn{}}
@@ -209,6 +216,11 @@ func Bind(spec Spec) (*Rule, error) {
 			return nil, fmt.Errorf("rule %q: %w", spec.Name, err)
 		}
 		r.poller = p
+	}
+	if serveOnly {
+		for _, tp := range spec.TargetPorts {
+			r.tcp = append(r.tcp, newTCPListener(r, nil, tp))
+		}
 	}
 	for i, p := range spec.Ports {
 		addr := netip.AddrPortFrom(listen, p)
@@ -245,6 +257,9 @@ func (r *Rule) Start() {
 		go r.poller.run()
 	}
 	for _, l := range r.tcp {
+		if l.ln == nil {
+			continue // serves only what Serve is given
+		}
 		r.wg.Add(1)
 		go l.acceptLoop()
 	}
@@ -269,7 +284,9 @@ func (r *Rule) Name() string { return r.spec.Name }
 func (r *Rule) Addrs() []net.Addr {
 	var out []net.Addr
 	for _, l := range r.tcp {
-		out = append(out, l.ln.Addr())
+		if l.ln != nil {
+			out = append(out, l.ln.Addr())
+		}
 	}
 	for _, u := range r.udp {
 		out = append(out, u.pc.LocalAddr())
@@ -319,7 +336,9 @@ func (r *Rule) stopListening() {
 	r.done = true
 	r.mu.Unlock()
 	for _, l := range r.tcp {
-		l.ln.Close()
+		if l.ln != nil {
+			l.ln.Close()
+		}
 	}
 }
 

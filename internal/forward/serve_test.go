@@ -237,3 +237,30 @@ func TestServeResetPropagates(t *testing.T) {
 		waitServe(t, done)
 	})
 }
+
+// TestServeOnlyRule: a rule without ports listens nowhere and serves
+// what Serve gives it; UDP needs ports.
+func TestServeOnlyRule(t *testing.T) {
+	dev := newDevice(t, func(c *net.TCPConn) { c.Write([]byte("device")) })
+	r, err := Bind(Spec{Name: "tunnel-only", Target: "127.0.0.1", TargetPorts: []uint16{dev.port}, TCP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	defer r.Close()
+	if a := r.Addrs(); len(a) != 0 {
+		t.Fatalf("a rule without ports listens on %v", a)
+	}
+	peer, done := servePair(t, r, tunnelSrc, dev.port)
+	peer.CloseWrite()
+	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if got, err := io.ReadAll(peer); err != nil || string(got) != "device" {
+		t.Fatalf("got %q, %v; want %q", got, err, "device")
+	}
+	if err := waitServe(t, done); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := Bind(Spec{Name: "udp", Target: "127.0.0.1", TargetPorts: []uint16{dev.port}, UDP: true}); err == nil {
+		t.Fatal("a UDP rule without ports was bound")
+	}
+}

@@ -16,7 +16,8 @@ import (
 )
 
 type tcpListener struct {
-	rule       *Rule
+	rule *Rule
+	// ln is nil in a rule without ports (see Spec.Ports).
 	ln         *net.TCPListener
 	targetPort uint16
 	// target is "host:port" of the device, built once: every Conn shares

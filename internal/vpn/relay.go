@@ -191,13 +191,6 @@ func (s *Server) serveTCP(src netip.Addr, target netip.AddrPort, cc *TunnelConn,
 	if !s.filter.allows(src, target.Addr()) { // revoked while dialling
 		return
 	}
-	if s.isRTSP(target) {
-		err := s.serveRTSP(src, target, cc, dc)
-		if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
-			s.log.Debug("vpn: rtsp connection ended", "peer", src, "target", target, "err", err)
-		}
-		return
-	}
 	relayTCP(cc, dc)
 }
 

@@ -7,26 +7,17 @@
 // module, no TUN device and no privilege beyond binding its UDP port.
 // camgate terminates the tunnel itself: a peer's TCP connection or UDP
 // flow to a device address ends in the netstack, passes the peer's access
-// list, and is dialled again from the host to the device, as a forwarded
-// rule's would be.
+// list, and is dialled again from the host to the device.
 //
-//	s, err := vpn.New(vpn.Config{StateDir: dir, Logger: log}, cfg)
-//	if err != nil { ... }          // the UDP port could not be bound, ...
-//	go s.Run(ctx)                  // expires peers on time
-//	p, conf, err := s.Add(vpn.AddRequest{Name: "alice", Allow: []string{"dvr1"}})
-//	png, err := vpn.QR(conf)       // what the phone scans
-//	defer s.Close()
-//
-// Access: each peer names the devices it may reach (config's devices
-// section). Its wg-quick config routes exactly those addresses (/32)
-// into the tunnel, and the packet filter (filter.go) drops, and counts,
-// anything else a peer sends, including anything for camgate itself.
-//
-// RTSP: a player over the tunnel asks the device for RTP over UDP to its
-// tunnel address; the device cannot reach that, so the connection to a
-// device's RTSP port is read, each SETUP's client_port is replaced by a
-// pair of host sockets, and what arrives there is sent on into the
-// tunnel from the device's address and server_port (rtsp.go).
+// Guard: a TCP connection to a device port that a rule forwards goes to
+// that rule (Config.Rules): its admission, its HTTP/RTSP/ONVIF guard
+// (exploit filter, login judging, address rewriting) and its RTSP relay
+// run on it as on an internet client's, and it is listed and counted with
+// the rule's connections. The connection handed over is a *TunnelConn,
+// which can bind UDP ports at the device's address inside the tunnel, so
+// the RTSP relay sends a peer's RTP over UDP from the address and ports
+// the player expects. Any other allowed port is relayed as it is, after
+// the admission check of a rule forwarding there (Config.Admit).
 //
 // State: the server key (vpn/server.key) and the peers (vpn/peers.json)
 // live in the state directory, mode 0600, written atomically. Adding,
