@@ -389,7 +389,7 @@ func TestVPNPhoneEndToEnd(t *testing.T) {
 		// ones (18082, 10554), which it does not.
 		caps := v.onvif(t, dvr1+":8082", "cam.tunnel.test:8082", "/onvif/device_service", "GetCapabilities", "")
 		if !strings.Contains(caps, "<tt:XAddr>http://cam.tunnel.test:8082/onvif/Media</tt:XAddr>") {
-			t.Errorf("GetCapabilities through the tunnel was not rewritten to the Host used:\n%s", caps)
+			t.Errorf("GetCapabilities through the tunnel: want the Media XAddr on the Host used and the device's port, http://cam.tunnel.test:8082/onvif/Media:\n%s", caps)
 		}
 		uri := v.onvif(t, dvr1+":8082", dvr1+":8082", "/onvif/Media", "GetStreamUri", "<ProfileToken>Profile_1</ProfileToken>")
 		m := regexp.MustCompile(`<tt:Uri>(rtsp://[^<]+)</tt:Uri>`).FindStringSubmatch(uri)

@@ -18,6 +18,11 @@
 // honoured in both directions. UDP keeps one session per client address,
 // each with its own connected socket to the device (see udp.go).
 //
+// Rule.Serve serves a connection that did not come from the rule's
+// listeners (a VPN peer's) as if the rule had accepted it: admission,
+// handler, counters, listing and kill. A client that is not a
+// *net.TCPConn is relayed by a goroutine per direction.
+//
 // The package does not decide policy: access lists, per-source limits and
 // protocol-aware filters are supplied by the caller as Spec.Admit and
 // Spec.Handler (package guard builds them).
