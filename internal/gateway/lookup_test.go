@@ -15,7 +15,8 @@ import (
 // rule's status.
 func TestForwarderServes(t *testing.T) {
 	dev := echo(t)
-	p := freePorts(t, 6)
+	p := freePorts(t, 3) // off, https, web
+	pair, udp := freeTCPPair(t), freeUDPPort(t)
 	cfg := mustLoad(t, fmt.Sprintf(`version: 1
 listen_address: 127.0.0.1
 rules:
@@ -24,7 +25,7 @@ rules:
   - {name: https, external_port: %[4]d, internal_ip: 127.0.0.1, internal_port: %[2]d, tls: terminate}
   - {name: web, external_port: %[5]d, internal_ip: 127.0.0.1, internal_port: %[2]d}
   - {name: range, external_port: "%[6]d-%[7]d", internal_ip: 127.0.0.2, internal_port: "7000-7001"}
-`, p[0], dev, p[1], p[2], p[3], p[4], p[4]+1))
+`, p[0], dev, udp, p[1], p[2], pair, pair+1))
 	g := New(Config{})
 	defer g.Close(context.Background())
 	if _, err := g.Apply(context.Background(), cfg); err != nil {
@@ -90,4 +91,36 @@ rules:
 			t.Fatalf("rule web counted %d connections, want 1", rs.Stats.Total)
 		}
 	}
+}
+
+// freeTCPPair returns the first of two consecutive ports free for TCP on
+// 127.0.0.1.
+func freeTCPPair(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		a, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := a.Addr().(*net.TCPAddr).Port
+		b, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port+1))
+		a.Close()
+		if err == nil {
+			b.Close()
+			return port
+		}
+	}
+	t.Fatal("no two consecutive free ports")
+	return 0
+}
+
+// freeUDPPort returns a port free for UDP on 127.0.0.1.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
 }
