@@ -222,11 +222,9 @@ func (v *vpnService) ServeTCP(src, dst netip.AddrPort, accept func() (net.Conn, 
 			return false, nil
 		}
 	}
-	c, err := accept()
-	if err != nil {
-		return true, nil // the peer is gone or revoked: nothing to serve
-	}
-	if err := fwd.Serve(c, src, dst.Port()); errors.Is(err, forward.ErrRefused) {
+	// Admission before the handshake: a refused peer's SYN gets a reset,
+	// as from a closed port. An accept error is a peer gone or revoked.
+	if err := fwd.ServeAccept(src, dst.Port(), accept); errors.Is(err, forward.ErrRefused) {
 		return true, err
 	}
 	return true, nil

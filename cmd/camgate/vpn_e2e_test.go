@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -459,9 +461,13 @@ func TestVPNPhoneEndToEnd(t *testing.T) {
 			c.Close()
 		}
 		before := v.status(t).Peers[0].Refused
-		if c, err := v.l.Dial(v.l.WAN, "tcp", "", dvr1+":8000", 3*time.Second); err == nil {
+		c, err := v.l.Dial(v.l.WAN, "tcp", "", dvr1+":8000", 3*time.Second)
+		if err == nil {
 			c.Close()
 			t.Fatal("the peer reached dvr1's SDK port although rule dvr1-sdk allows only 198.18.0.0/24")
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("connecting to dvr1's SDK port: %v; want it refused at once, as by a closed port", err)
 		}
 		if got := v.status(t).Peers[0].Refused; got <= before {
 			t.Errorf("refused: got %d after, %d before; want the guard's refusal counted", got, before)

@@ -264,3 +264,51 @@ func TestServeOnlyRule(t *testing.T) {
 		t.Fatal("a UDP rule without ports was bound")
 	}
 }
+
+// TestServeAcceptAdmitsFirst: ServeAccept completes the handshake only
+// for an admitted connection; a refused one is never accepted.
+func TestServeAcceptAdmitsFirst(t *testing.T) {
+	dev := newDevice(t, func(c *net.TCPConn) { c.Write([]byte("device")) })
+	refuse := true
+	r, _ := startRule(t, Spec{TargetPorts: []uint16{dev.port}, Admit: func(netip.AddrPort, string) (func(), error) {
+		if refuse {
+			return nil, ErrRefused
+		}
+		return nil, nil
+	}})
+	accepted := 0
+	err := r.ServeAccept(tunnelSrc, dev.port, func() (net.Conn, error) {
+		accepted++
+		return nil, errors.New("must not be called")
+	})
+	if !errors.Is(err, ErrRefused) || accepted != 0 {
+		t.Fatalf("refused: ServeAccept = %v after %d accepts; want ErrRefused and none", err, accepted)
+	}
+
+	refuse = false
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer := dial(t, ln.Addr().String())
+	done := make(chan error, 1)
+	go func() {
+		done <- r.ServeAccept(tunnelSrc, dev.port, func() (net.Conn, error) {
+			accepted++
+			c, err := ln.Accept()
+			return foreignConn{c}, err
+		})
+	}()
+	peer.CloseWrite()
+	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if got, err := io.ReadAll(peer); err != nil || string(got) != "device" {
+		t.Fatalf("got %q, %v; want %q", got, err, "device")
+	}
+	if err := waitServe(t, done); err != nil || accepted != 1 {
+		t.Fatalf("admitted: ServeAccept = %v after %d accepts; want nil and 1", err, accepted)
+	}
+	if s := r.Stats().Snapshot(); s.Refused != 1 || s.Total != 1 || s.Active != 0 {
+		t.Fatalf("stats %+v: want 1 refused, 1 served, none active", s)
+	}
+}

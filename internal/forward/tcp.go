@@ -82,8 +82,8 @@ func (l *tcpListener) admit(c *net.TCPConn) {
 }
 
 // open applies the caps and the policy to a new connection and returns it
-// untracked, or nil after refusing it (the client is closed with a reset
-// where it can be, and the refusal counted).
+// untracked, or nil after refusing it (the client, if given, is closed
+// with a reset where it can be, and the refusal counted).
 func (r *Rule) open(c net.Conn, src netip.AddrPort, target string) *Conn {
 	if !r.spec.Global.take(&r.globalShare, 1) {
 		r.refuse(c, src, "gateway connection cap reached (or this rule's fair share of it)")
@@ -142,6 +142,20 @@ func (r *Rule) open(c net.Conn, src netip.AddrPort, target string) *Conn {
 // wraps ErrRefused), is closing (net.ErrClosed), or does not forward
 // targetPort over TCP.
 func (r *Rule) Serve(client net.Conn, src netip.AddrPort, targetPort uint16) error {
+	return r.serveOther(client, nil, src, targetPort)
+}
+
+// ServeAccept is Serve for a connection whose handshake is not complete:
+// accept completes it, and is called only once the rule has admitted the
+// connection, so that a refused client never sees the port open (a VPN
+// peer's SYN is answered with a reset, as by a closed port). An error
+// from accept ends the connection; ServeAccept then returns it.
+func (r *Rule) ServeAccept(src netip.AddrPort, targetPort uint16, accept func() (net.Conn, error)) error {
+	return r.serveOther(nil, accept, src, targetPort)
+}
+
+// serveOther is Serve and ServeAccept: client, or accept once admitted.
+func (r *Rule) serveOther(client net.Conn, accept func() (net.Conn, error), src netip.AddrPort, targetPort uint16) error {
 	var target string
 	for _, l := range r.tcp {
 		if l.targetPort == targetPort {
@@ -150,13 +164,23 @@ func (r *Rule) Serve(client net.Conn, src netip.AddrPort, targetPort uint16) err
 		}
 	}
 	if target == "" {
-		client.Close()
+		if client != nil {
+			client.Close()
+		}
 		return fmt.Errorf("rule %q does not forward tcp to port %d", r.spec.Name, targetPort)
 	}
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	conn := r.open(client, src, target)
 	if conn == nil {
 		return fmt.Errorf("rule %q: connection from %s: %w", r.spec.Name, src, ErrRefused)
+	}
+	if client == nil {
+		c, err := accept()
+		if err != nil {
+			conn.releaseSlots()
+			return err
+		}
+		client, conn.client = c, c
 	}
 	conn.tcp, _ = client.(*net.TCPConn)
 	conn.done = make(chan struct{})
@@ -172,11 +196,15 @@ func (r *Rule) Serve(client net.Conn, src netip.AddrPort, targetPort uint16) err
 	return nil
 }
 
+// refuse counts a refusal and closes c (nil: a connection not yet
+// accepted, which its caller refuses).
 func (r *Rule) refuse(c net.Conn, src netip.AddrPort, why string) {
 	r.stats.Refused.Add(1)
-	// RST rather than FIN: the client learns at once that it was refused.
-	setReset(c)
-	c.Close()
+	if c != nil {
+		// RST rather than FIN: the client learns at once that it was refused.
+		setReset(c)
+		c.Close()
+	}
 	r.log.Debug("connection refused", "client", src, "reason", why)
 }
 

@@ -149,10 +149,12 @@ func (s *Server) serveByRule(r *tcp.ForwarderRequest, peer, target netip.AddrPor
 		return false
 	}
 	var cc *TunnelConn
+	accepted := false // the request is completed, either way
 	handled, err := s.rules.ServeTCP(peer, target, func() (net.Conn, error) {
-		if cc != nil {
+		if accepted {
 			return nil, errors.New("vpn: connection already accepted")
 		}
+		accepted = true
 		c, err := s.accept(r, target)
 		if err != nil {
 			return nil, err
@@ -173,10 +175,10 @@ func (s *Server) serveByRule(r *tcp.ForwarderRequest, peer, target netip.AddrPor
 	if err != nil {
 		s.countRefused(peer, target, "tcp", err)
 	}
-	if handled && cc == nil && err == nil {
-		r.Complete(true) // taken, but never accepted
+	if handled && !accepted {
+		r.Complete(true) // refused before the handshake: a reset
 	}
-	return handled
+	return handled || accepted
 }
 
 // serveTCP relays an accepted tunnel connection until either side ends

@@ -88,8 +88,9 @@ type Rules interface {
 	// ServeTCP serves a peer's connection from src (its tunnel address)
 	// to the device port dst, as the rule forwarding there would serve
 	// one it accepted, and returns once it has ended. It calls accept
-	// (at most once) to complete the peer's handshake and get the
-	// connection, a *TunnelConn. handled is false, without accept having
+	// (at most once, after admission: a refused peer's SYN gets a reset)
+	// to complete the peer's handshake and get the connection, a
+	// *TunnelConn. handled is false, without accept having
 	// been called, when no rule serves dst this way: the server then
 	// relays the connection itself. err is non-nil when the rule refused
 	// the connection; it is counted against the peer.
