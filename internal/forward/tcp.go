@@ -169,6 +169,15 @@ func (r *Rule) serveOther(client net.Conn, accept func() (net.Conn, error), src 
 		}
 		return fmt.Errorf("rule %q does not forward tcp to port %d", r.spec.Name, targetPort)
 	}
+	r.mu.Lock()
+	closing := r.done
+	r.mu.Unlock()
+	if closing { // checked again when tracked; this spares a handshake
+		if client != nil {
+			client.Close()
+		}
+		return fmt.Errorf("rule %q is closing: %w", r.spec.Name, net.ErrClosed)
+	}
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	conn := r.open(client, src, target)
 	if conn == nil {
