@@ -6,9 +6,10 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"golang.org/x/net/ipv4"
+	"github.com/camgate/camgate/internal/udpbatch"
 )
 
 // A track is one SETUP over UDP: four sockets and four named goroutines.
@@ -23,6 +24,14 @@ import (
 // NAT maps to others. Only packets from the address of the RTSP
 // connection may latch, so a third party cannot steal the stream by
 // sending first.
+//
+// The media path (device → client) is the data plane's: a batch of
+// datagrams per recvmmsg, sent on with one sendmmsg and segmentation
+// offload, nothing allocated and no clock read per batch (package
+// udpbatch). Its goroutine parks in the runtime poller between bursts, as
+// a plain UDP rule's does. The client → device path carries RTCP
+// receiver reports and NAT punching, a few packets a second, one at a
+// time.
 type track struct {
 	c       *Conn
 	session string // the device's session id, without parameters
@@ -33,13 +42,20 @@ type track struct {
 	tun    [2]net.PacketConn
 	pooled bool
 	dev    [2]*net.UDPConn
+	// devRC and extRC are dev's and ext's raw sockets, extFamily ext's
+	// address family and extGSO their offload state (host path only).
+	devRC, extRC [2]syscall.RawConn
+	extFamily    int
+	extGSO       [2]*udpbatch.GSO
 	// to are the client's RTP and RTCP addresses: declared, then latched.
 	to [2]atomic.Pointer[netip.AddrPort]
 	// device are the device's RTP and RTCP addresses (server_port), set
 	// from its SETUP answer.
 	device [2]atomic.Pointer[netip.AddrPort]
-	// last is the time of the last packet either way (unix nanos).
-	last    atomic.Int64
+	// active is set when a packet moves either way; the reaper clears it
+	// and keeps the time in seen, so the hot path reads no clock.
+	active  atomic.Bool
+	seen    time.Time // guarded by c.mu
 	latched [2]atomic.Bool
 
 	wg       sync.WaitGroup
@@ -48,17 +64,34 @@ type track struct {
 
 // relayBufSize holds any UDP datagram: devices send RTP up to the path
 // MTU, but nothing forbids larger ones and a truncated one is corrupt.
-const relayBufSize = 64 << 10
+const relayBufSize = udpbatch.MaxDatagram
 
-func (t *track) start() {
-	t.last.Store(time.Now().UnixNano())
+// sockBuf is the relay sockets' buffer size; the kernel caps it at
+// net.core.rmem_max / wmem_max.
+const sockBuf = 1 << 20
+
+// start starts the goroutines; the caller holds c.mu.
+func (t *track) start() error {
+	t.seen = time.Now()
 	for i := 0; i < 2; i++ {
 		// A camera's burst (an I-frame is a hundred datagrams at once)
 		// must fit in the socket buffers while the relay is scheduled.
 		t.dev[i].SetReadBuffer(sockBuf)
-		if t.ext[i] != nil {
-			t.ext[i].SetWriteBuffer(sockBuf)
+		var err error
+		if t.devRC[i], err = t.dev[i].SyscallConn(); err != nil {
+			return err
 		}
+		if t.ext[i] == nil {
+			continue
+		}
+		t.ext[i].SetWriteBuffer(sockBuf)
+		if t.extRC[i], err = t.ext[i].SyscallConn(); err != nil {
+			return err
+		}
+		if t.extFamily, err = udpbatch.Family(t.extRC[i]); err != nil {
+			return err
+		}
+		t.extGSO[i] = udpbatch.NewGSO(t.extFamily)
 	}
 	t.wg.Add(4)
 	for i := 0; i < 2; i++ {
@@ -69,6 +102,7 @@ func (t *track) start() {
 		}
 		go t.clientToDevice(i)
 	}
+	return nil
 }
 
 // closeSockets closes the track's sockets, which ends its goroutines.
@@ -99,17 +133,83 @@ func (t *track) stop() {
 	})
 }
 
-// deviceToClient relays what the device sends on dev[i] to the client.
-// Datagrams from anywhere but the device are dropped.
+// touch records that a packet moved. It reads before writing so that a
+// busy track does not write the shared cache line at every batch.
+func (t *track) touch() {
+	if !t.active.Load() {
+		t.active.Store(true)
+	}
+}
+
+// idle reports whether the track has been quiet for longer than d at
+// now; the reaper calls it under c.mu every reapEvery.
+func (t *track) idle(now time.Time, d time.Duration) bool {
+	if t.active.Swap(false) {
+		t.seen = now
+	}
+	return now.Sub(t.seen) > d
+}
+
+// deviceToClient relays what the device sends on dev[i] to the client,
+// a batch at a time. Datagrams from anywhere but the device are dropped.
 func (t *track) deviceToClient(i int) {
 	defer t.wg.Done()
-	if t.c.devAddr.Is4() && t.c.local.Addr().Is4() {
-		t.deviceToClientBatch(i)
-		return
+	st := t.c.st
+	devIP := t.c.devAddr
+	var to udpbatch.Sockaddr
+	var toAP netip.AddrPort
+	for {
+		b, n, err := udpbatch.Recv(t.devRC[i])
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			t.c.log.Debug("rtp read from the device", "err", err)
+			continue
+		}
+		queued := 0
+		for k := 0; k < n; k++ {
+			if b.Addr(k).Addr() != devIP {
+				st.dropped.Add(1)
+				continue
+			}
+			b.Queue(k)
+			queued++
+		}
+		if queued == 0 {
+			b.Put()
+			continue
+		}
+		t.touch()
+		if ap := *t.to[i].Load(); ap != toAP {
+			toAP = ap
+			to.Set(ap, t.extFamily)
+		}
+		sent, dropped, err := b.Send(t.extRC[i], &to, t.extGSO[i])
+		b.Put()
+		if dropped > 0 {
+			st.dropped.Add(uint64(dropped))
+		}
+		st.out.Add(uint64(sent))
+		st.packetsOut.Add(uint64(queued - dropped))
+		if err != nil && errors.Is(err, net.ErrClosed) {
+			return
+		}
 	}
+}
+
+// deviceToTunnel is deviceToClient for a client side bound through
+// Addrs.ListenUDP: one datagram at a time (a userspace network stack has
+// no recvmmsg to batch with), the client's address converted only when
+// it changes.
+func (t *track) deviceToTunnel(i int) {
+	defer t.wg.Done()
 	buf := make([]byte, relayBufSize)
 	st := t.c.st
 	devIP := t.c.devAddr
+	pc := t.tun[i]
+	var toAP netip.AddrPort
+	var toUDP *net.UDPAddr
 	for {
 		n, src, err := t.dev[i].ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -119,9 +219,14 @@ func (t *track) deviceToClient(i int) {
 			st.dropped.Add(1)
 			continue
 		}
-		t.last.Store(time.Now().UnixNano())
-		to := t.to[i].Load()
-		if _, err := t.ext[i].WriteToUDPAddrPort(buf[:n], *to); err != nil {
+		t.touch()
+		if ap := *t.to[i].Load(); ap != toAP || toUDP == nil {
+			toAP, toUDP = ap, net.UDPAddrFromAddrPort(ap)
+		}
+		if _, err := pc.WriteTo(buf[:n], toUDP); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
 			st.dropped.Add(1)
 			continue
 		}
@@ -150,7 +255,7 @@ func (t *track) clientToDevice(i int) {
 			st.foreign.Add(1)
 			continue
 		}
-		t.last.Store(time.Now().UnixNano())
+		t.touch()
 		if cur := t.to[i].Load(); *cur != src {
 			t.to[i].Store(&src)
 			if !t.latched[i].Swap(true) {
@@ -186,107 +291,4 @@ func (t *track) clientReader(i int) func([]byte) (int, netip.AddrPort, error) {
 		}
 	}
 	return t.ext[i].ReadFromUDPAddrPort
-}
-
-// deviceToTunnel is deviceToClient for a client side bound through
-// Addrs.ListenUDP: one datagram at a time (a userspace network stack has
-// no recvmmsg to batch with), the client's address converted only when
-// it changes.
-func (t *track) deviceToTunnel(i int) {
-	defer t.wg.Done()
-	buf := make([]byte, relayBufSize)
-	st := t.c.st
-	devIP := t.c.devAddr
-	pc := t.tun[i]
-	var toAP netip.AddrPort
-	var toUDP *net.UDPAddr
-	for {
-		n, src, err := t.dev[i].ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return
-		}
-		if src.Addr().Unmap() != devIP {
-			st.dropped.Add(1)
-			continue
-		}
-		t.last.Store(time.Now().UnixNano())
-		if to := *t.to[i].Load(); to != toAP || toUDP == nil {
-			toAP, toUDP = to, net.UDPAddrFromAddrPort(to)
-		}
-		if _, err := pc.WriteTo(buf[:n], toUDP); err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			st.dropped.Add(1)
-			continue
-		}
-		st.out.Add(uint64(n))
-		st.packetsOut.Add(1)
-	}
-}
-
-func (t *track) idleSince() time.Time { return time.Unix(0, t.last.Load()) }
-
-// sockBuf is the relay sockets' buffer size; the kernel caps it at
-// net.core.rmem_max / wmem_max.
-const sockBuf = 1 << 20
-
-// relayBatch is the most datagrams moved per recvmmsg/sendmmsg.
-const relayBatch = 16
-
-// deviceToClientBatch is deviceToClient for IPv4 with recvmmsg and
-// sendmmsg: media comes in bursts (a frame is many datagrams), and one
-// system call per burst instead of two per datagram is most of the
-// relay's cost.
-func (t *track) deviceToClientBatch(i int) {
-	st := t.c.st
-	devIP := net.IP(t.c.devAddr.AsSlice())
-	in := ipv4.NewPacketConn(t.dev[i])
-	out := ipv4.NewPacketConn(t.ext[i])
-	msgs := make([]ipv4.Message, relayBatch)
-	for k := range msgs {
-		msgs[k].Buffers = [][]byte{make([]byte, 2048)}
-	}
-	send := make([]ipv4.Message, 0, relayBatch)
-	var toAP netip.AddrPort
-	var toUDP *net.UDPAddr
-	for {
-		n, err := in.ReadBatch(msgs, 0)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		to := *t.to[i].Load()
-		if to != toAP || toUDP == nil {
-			toAP, toUDP = to, net.UDPAddrFromAddrPort(to)
-		}
-		send = send[:0]
-		bytes := 0
-		for k := 0; k < n; k++ {
-			m := &msgs[k]
-			ua, ok := m.Addr.(*net.UDPAddr)
-			if !ok || !ua.IP.Equal(devIP) || m.N > len(m.Buffers[0]) {
-				st.dropped.Add(1)
-				continue
-			}
-			send = append(send, ipv4.Message{Buffers: [][]byte{m.Buffers[0][:m.N]}, Addr: toUDP})
-			bytes += m.N
-		}
-		if len(send) == 0 {
-			continue
-		}
-		t.last.Store(time.Now().UnixNano())
-		for len(send) > 0 {
-			w, err := out.WriteBatch(send, 0)
-			if err != nil {
-				st.dropped.Add(uint64(len(send)))
-				break
-			}
-			send = send[w:]
-		}
-		st.out.Add(uint64(bytes))
-		st.packetsOut.Add(uint64(n))
-	}
 }
