@@ -29,9 +29,10 @@ import (
 // datagrams per recvmmsg, sent on with one sendmmsg and segmentation
 // offload, nothing allocated and no clock read per batch (package
 // udpbatch). Its goroutine parks in the runtime poller between bursts, as
-// a plain UDP rule's does. The client → device path carries RTCP
-// receiver reports and NAT punching, a few packets a second, one at a
-// time.
+// a plain UDP rule's does, holding no buffer. The client → device path
+// (RTCP receiver reports, NAT punching) is read the same way. A client
+// side bound through Addrs.ListenUDP (the WireGuard tunnel's stack) is
+// read and written one datagram at a time.
 type track struct {
 	c       *Conn
 	session string // the device's session id, without parameters
@@ -42,11 +43,12 @@ type track struct {
 	tun    [2]net.PacketConn
 	pooled bool
 	dev    [2]*net.UDPConn
-	// devRC and extRC are dev's and ext's raw sockets, extFamily ext's
-	// address family and extGSO their offload state (host path only).
-	devRC, extRC [2]syscall.RawConn
-	extFamily    int
-	extGSO       [2]*udpbatch.GSO
+	// devRC and extRC are dev's and ext's raw sockets (ext's on the host
+	// path only), devFamily and extFamily their address families and
+	// extGSO ext's offload state.
+	devRC, extRC         [2]syscall.RawConn
+	devFamily, extFamily int
+	extGSO               [2]*udpbatch.GSO
 	// to are the client's RTP and RTCP addresses: declared, then latched.
 	to [2]atomic.Pointer[netip.AddrPort]
 	// device are the device's RTP and RTCP addresses (server_port), set
@@ -79,6 +81,9 @@ func (t *track) start() error {
 		t.dev[i].SetReadBuffer(sockBuf)
 		var err error
 		if t.devRC[i], err = t.dev[i].SyscallConn(); err != nil {
+			return err
+		}
+		if t.devFamily, err = udpbatch.Family(t.devRC[i]); err != nil {
 			return err
 		}
 		if t.ext[i] == nil {
@@ -199,70 +204,105 @@ func (t *track) deviceToClient(i int) {
 }
 
 // deviceToTunnel is deviceToClient for a client side bound through
-// Addrs.ListenUDP: one datagram at a time (a userspace network stack has
-// no recvmmsg to batch with), the client's address converted only when
-// it changes.
+// Addrs.ListenUDP: read in batches from the device, written one datagram
+// at a time (a userspace network stack has no sendmmsg), the client's
+// address converted only when it changes.
 func (t *track) deviceToTunnel(i int) {
 	defer t.wg.Done()
-	buf := make([]byte, relayBufSize)
 	st := t.c.st
 	devIP := t.c.devAddr
 	pc := t.tun[i]
 	var toAP netip.AddrPort
 	var toUDP *net.UDPAddr
 	for {
-		n, src, err := t.dev[i].ReadFromUDPAddrPort(buf)
+		b, n, err := udpbatch.Recv(t.devRC[i])
 		if err != nil {
-			return
-		}
-		if src.Addr().Unmap() != devIP {
-			st.dropped.Add(1)
-			continue
-		}
-		t.touch()
-		if ap := *t.to[i].Load(); ap != toAP || toUDP == nil {
-			toAP, toUDP = ap, net.UDPAddrFromAddrPort(ap)
-		}
-		if _, err := pc.WriteTo(buf[:n], toUDP); err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			st.dropped.Add(1)
+			t.c.log.Debug("rtp read from the device", "err", err)
 			continue
 		}
-		st.out.Add(uint64(n))
-		st.packetsOut.Add(1)
+		for k := 0; k < n; k++ {
+			if b.Addr(k).Addr() != devIP {
+				st.dropped.Add(1)
+				continue
+			}
+			t.touch()
+			if ap := *t.to[i].Load(); ap != toAP || toUDP == nil {
+				toAP, toUDP = ap, net.UDPAddrFromAddrPort(ap)
+			}
+			if _, err := pc.WriteTo(b.Data(k), toUDP); err != nil {
+				st.dropped.Add(1)
+				continue
+			}
+			st.out.Add(uint64(b.Len(k)))
+			st.packetsOut.Add(1)
+		}
+		b.Put()
 	}
 }
 
 // clientToDevice relays the client's packets (RTCP receiver reports, NAT
-// punching packets) to the device, latching the client's address.
+// punching packets) to the device, latching the client's address. They
+// are few, but read in batches all the same: a parked reader then holds
+// no buffer.
 func (t *track) clientToDevice(i int) {
 	defer t.wg.Done()
+	if t.tun[i] != nil {
+		t.tunnelToDevice(i)
+		return
+	}
+	st := t.c.st
+	var dev udpbatch.Sockaddr
+	var devAP netip.AddrPort
+	for {
+		b, n, err := udpbatch.Recv(t.extRC[i])
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			t.c.log.Debug("rtp read from the client", "err", err)
+			continue
+		}
+		queued := 0
+		for k := 0; k < n; k++ {
+			if t.fromClient(i, b.Addr(k)) {
+				b.Queue(k)
+				queued++
+			}
+		}
+		dst := t.device[i].Load()
+		if queued == 0 || dst == nil {
+			b.Put()
+			continue
+		}
+		if devAP != *dst {
+			devAP = *dst
+			dev.Set(devAP, t.devFamily)
+		}
+		sent, dropped, _ := b.Send(t.devRC[i], &dev, nil)
+		b.Put()
+		if dropped > 0 {
+			st.dropped.Add(uint64(dropped))
+		}
+		st.in.Add(uint64(sent))
+	}
+}
+
+// tunnelToDevice is clientToDevice for a client side bound through
+// Addrs.ListenUDP, one datagram at a time.
+func (t *track) tunnelToDevice(i int) {
 	buf := make([]byte, relayBufSize)
 	st := t.c.st
-	clientIP := t.c.client.Addr()
-	read := t.clientReader(i)
+	read := t.tunnelReader(i)
 	for {
 		n, src, err := read(buf)
 		if err != nil {
 			return
 		}
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		if src.Addr() != clientIP {
-			// Not the viewer: no latch, no relay (RFC 7362 §5.1).
-			st.dropped.Add(1)
-			st.foreign.Add(1)
+		if !t.fromClient(i, src) {
 			continue
-		}
-		t.touch()
-		if cur := t.to[i].Load(); *cur != src {
-			t.to[i].Store(&src)
-			if !t.latched[i].Swap(true) {
-				t.c.log.Debug("rtp latched", "client", t.c.client, "track_port", t.extPort+uint16(i), "declared", *cur, "seen", src)
-			}
-		} else {
-			t.latched[i].Store(true)
 		}
 		dst := t.device[i].Load()
 		if dst == nil {
@@ -276,19 +316,40 @@ func (t *track) clientToDevice(i int) {
 	}
 }
 
-// clientReader returns how clientToDevice reads the client side of
-// track i.
-func (t *track) clientReader(i int) func([]byte) (int, netip.AddrPort, error) {
-	if pc := t.tun[i]; pc != nil {
-		if u, ok := pc.(interface {
-			ReadFromUDPAddrPort([]byte) (int, netip.AddrPort, error)
-		}); ok {
-			return u.ReadFromUDPAddrPort
-		}
-		return func(b []byte) (int, netip.AddrPort, error) {
-			n, a, err := pc.ReadFrom(b)
-			return n, netAddrPort(a), err
-		}
+// fromClient judges a packet from src on the client side of track i: a
+// packet from the viewer's address is relayed and latches its port
+// (RFC 7362 §4); any other is dropped and counted as foreign.
+func (t *track) fromClient(i int, src netip.AddrPort) bool {
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if src.Addr() != t.c.client.Addr() {
+		// Not the viewer: no latch, no relay (RFC 7362 §5.1).
+		t.c.st.dropped.Add(1)
+		t.c.st.foreign.Add(1)
+		return false
 	}
-	return t.ext[i].ReadFromUDPAddrPort
+	t.touch()
+	if cur := t.to[i].Load(); *cur != src {
+		t.to[i].Store(&src)
+		if !t.latched[i].Swap(true) {
+			t.c.log.Debug("rtp latched", "client", t.c.client, "track_port", t.extPort+uint16(i), "declared", *cur, "seen", src)
+		}
+	} else if !t.latched[i].Load() {
+		t.latched[i].Store(true)
+	}
+	return true
+}
+
+// tunnelReader returns how tunnelToDevice reads the client side of
+// track i.
+func (t *track) tunnelReader(i int) func([]byte) (int, netip.AddrPort, error) {
+	pc := t.tun[i]
+	if u, ok := pc.(interface {
+		ReadFromUDPAddrPort([]byte) (int, netip.AddrPort, error)
+	}); ok {
+		return u.ReadFromUDPAddrPort
+	}
+	return func(b []byte) (int, netip.AddrPort, error) {
+		n, a, err := pc.ReadFrom(b)
+		return n, netAddrPort(a), err
+	}
 }
