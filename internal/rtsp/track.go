@@ -155,6 +155,21 @@ func (t *track) idle(now time.Time, d time.Duration) bool {
 	return now.Sub(t.seen) > d
 }
 
+// recv waits for a batch of datagrams on rc (the from side of the
+// track); ok is false once the socket is closed.
+func (t *track) recv(rc syscall.RawConn, from string) (b *udpbatch.Batch, n int, ok bool) {
+	for {
+		b, n, err := udpbatch.Recv(rc)
+		if err == nil {
+			return b, n, true
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return nil, 0, false
+		}
+		t.c.log.Debug("rtp read", "from", from, "err", err)
+	}
+}
+
 // deviceToClient relays what the device sends on dev[i] to the client,
 // a batch at a time. Datagrams from anywhere but the device are dropped.
 func (t *track) deviceToClient(i int) {
@@ -164,13 +179,9 @@ func (t *track) deviceToClient(i int) {
 	var to udpbatch.Sockaddr
 	var toAP netip.AddrPort
 	for {
-		b, n, err := udpbatch.Recv(t.devRC[i])
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			t.c.log.Debug("rtp read from the device", "err", err)
-			continue
+		b, n, ok := t.recv(t.devRC[i], "device")
+		if !ok {
+			return
 		}
 		queued := 0
 		for k := 0; k < n; k++ {
@@ -215,13 +226,9 @@ func (t *track) deviceToTunnel(i int) {
 	var toAP netip.AddrPort
 	var toUDP *net.UDPAddr
 	for {
-		b, n, err := udpbatch.Recv(t.devRC[i])
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			t.c.log.Debug("rtp read from the device", "err", err)
-			continue
+		b, n, ok := t.recv(t.devRC[i], "device")
+		if !ok {
+			return
 		}
 		for k := 0; k < n; k++ {
 			if b.Addr(k).Addr() != devIP {
@@ -257,13 +264,9 @@ func (t *track) clientToDevice(i int) {
 	var dev udpbatch.Sockaddr
 	var devAP netip.AddrPort
 	for {
-		b, n, err := udpbatch.Recv(t.extRC[i])
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			t.c.log.Debug("rtp read from the client", "err", err)
-			continue
+		b, n, ok := t.recv(t.extRC[i], "client")
+		if !ok {
+			return
 		}
 		queued := 0
 		for k := 0; k < n; k++ {
