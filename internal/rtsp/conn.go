@@ -292,13 +292,18 @@ func (c *Conn) setupAnswer(p *Pending, status int, head []byte) []byte {
 		t.discard()
 		return out
 	}
+	if err := t.start(); err != nil {
+		c.mu.Unlock()
+		c.log.Warn("cannot start the rtp relay", "client", c.client, "err", err)
+		t.discard()
+		return out
+	}
 	if to := sessionTimeout(sv); to > 0 {
 		c.timeout = to
 	}
 	c.tracks = append(c.tracks, t)
 	c.st.tracks.Add(1)
 	c.st.total.Add(1)
-	t.start()
 	if !c.reaping {
 		c.reaping = true
 		c.stopReap, c.reapDone = make(chan struct{}), make(chan struct{})
@@ -358,7 +363,7 @@ func (c *Conn) reap(stop, done chan struct{}) {
 			c.mu.Lock()
 			to := c.timeout + reapGrace
 			old := c.removeTracksLocked(func(t *track) bool {
-				return now.Sub(t.idleSince()) > to && now.Sub(c.lastReq) > to
+				return t.idle(now, to) && now.Sub(c.lastReq) > to
 			})
 			c.mu.Unlock()
 			for _, t := range old {

@@ -9,7 +9,8 @@
 //     external range (Config.First-Last) for the client and an ephemeral
 //     pair on its LAN address for the device, tells each side the other's
 //     ports in Transport (client_port towards the device, server_port
-//     towards the client) and relays both ways (track.go). The client's
+//     towards the client) and relays both ways (track.go, in batches
+//     with package udpbatch, as a plain UDP rule does). The client's
 //     real address is learnt from its first packets (latching), and only
 //     from the address of its RTSP connection. Pairs are freed on
 //     TEARDOWN, when the connection ends and when the session times out.
