@@ -154,7 +154,7 @@ func parseOptions(args []string) (options, error) {
 	fs.Float64Var(&o.p5Mbps, "p5-mbps", 4, "bit rate of each P5 stream, Mb/s")
 	fs.IntVar(&o.p6Trials, "p6-trials", 5, "reloads in P6 (each adds one rule)")
 	fs.DurationVar(&o.waitQuiet, "wait-quiet", 0, "before starting, wait up to this long for the machine to be idle (other work makes figures noisy)")
-	fs.IntVar(&o.repeat, "repeat", 1, "run tcp, conns, udp and vpn this many rounds (peers interleaved) and report each figure's median")
+	fs.IntVar(&o.repeat, "repeat", 1, "run tcp, conns, udp, rtsp and vpn this many rounds (peers interleaved) and report each figure's median")
 	fs.DurationVar(&o.soak, "soak", 0, "soak mode: run mixed load through camgate this long, report goroutines, fds and RSS at start, peak and end")
 	fs.StringVar(&o.camgate, "camgate", "", "camgate binary (default: build ./cmd/camgate into the run directory)")
 	fs.StringVar(&o.jsonOut, "json", "", "write all results as JSON to this file")
@@ -359,10 +359,11 @@ func run(ctx context.Context, o options) (int, error) {
 }
 
 // measure runs one measure. With --repeat N the rate measures (tcp,
-// conns, udp, vpn) run N rounds, each round over all peers in turn, so that a
-// burst of outside load hits every peer alike; each figure is the median.
+// conns, udp, vpn) and rtsp (the relay against a plain UDP rule) run N
+// rounds, each round over all peers in turn, so that a burst of outside
+// load hits every peer alike; each figure is the median.
 func (h *harness) measure(ctx context.Context, name string) {
-	if h.opts.repeat > 1 && slices.Contains([]string{"tcp", "conns", "udp", "vpn"}, name) {
+	if h.opts.repeat > 1 && slices.Contains([]string{"tcp", "conns", "udp", "rtsp", "vpn"}, name) {
 		h.rounds = &roundSink{byKey: map[string][]Result{}}
 		for i := range h.opts.repeat {
 			if ctx.Err() != nil {

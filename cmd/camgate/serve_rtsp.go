@@ -22,7 +22,7 @@ func newRTSPRelay(log *slog.Logger) *rtspRelay {
 
 func (r *rtspRelay) Open(rule string, a guard.RTSPAddrs) guard.RTSPConn {
 	return rtspConn{r.Relay.Open(rule, rtsp.Addrs{Client: a.Client, Local: a.Local,
-		Device: a.Device, DeviceLocal: a.DeviceLocal, Target: a.Target})}
+		Device: a.Device, DeviceLocal: a.DeviceLocal, Target: a.Target, ListenUDP: a.ListenUDP})}
 }
 
 type rtspConn struct{ *rtsp.Conn }

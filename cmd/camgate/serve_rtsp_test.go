@@ -139,3 +139,32 @@ func TestRTSPWiring(t *testing.T) {
 		t.Fatalf("admin config has RTSP %v without a relay", c.RTSP)
 	}
 }
+
+// TestRTSPRelayPassesListenUDP: the adapter hands the guard's ListenUDP
+// (a connection through the WireGuard tunnel) on to package rtsp, which
+// binds a UDP SETUP's client side through it.
+func TestRTSPRelayPassesListenUDP(t *testing.T) {
+	rel := newRTSPRelay(nil)
+	var asked []uint16
+	lo := netip.MustParseAddr("127.0.0.1")
+	c := rel.Open("r", guard.RTSPAddrs{
+		Client: netip.AddrPortFrom(lo, 40001), Local: netip.AddrPortFrom(lo, 10554),
+		Device: netip.AddrPortFrom(lo, 554), DeviceLocal: netip.AddrPortFrom(lo, 0),
+		ListenUDP: func(port uint16) (net.PacketConn, error) {
+			asked = append(asked, port)
+			return net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, port)))
+		},
+	})
+	defer c.Close()
+	req := "SETUP rtsp://127.0.0.1:10554/x/trackID=1 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port=50000-50001\r\n\r\n"
+	_, answer, _ := c.Request("SETUP", "rtsp://127.0.0.1:10554/x/trackID=1", []byte(req))
+	if answer != nil {
+		t.Fatalf("SETUP answered locally: %q", answer)
+	}
+	if len(asked) != 2 || asked[1] != asked[0]+1 {
+		t.Fatalf("ListenUDP asked for %v, want an RTP/RTCP pair", asked)
+	}
+	if _, used := rel.Pool(); used != 0 {
+		t.Fatalf("%d host pairs in use, want 0", used)
+	}
+}

@@ -4,18 +4,23 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +39,7 @@ type vpnLab struct {
 	token   string
 	gw      *netlab.Proc
 	dvrPass string
+	dvr1    *sim.Device
 }
 
 const (
@@ -55,7 +61,7 @@ func newVPNLab(t *testing.T, rules string) *vpnLab {
 	v.l = netlab.New(t, netlab.Options{})
 	ports := sim.ProfileDefault.Ports()
 	ports.SADP, ports.WSDiscovery = -1, -1
-	labSim(t, v.l, v.l.LAN, sim.Config{Listen: netlab.LANAddr, Ports: ports, Password: vpnTestPass})
+	v.dvr1 = labSim(t, v.l, v.l.LAN, sim.Config{Listen: netlab.LANAddr, Ports: ports, Password: vpnTestPass})
 	labSim(t, v.l, v.l.LAN, sim.Config{Listen: netlab.LANHost(1), Ports: ports, Password: vpnTestPass})
 	v.cfgPath = writeConfig(t, v.dir, fmt.Sprintf(`version: 1
 rules: [%s]
@@ -119,6 +125,58 @@ func apiPost(t *testing.T, hc *http.Client, url, session string, body any) map[s
 	return out
 }
 
+// api GETs an admin API path with the API token and decodes the answer
+// into out.
+func (v *vpnLab) api(t *testing.T, path string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "https://"+vpnAdmin+path, nil)
+	req.Header.Set("Authorization", "Bearer "+v.token)
+	resp, err := v.http().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// ruleView is what the tests read of a rule in /api/v1/status.
+type ruleView struct {
+	Name  string `json:"name"`
+	Stats struct {
+		Total uint64 `json:"total"`
+	} `json:"stats"`
+	Guard struct {
+		Blocked      uint64 `json:"blocked"`
+		AuthFailures uint64 `json:"auth_failures"`
+		Lockdown     uint64 `json:"lockdown"`
+	} `json:"guard"`
+	RTSP struct {
+		RTPSessionsTotal uint64 `json:"rtp_sessions_total"`
+		UDPPacketsOut    uint64 `json:"udp_packets_out"`
+	} `json:"rtsp"`
+}
+
+// rule returns a rule's status.
+func (v *vpnLab) rule(t *testing.T, name string) ruleView {
+	t.Helper()
+	var st struct {
+		Rules []ruleView `json:"rules"`
+	}
+	v.api(t, "/api/v1/status", &st)
+	for _, r := range st.Rules {
+		if r.Name == name {
+			return r
+		}
+	}
+	t.Fatalf("rule %q not in the status", name)
+	return ruleView{}
+}
+
 // http is a client inside gw that keeps cookies; the test trusts the
 // gateway's self-signed certificate blindly, which the CLI does not.
 func (v *vpnLab) http() *http.Client {
@@ -147,7 +205,9 @@ func (v *vpnLab) addPeer(t *testing.T, name string, args ...string) string {
 	if code != 0 {
 		t.Fatalf("vpn add %s: exit %d\n%s", name, code, out)
 	}
-	dec, err := exec.Command("zbarimg", "--raw", "-q", png).Output()
+	// QR codes only, as a phone's camera reads: zbar's 1D decoders
+	// sometimes see a spurious barcode (an EAN fragment) in the QR image.
+	dec, err := exec.Command("zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", png).Output()
 	if err != nil {
 		t.Fatalf("zbarimg %s: %v", png, err)
 	}
@@ -265,14 +325,19 @@ func ffprobeH264(v *vpnLab, transport, host string) (string, error) {
 // UI or camgate itself, and the refused packets are counted.
 func TestVPNPhoneEndToEnd(t *testing.T) {
 	// dvr1's SDK port is forwarded for one office only: the rule's
-	// allowlist judges a peer too.
-	v := newVPNLab(t, "{name: dvr1-sdk, external_port: 18000, internal_ip: "+netlab.LANAddr.String()+", internal_port: 8000, allow: [198.18.0.0/24]}")
+	// allowlist judges a peer too. Its web page (with the auth guard) and
+	// RTSP are forwarded on other external ports: a peer reaching the
+	// device's own ports in the tunnel meets those rules' guards. dvr2 has
+	// no rule at all: the VPN alone carries it.
+	dvr1 := netlab.LANAddr.String()
+	v := newVPNLab(t, "{name: dvr1-sdk, external_port: 18000, internal_ip: "+dvr1+", internal_port: 8000, allow: [198.18.0.0/24]},"+
+		"{name: dvr1-web, external_port: 18082, internal_ip: "+dvr1+", internal_port: 8082, device: dvr1, guard: {auth: true}},"+
+		"{name: dvr1-rtsp, external_port: 10554, internal_ip: "+dvr1+", internal_port: 554, device: dvr1}")
 	conf := v.addPeer(t, "alice-phone", "--allow", "dvr1", "--expires", "30d")
 	if !strings.Contains(conf, "AllowedIPs = "+netlab.LANAddr.String()+"/32\n") {
 		t.Fatalf("AllowedIPs should be exactly dvr1's address:\n%s", conf)
 	}
 	ph := v.phone(t, "wg0", conf)
-	dvr1 := netlab.LANAddr.String()
 
 	t.Run("web page", func(t *testing.T) {
 		out, err := v.curl(t, "http://"+dvr1+":8082/", "10")
@@ -293,6 +358,76 @@ func TestVPNPhoneEndToEnd(t *testing.T) {
 	if ph.handshake(t) == 0 {
 		t.Fatal("no handshake recorded by the phone")
 	}
+	t.Run("rtsp is the rule's relay", func(t *testing.T) {
+		// Both players went through rule dvr1-rtsp, the UDP one's RTP
+		// through the relay's ports bound in the tunnel.
+		r := v.rule(t, "dvr1-rtsp")
+		if r.Stats.Total < 2 || r.RTSP.RTPSessionsTotal == 0 || r.RTSP.UDPPacketsOut == 0 {
+			t.Fatalf("rule dvr1-rtsp: %d connections, %d RTP sessions, %d RTP packets out; want the two players and UDP RTP",
+				r.Stats.Total, r.RTSP.RTPSessionsTotal, r.RTSP.UDPPacketsOut)
+		}
+	})
+	t.Run("exploit filter", func(t *testing.T) {
+		// CVE-2017-7921's authentication bypass, sent to the device's own
+		// web port through the tunnel: rule dvr1-web's filter refuses it.
+		before := v.rule(t, "dvr1-web").Guard.Blocked
+		out, _ := v.l.Command(v.l.WAN, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+			"http://"+dvr1+":8082/System/configurationFile?auth=YWRtaW46MTEK").Output()
+		if string(out) != "403" {
+			t.Errorf("the exploit got %q through the tunnel, want 403 from camgate", out)
+		}
+		if got := v.rule(t, "dvr1-web").Guard.Blocked; got != before+1 {
+			t.Errorf("rule dvr1-web blocked %d requests, was %d; want one more", got, before)
+		}
+		for _, r := range v.dvr1.Requests() {
+			if strings.Contains(strings.ToLower(r.Path), "configurationfile") {
+				t.Errorf("the device received the exploit: %s %s from %s", r.Method, r.Path, r.Source)
+			}
+		}
+	})
+	t.Run("onvif addresses", func(t *testing.T) {
+		// The device names itself by its LAN address and its own ports.
+		// Through the tunnel the guard rewrites the answers as for an
+		// internet client (to the Host the client used) but keeps the
+		// device's ports, which the peer reaches, not the rules' external
+		// ones (18082, 10554), which it does not.
+		caps := v.onvif(t, dvr1+":8082", "cam.tunnel.test:8082", "/onvif/device_service", "GetCapabilities", "")
+		if !strings.Contains(caps, "<tt:XAddr>http://cam.tunnel.test:8082/onvif/Media</tt:XAddr>") {
+			t.Errorf("GetCapabilities through the tunnel: want the Media XAddr on the Host used and the device's port, http://cam.tunnel.test:8082/onvif/Media:\n%s", caps)
+		}
+		uri := v.onvif(t, dvr1+":8082", dvr1+":8082", "/onvif/Media", "GetStreamUri", "<ProfileToken>Profile_1</ProfileToken>")
+		m := regexp.MustCompile(`<tt:Uri>(rtsp://[^<]+)</tt:Uri>`).FindStringSubmatch(uri)
+		if m == nil || !strings.HasPrefix(m[1], "rtsp://"+dvr1+"/") {
+			t.Fatalf("GetStreamUri through the tunnel: want rtsp://%s/..., got\n%s", dvr1, uri)
+		}
+		for _, a := range []string{"18082", "10554", netlab.GWWANAddr.String()} {
+			if strings.Contains(caps+uri, a) {
+				t.Errorf("an ONVIF answer names %s, which the peer cannot use:\n%s\n%s", a, caps, uri)
+			}
+		}
+		stream := strings.Replace(strings.ReplaceAll(m[1], "&amp;", "&"), "rtsp://", "rtsp://admin:"+vpnTestPass+"@", 1)
+		out, err := v.l.Command(v.l.WAN, "ffprobe", "-v", "error", "-timeout", "8000000", "-rtsp_transport", "udp",
+			"-show_entries", "stream=codec_name", "-of", "compact", stream).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "codec_name=h264") {
+			t.Fatalf("ffprobe of the ONVIF stream URI through the tunnel: %v\n%s", err, out)
+		}
+	})
+	t.Run("vpn-only device rtsp", func(t *testing.T) {
+		// No rule forwards dvr2: its RTSP goes through the tunnel's own
+		// RTSP rule, the same relay. A second person may reach dvr2 only.
+		conf := v.addPeer(t, "carol-phone", "--allow", "dvr2")
+		carol := v.phone(t, "wg2", conf)
+		defer func() {
+			carol.proc.Stop()
+			v.camgate(t, "vpn", "rm", "carol-phone")
+		}()
+		for _, tr := range []string{"udp", "tcp"} {
+			out, err := ffprobeH264(v, tr, netlab.LANHost(1).String())
+			if err != nil || !strings.HasSuffix(out, "stream|codec_name=h264|width=640|height=360") {
+				t.Fatalf("ffprobe over %s to dvr2 through the tunnel: %v\n%s", tr, err, out)
+			}
+		}
+	})
 
 	t.Run("refused", func(t *testing.T) {
 		// A phone that routes more into the tunnel than its config says:
@@ -328,9 +463,13 @@ func TestVPNPhoneEndToEnd(t *testing.T) {
 			c.Close()
 		}
 		before := v.status(t).Peers[0].Refused
-		if c, err := v.l.Dial(v.l.WAN, "tcp", "", dvr1+":8000", 3*time.Second); err == nil {
+		c, err := v.l.Dial(v.l.WAN, "tcp", "", dvr1+":8000", 3*time.Second)
+		if err == nil {
 			c.Close()
 			t.Fatal("the peer reached dvr1's SDK port although rule dvr1-sdk allows only 198.18.0.0/24")
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("connecting to dvr1's SDK port: %v; want it refused at once, as by a closed port", err)
 		}
 		if got := v.status(t).Peers[0].Refused; got <= before {
 			t.Errorf("refused: got %d after, %d before; want the guard's refusal counted", got, before)
@@ -381,6 +520,28 @@ func TestVPNPhoneEndToEnd(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+		// The tunnel's connection is one of rule dvr1-rtsp's, listed with
+		// the peer's tunnel address.
+		var conns struct {
+			Connections []struct {
+				Rule   string `json:"rule"`
+				Client string `json:"client"`
+			} `json:"connections"`
+		}
+		var alice netip.Addr
+		for _, p := range v.status(t).Peers {
+			if p.Name == "alice-phone" {
+				alice = p.Address
+			}
+		}
+		v.api(t, "/api/v1/connections?rule=dvr1-rtsp", &conns)
+		listed := false
+		for _, c := range conns.Connections {
+			listed = listed || strings.HasPrefix(c.Client, alice.String()+":")
+		}
+		if !listed {
+			t.Errorf("the stream through the tunnel is not among rule dvr1-rtsp's connections: %+v", conns.Connections)
+		}
 		if code, out := v.camgate(t, "vpn", "rm", "alice-phone"); code != 0 {
 			t.Fatalf("vpn rm: exit %d\n%s", code, out)
 		}
@@ -394,6 +555,59 @@ func TestVPNPhoneEndToEnd(t *testing.T) {
 			t.Fatalf("the revoked phone still reaches dvr1:\n%s", out)
 		}
 	})
+
+	t.Run("logins judged by the auth guard", func(t *testing.T) {
+		// Seven wrong logins from one peer, the device's lockout
+		// threshold: relayed as they are, they would lock camgate (and so
+		// the owner) out of dvr1. camgate does not know dvr1's password
+		// here, so rule dvr1-web's auth guard holds the attempts to the
+		// device's failure budget. (Last: the guesser ends up banned.)
+		conf := v.addPeer(t, "mallory-phone", "--allow", "dvr1")
+		mallory := v.phone(t, "wg3", conf)
+		defer mallory.proc.Stop()
+		start := v.dvr1.FailedLogins(netlab.GWLANAddr)
+		before := v.rule(t, "dvr1-web")
+		for range 7 {
+			v.l.Command(v.l.WAN, "curl", "-sS", "-o", "/dev/null", "--max-time", "5", "--digest", "-u", "admin:wrong-guess",
+				"http://"+dvr1+":8082/ISAPI/System/deviceInfo").Run()
+		}
+		failed := v.dvr1.FailedLogins(netlab.GWLANAddr) - start
+		after := v.rule(t, "dvr1-web")
+		t.Logf("the device counted %d failed logins of 7; the guard: %d failures, %d held back",
+			failed, after.Guard.AuthFailures-before.Guard.AuthFailures, after.Guard.Lockdown-before.Guard.Lockdown)
+		if failed > 5 || v.dvr1.Locked(netlab.GWLANAddr) {
+			t.Fatalf("the device counted %d failed logins (locked %v); want at most the budget of 5", failed, v.dvr1.Locked(netlab.GWLANAddr))
+		}
+		if after.Guard.AuthFailures == before.Guard.AuthFailures {
+			t.Fatal("rule dvr1-web's auth guard saw no failed login from the tunnel")
+		}
+		if after.Stats.Total <= before.Stats.Total {
+			t.Fatal("the logins through the tunnel are not counted as rule dvr1-web's connections")
+		}
+	})
+}
+
+// onvif posts an ONVIF action with a WS-UsernameToken (ONVIF Core
+// §5.12) from the phone through the tunnel to addr with the given Host
+// header, and returns the answer's body.
+func (v *vpnLab) onvif(t *testing.T, addr, host, path, action, arg string) string {
+	t.Helper()
+	nonce := []byte("camgate-vpn-test")
+	created := time.Now().UTC().Format(time.RFC3339)
+	h := sha1.New()
+	h.Write(nonce)
+	h.Write([]byte(created))
+	h.Write([]byte(vpnTestPass))
+	body := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Header><Security><UsernameToken><Username>admin</Username><Password>` +
+		base64.StdEncoding.EncodeToString(h.Sum(nil)) + `</Password><Nonce>` + base64.StdEncoding.EncodeToString(nonce) +
+		`</Nonce><Created>` + created + `</Created></UsernameToken></Security></s:Header><s:Body><` + action + `>` + arg +
+		`</` + action + `></s:Body></s:Envelope>`
+	out, err := v.l.Command(v.l.WAN, "curl", "-sS", "--fail", "--max-time", "5", "-H", "Host: "+host,
+		"-H", "Content-Type: application/soap+xml; charset=utf-8", "--data-binary", body, "http://"+addr+path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ONVIF %s through the tunnel: %v\n%s", action, err, out)
+	}
+	return string(out)
 }
 
 // TestVPNOnlyScan: with the VPN on and no rules, a scan of the gateway's
@@ -478,7 +692,7 @@ func TestVPNPageInChromium(t *testing.T) {
 		line := sc.Text()
 		switch {
 		case strings.HasPrefix(line, "CHECK qr "):
-			dec, err := exec.Command("zbarimg", "--raw", "-q", strings.TrimPrefix(line, "CHECK qr ")).Output()
+			dec, err := exec.Command("zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", strings.TrimPrefix(line, "CHECK qr ")).Output()
 			if err != nil || !strings.Contains(string(dec), "AllowedIPs = "+netlab.LANAddr.String()+"/32") {
 				t.Errorf("the UI's QR code: %v\n%s", err, dec)
 				fmt.Fprintln(stdin, "fail qr")

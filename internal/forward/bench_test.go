@@ -2,13 +2,14 @@ package forward
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/camgate/camgate/internal/udpbatch"
 )
 
 // The benchmarks run real sockets on loopback, with the client and the
@@ -152,15 +153,15 @@ func BenchmarkUDPEcho(b *testing.B) {
 // allocate.
 func BenchmarkUDPSessionLookup(b *testing.B) {
 	u := &udpRelay{sessions: map[netip.AddrPort]*udpSession{}}
-	var keys [udpBatch]netip.AddrPort
+	var keys [udpbatch.Size]netip.AddrPort
 	for i := 0; i < 4096; i++ {
 		ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), uint16(5000+i))
 		u.sessions[ap] = &udpSession{client: ap}
-		if i < udpBatch {
+		if i < udpbatch.Size {
 			keys[i] = ap
 		}
 	}
-	var sess [udpBatch]*udpSession
+	var sess [udpbatch.Size]*udpSession
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -195,68 +196,3 @@ func BenchmarkAdmitPath(b *testing.B) {
 		}
 	})
 }
-
-// BenchmarkBatchRecvSend is the UDP copy loop without the relay: a batch
-// read with recvmmsg and written on with sendmmsg (and offload), per
-// datagram.
-func BenchmarkBatchRecvSend(b *testing.B) {
-	for _, size := range []int{64, 1400} {
-		b.Run(itoa(size), func(b *testing.B) {
-			in, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer in.Close()
-			sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer sink.Close()
-			setBuffers(in)
-			setBuffers(sink)
-			go io.Copy(io.Discard, readerOf(sink))
-			out, err := net.DialUDP("udp4", nil, sink.LocalAddr().(*net.UDPAddr))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer out.Close()
-			src, err := net.DialUDP("udp4", nil, in.LocalAddr().(*net.UDPAddr))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer src.Close()
-			inRC, _ := in.SyscallConn()
-			outRC, _ := out.SyscallConn()
-			g := newGSO(2)
-			msg := make([]byte, size)
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for moved := 0; moved < b.N; {
-				for k := 0; k < udpBatch; k++ {
-					src.Write(msg)
-				}
-				for got := 0; got < udpBatch; {
-					bt, n, err := recvBatch(inRC)
-					if err != nil {
-						b.Fatal(err)
-					}
-					for i := 0; i < n; i++ {
-						bt.queue(i)
-					}
-					bt.send(outRC, nil, 0, g)
-					batches.put(bt)
-					got += n
-				}
-				moved += udpBatch
-			}
-		})
-	}
-}
-
-// readerOf adapts a UDP socket for io.Copy in the benchmark's sink.
-type udpReader struct{ c *net.UDPConn }
-
-func (r udpReader) Read(p []byte) (int, error) { return r.c.Read(p) }
-
-func readerOf(c *net.UDPConn) io.Reader { return udpReader{c} }

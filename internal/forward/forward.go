@@ -18,6 +18,11 @@
 // honoured in both directions. UDP keeps one session per client address,
 // each with its own connected socket to the device (see udp.go).
 //
+// Rule.Serve serves a connection that did not come from the rule's
+// listeners (a VPN peer's) as if the rule had accepted it: admission,
+// handler, counters, listing and kill. A client that is not a
+// *net.TCPConn is relayed by a goroutine per direction.
+//
 // The package does not decide policy: access lists, per-source limits and
 // protocol-aware filters are supplied by the caller as Spec.Admit and
 // Spec.Handler (package guard builds them).
@@ -42,7 +47,10 @@ type Spec struct {
 	Name string
 	// Listen is the address to bind; the zero Addr means 0.0.0.0.
 	Listen netip.Addr
-	// Ports are the external ports; Targets[i] receives Ports[i].
+	// Ports are the external ports; Targets[i] receives Ports[i]. Nil
+	// (with TCP only) makes a rule that listens nowhere and serves only
+	// the connections given to Rule.Serve, to TargetPorts: how the VPN
+	// relays RTSP for a device no rule forwards.
 	Ports []uint16
 	// Target is the device's IP address or host name; a host name is
 	// resolved each time a connection is dialled.
@@ -182,7 +190,11 @@ func Bind(spec Spec) (*Rule, error) {
 	if !spec.TCP && !spec.UDP {
 		return nil, fmt.Errorf("rule %q: no protocol selected", spec.Name)
 	}
-	if len(spec.Ports) == 0 || len(spec.Ports) != len(spec.TargetPorts) {
+	serveOnly := spec.Ports == nil && len(spec.TargetPorts) > 0
+	if serveOnly && spec.UDP {
+		return nil, fmt.Errorf("rule %q: a rule without ports serves TCP only", spec.Name)
+	}
+	if !serveOnly && (len(spec.Ports) == 0 || len(spec.Ports) != len(spec.TargetPorts)) {
 		return nil, fmt.Errorf("rule %q: %d external ports for %d internal ports", spec.Name, len(spec.Ports), len(spec.TargetPorts))
 	}
 	r := &Rule{spec: spec, stats: spec.Stats, log: spec.Logger, ids: spec.IDs, conns: map[uint64]*Conn{}}
@@ -209,6 +221,11 @@ func Bind(spec Spec) (*Rule, error) {
 			return nil, fmt.Errorf("rule %q: %w", spec.Name, err)
 		}
 		r.poller = p
+	}
+	if serveOnly {
+		for _, tp := range spec.TargetPorts {
+			r.tcp = append(r.tcp, newTCPListener(r, nil, tp))
+		}
 	}
 	for i, p := range spec.Ports {
 		addr := netip.AddrPortFrom(listen, p)
@@ -245,6 +262,9 @@ func (r *Rule) Start() {
 		go r.poller.run()
 	}
 	for _, l := range r.tcp {
+		if l.ln == nil {
+			continue // serves only what Serve is given
+		}
 		r.wg.Add(1)
 		go l.acceptLoop()
 	}
@@ -269,7 +289,9 @@ func (r *Rule) Name() string { return r.spec.Name }
 func (r *Rule) Addrs() []net.Addr {
 	var out []net.Addr
 	for _, l := range r.tcp {
-		out = append(out, l.ln.Addr())
+		if l.ln != nil {
+			out = append(out, l.ln.Addr())
+		}
 	}
 	for _, u := range r.udp {
 		out = append(out, u.pc.LocalAddr())
@@ -319,7 +341,9 @@ func (r *Rule) stopListening() {
 	r.done = true
 	r.mu.Unlock()
 	for _, l := range r.tcp {
-		l.ln.Close()
+		if l.ln != nil {
+			l.ln.Close()
+		}
 	}
 }
 
@@ -343,6 +367,21 @@ func (r *Rule) track(c *Conn) bool {
 		return false
 	}
 	r.conns[c.ID] = c
+	return true
+}
+
+// trackServed registers a connection given to Serve, which no accept
+// loop covers: it joins the rule's wait group under the lock, and fails
+// once the rule has stopped listening, so that Close never waits for a
+// connection that arrived after it began.
+func (r *Rule) trackServed(c *Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return false
+	}
+	r.conns[c.ID] = c
+	r.wg.Add(1) // released by finish
 	return true
 }
 

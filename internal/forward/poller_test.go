@@ -171,7 +171,7 @@ func TestAcceptedSocketsKeepAlive(t *testing.T) {
 		conn = x
 	}
 	r.mu.Unlock()
-	rc, err := conn.client.SyscallConn()
+	rc, err := conn.tcp.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}

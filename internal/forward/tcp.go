@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -15,7 +16,8 @@ import (
 )
 
 type tcpListener struct {
-	rule       *Rule
+	rule *Rule
+	// ln is nil in a rule without ports (see Spec.Ports).
 	ln         *net.TCPListener
 	targetPort uint16
 	// target is "host:port" of the device, built once: every Conn shares
@@ -63,44 +65,11 @@ func (l *tcpListener) admit(c *net.TCPConn) {
 	r := l.rule
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-	if !r.spec.Global.take(&r.globalShare, 1) {
-		r.refuse(c, src, "gateway connection cap reached (or this rule's fair share of it)")
+	conn := r.open(c, src, l.target)
+	if conn == nil {
 		return
 	}
-	if !r.spec.FDs.take(&r.fdShare, 2) {
-		r.spec.Global.give(&r.globalShare, 1)
-		r.refuse(c, src, "file-descriptor budget reached (or this rule's fair share of it)")
-		return
-	}
-	if !r.limit.acquire() {
-		r.giveShares()
-		r.refuse(c, src, "rule max_connections reached")
-		return
-	}
-	var release func()
-	if r.spec.Admit != nil {
-		rel, err := r.spec.Admit(src, "tcp")
-		if err != nil {
-			r.limit.release()
-			r.giveShares()
-			r.refuse(c, src, err.Error())
-			return
-		}
-		release = rel
-	}
-	conn := &Conn{
-		ID:      r.ids.Add(1),
-		Rule:    r.spec.Name,
-		Proto:   "tcp",
-		Client:  src,
-		Target:  l.target,
-		Started: time.Now(),
-		rule:    r,
-		lis:     l,
-		client:  c,
-		release: release,
-		running: 1, // the serve goroutine
-	}
+	conn.tcp = c
 	if !r.track(conn) {
 		c.Close()
 		conn.releaseSlots()
@@ -112,11 +81,139 @@ func (l *tcpListener) admit(c *net.TCPConn) {
 	go conn.serve()
 }
 
-func (r *Rule) refuse(c *net.TCPConn, src netip.AddrPort, why string) {
+// open applies the caps and the policy to a new connection and returns it
+// untracked, or nil after refusing it (the client, if given, is closed
+// with a reset where it can be, and the refusal counted).
+func (r *Rule) open(c net.Conn, src netip.AddrPort, target string) *Conn {
+	if !r.spec.Global.take(&r.globalShare, 1) {
+		r.refuse(c, src, "gateway connection cap reached (or this rule's fair share of it)")
+		return nil
+	}
+	if !r.spec.FDs.take(&r.fdShare, 2) {
+		r.spec.Global.give(&r.globalShare, 1)
+		r.refuse(c, src, "file-descriptor budget reached (or this rule's fair share of it)")
+		return nil
+	}
+	if !r.limit.acquire() {
+		r.giveShares()
+		r.refuse(c, src, "rule max_connections reached")
+		return nil
+	}
+	var release func()
+	if r.spec.Admit != nil {
+		rel, err := r.spec.Admit(src, "tcp")
+		if err != nil {
+			r.limit.release()
+			r.giveShares()
+			r.refuse(c, src, err.Error())
+			return nil
+		}
+		release = rel
+	}
+	return &Conn{
+		ID:      r.ids.Add(1),
+		Rule:    r.spec.Name,
+		Proto:   "tcp",
+		Client:  src,
+		Target:  target,
+		Started: time.Now(),
+		rule:    r,
+		client:  c,
+		release: release,
+		running: 1, // the serve goroutine
+	}
+}
+
+// Serve serves client, a TCP connection that did not come from the rule's
+// listeners (a VPN peer's, ending in the tunnel's userspace stack), as if
+// the rule had accepted it from src: the caps and Spec.Admit judge it,
+// then Spec.Handler or the relay serves it, dialling the device on
+// targetPort, which must be one of the rule's internal ports (an external
+// port range maps to the internal one). It is counted in the rule's
+// statistics, listed by Conns and cut by Kill and Close like any other.
+//
+// A client that is not a *net.TCPConn is relayed by a goroutine per
+// direction through a pooled buffer, with half-close (CloseWrite, when the
+// client has it) and resets passed on when the client reports them as
+// syscall.ECONNRESET and can be reset itself (SetLinger).
+//
+// Serve returns once the connection has finished. It returns at once,
+// with the client closed, if the rule refused the connection (the error
+// wraps ErrRefused), is closing (net.ErrClosed), or does not forward
+// targetPort over TCP.
+func (r *Rule) Serve(client net.Conn, src netip.AddrPort, targetPort uint16) error {
+	return r.serveOther(client, nil, src, targetPort)
+}
+
+// ServeAccept is Serve for a connection whose handshake is not complete:
+// accept completes it, and is called only once the rule has admitted the
+// connection, so that a refused client never sees the port open (a VPN
+// peer's SYN is answered with a reset, as by a closed port). An error
+// from accept ends the connection; ServeAccept then returns it.
+func (r *Rule) ServeAccept(src netip.AddrPort, targetPort uint16, accept func() (net.Conn, error)) error {
+	return r.serveOther(nil, accept, src, targetPort)
+}
+
+// serveOther is Serve and ServeAccept: client, or accept once admitted.
+func (r *Rule) serveOther(client net.Conn, accept func() (net.Conn, error), src netip.AddrPort, targetPort uint16) error {
+	var target string
+	for _, l := range r.tcp {
+		if l.targetPort == targetPort {
+			target = l.target
+			break
+		}
+	}
+	if target == "" {
+		if client != nil {
+			client.Close()
+		}
+		return fmt.Errorf("rule %q does not forward tcp to port %d", r.spec.Name, targetPort)
+	}
+	r.mu.Lock()
+	closing := r.done
+	r.mu.Unlock()
+	if closing { // checked again when tracked; this spares a handshake
+		if client != nil {
+			client.Close()
+		}
+		return fmt.Errorf("rule %q is closing: %w", r.spec.Name, net.ErrClosed)
+	}
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	conn := r.open(client, src, target)
+	if conn == nil {
+		return fmt.Errorf("rule %q: connection from %s: %w", r.spec.Name, src, ErrRefused)
+	}
+	if client == nil {
+		c, err := accept()
+		if err != nil {
+			conn.releaseSlots()
+			return err
+		}
+		client, conn.client = c, c
+	}
+	conn.tcp, _ = client.(*net.TCPConn)
+	conn.done = make(chan struct{})
+	if !r.trackServed(conn) {
+		client.Close()
+		conn.releaseSlots()
+		return fmt.Errorf("rule %q is closing: %w", r.spec.Name, net.ErrClosed)
+	}
+	r.stats.Active.Add(1)
+	r.stats.Total.Add(1)
+	conn.serve()
+	<-conn.done
+	return nil
+}
+
+// refuse counts a refusal and closes c (nil: a connection not yet
+// accepted, which its caller refuses).
+func (r *Rule) refuse(c net.Conn, src netip.AddrPort, why string) {
 	r.stats.Refused.Add(1)
-	// RST rather than FIN: the client learns at once that it was refused.
-	c.SetLinger(0)
-	c.Close()
+	if c != nil {
+		// RST rather than FIN: the client learns at once that it was refused.
+		setReset(c)
+		c.Close()
+	}
 	r.log.Debug("connection refused", "client", src, "reason", why)
 }
 
@@ -136,10 +233,15 @@ type Conn struct {
 	Target  string
 	Started time.Time
 
-	rule    *Rule
-	lis     *tcpListener
-	client  *net.TCPConn
+	rule   *Rule
+	client net.Conn
+	// tcp is client when it is a *net.TCPConn, as every accepted
+	// connection's is: the relay then splices and parks quiet directions
+	// in the poller. Nil for other clients given to Serve.
+	tcp     *net.TCPConn
 	release func()
+	// done, for a connection given to Serve, is closed when it finishes.
+	done    chan struct{}
 	in, out atomic.Uint64
 	// halves are client → device and device → client in relay mode.
 	// While a half is in the poller nobody touches it; a burst owns it.
@@ -176,8 +278,11 @@ func (c *Conn) Info() ConnInfo {
 		Started: c.Started, BytesIn: c.in.Load(), BytesOut: c.out.Load()}
 }
 
-// ClientConn returns the client's socket, for handlers.
-func (c *Conn) ClientConn() *net.TCPConn { return c.client }
+// ClientConn returns the client's connection, for handlers: a
+// *net.TCPConn for a connection the rule accepted, whatever was given to
+// Rule.Serve otherwise (a VPN tunnel's connection, which may offer more,
+// such as binding UDP ports at the address the client reached).
+func (c *Conn) ClientConn() net.Conn { return c.client }
 
 // Logger returns the rule's logger.
 func (c *Conn) Logger() *slog.Logger { return c.rule.log }
@@ -251,15 +356,26 @@ func (c *Conn) Close() {
 // would tell it (#13.9). SO_LINGER 0 makes close(2) send RST.
 func (c *Conn) closeOn(err error) {
 	if isReset(err) {
-		c.client.SetLinger(0)
+		setReset(c.client)
 		c.mu.Lock()
 		dev := c.device
 		c.mu.Unlock()
-		if tc, ok := dev.(*net.TCPConn); ok {
-			tc.SetLinger(0)
+		if dev != nil {
+			setReset(dev)
 		}
 	}
 	c.Close()
+}
+
+// lingerer is a connection whose close can send a reset: *net.TCPConn,
+// and a VPN tunnel's connection.
+type lingerer interface{ SetLinger(sec int) error }
+
+// setReset makes closing c send RST rather than FIN, when c can.
+func setReset(c net.Conn) {
+	if l, ok := c.(lingerer); ok {
+		l.SetLinger(0)
+	}
 }
 
 func isReset(err error) bool {
@@ -311,7 +427,12 @@ func (c *Conn) serve() {
 		return
 	}
 	// The rule's context cancels a dial in progress when the rule closes.
-	dev, err := c.dial(r.ctx, net.KeepAliveConfig{})
+	// Only the poller's relay sets keepalive late (see settle).
+	var ka net.KeepAliveConfig
+	if c.tcp == nil {
+		ka = keepAlive
+	}
+	dev, err := c.dial(r.ctx, ka)
 	if err != nil {
 		if !isClosed(err) {
 			r.unreachable.Log(r.log, time.Now(), slog.LevelWarn, "cannot reach device", "target", c.Target, "client", c.Client, "err", err)
@@ -340,18 +461,23 @@ func (c *Conn) serveHandler() {
 
 // startRelay starts relaying once the device is connected: a goroutine
 // per direction, each parking its direction in the poller once it has
-// been quiet for linger (see pump).
+// been quiet for linger (see pump). A client that is not a *net.TCPConn
+// gets the plain copy instead (relayPlain).
 func (c *Conn) startRelay(dev *net.TCPConn) {
 	r := c.rule
-	crc, err1 := c.client.SyscallConn()
+	if c.tcp == nil {
+		c.relayPlain(dev)
+		return
+	}
+	crc, err1 := c.tcp.SyscallConn()
 	drc, err2 := dev.SyscallConn()
 	if err := errors.Join(err1, err2); err != nil {
 		c.Close()
 		c.leave()
 		return
 	}
-	c.halves[0] = half{c: c, src: c.client, dst: dev, srcRC: crc, dstRC: drc, count: &c.in, total: &r.stats.BytesIn}
-	c.halves[1] = half{c: c, src: dev, dst: c.client, srcRC: drc, dstRC: crc, count: &c.out, total: &r.stats.BytesOut}
+	c.halves[0] = half{c: c, src: c.tcp, dst: dev, srcRC: crc, dstRC: drc, count: &c.in, total: &r.stats.BytesIn}
+	c.halves[1] = half{c: c, src: dev, dst: c.tcp, srcRC: drc, dstRC: crc, count: &c.out, total: &r.stats.BytesOut}
 	c.halves[0].initFns()
 	c.halves[1].initFns()
 	c.halves[0].fds, c.halves[1].fds = r.spec.FDs, r.spec.FDs
@@ -360,6 +486,45 @@ func (c *Conn) startRelay(dev *net.TCPConn) {
 	c.mu.Unlock()
 	go c.pump(&c.halves[0])
 	c.pump(&c.halves[1])
+}
+
+// relayPlain relays a client that is not a *net.TCPConn: a goroutine per
+// direction for the connection's whole life (such a client has no file
+// descriptor the poller could watch).
+func (c *Conn) relayPlain(dev *net.TCPConn) {
+	c.mu.Lock()
+	c.running++
+	c.mu.Unlock()
+	go c.copyPlain(dev, c.client, true)
+	c.copyPlain(c.client, dev, false)
+}
+
+// copyPlain moves one direction of relayPlain until end of stream, then
+// half-closes dst (and closes the connection once both directions have
+// ended); an error closes the connection, passing a reset on. It is a
+// named function so stack dumps show which goroutines are relays.
+func (c *Conn) copyPlain(dst, src net.Conn, toDevice bool) {
+	defer c.leave()
+	count, total := &c.out, &c.rule.stats.BytesOut
+	if toDevice {
+		count, total = &c.in, &c.rule.stats.BytesIn
+	}
+	if err := copyBuffered(dst, src, count, total); err != nil {
+		if !isClosed(err) {
+			c.rule.log.Debug("connection ended", "conn", c.ID, "client", c.Client, "err", err)
+		}
+		c.closeOn(err)
+		return
+	}
+	c.mu.Lock()
+	c.ended++
+	both := c.ended == 2
+	c.mu.Unlock()
+	if both {
+		c.Close()
+		return
+	}
+	closeWrite(dst)
 }
 
 // activate starts a burst for h, whose source the poller saw readable.
@@ -462,6 +627,9 @@ func (c *Conn) finish() {
 	r.untrack(c)
 	c.releaseSlots()
 	r.stats.Active.Add(-1)
+	if c.done != nil {
+		close(c.done)
+	}
 	r.wg.Done()
 }
 

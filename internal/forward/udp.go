@@ -11,12 +11,11 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/camgate/camgate/internal/udpbatch"
 )
 
-// maxDatagram is the largest UDP payload (65,535 minus the 8-byte UDP and
-// 20-byte IPv4 headers is 65,507; IPv6 allows a little more).
-const maxDatagram = 65536
+// maxDatagram is the largest UDP payload.
+const maxDatagram = udpbatch.MaxDatagram
 
 // udpRelay serves one external UDP port. One goroutine reads the clients'
 // datagrams in batches (recvmmsg); each client address gets a session with
@@ -29,7 +28,7 @@ type udpRelay struct {
 	pc         *net.UDPConn
 	rc         syscall.RawConn // pc's
 	family     int             // pc's address family: how replies are addressed
-	gso        *gso            // pc's segmentation offload, for replies
+	gso        *udpbatch.GSO   // pc's segmentation offload, for replies
 	targetPort uint16
 	target     string
 	// now is a coarse clock, advanced by the janitor, so that the hot path
@@ -50,11 +49,10 @@ type udpRelay struct {
 type udpSession struct {
 	id      uint64
 	client  netip.AddrPort
-	name    sockaddr // client as a sockaddr of the relay's family
-	namelen uint32
+	name    udpbatch.Sockaddr // client, for the relay's socket
 	dev     *net.UDPConn
 	rc      syscall.RawConn // dev's
-	gso     *gso            // dev's segmentation offload
+	gso     *udpbatch.GSO   // dev's segmentation offload
 	started time.Time
 	last    atomic.Int64 // relay.now at the last datagram either way
 	in, out atomic.Uint64
@@ -76,10 +74,10 @@ func newUDPRelay(r *Rule, pc *net.UDPConn, targetPort uint16) (*udpRelay, error)
 	if u.rc, err = pc.SyscallConn(); err != nil {
 		return nil, err
 	}
-	if u.family, err = sockFamily(u.rc); err != nil {
+	if u.family, err = udpbatch.Family(u.rc); err != nil {
 		return nil, err
 	}
-	u.gso = newGSO(u.family)
+	u.gso = udpbatch.NewGSO(u.family)
 	u.now.Store(time.Now().UnixNano())
 	return u, nil
 }
@@ -97,45 +95,6 @@ func (u *udpRelay) close() {
 	})
 }
 
-// recvBatch waits until rc has datagrams and reads up to udpBatch of them
-// into a pooled batch. It holds no batch while it waits.
-func recvBatch(rc syscall.RawConn) (*batch, int, error) {
-	var rd batchReader
-	err := rc.Read(rd.try)
-	if err == nil {
-		err = rd.err
-	}
-	if err != nil {
-		if rd.b != nil {
-			batches.put(rd.b)
-		}
-		return nil, 0, err
-	}
-	return rd.b, rd.n, nil
-}
-
-// batchReader is recvBatch's poller callback and its results.
-type batchReader struct {
-	b   *batch
-	n   int
-	err error
-}
-
-func (rd *batchReader) try(fd uintptr) bool {
-	if rd.b == nil {
-		if rd.b, rd.err = batches.get(); rd.err != nil {
-			return true
-		}
-	}
-	rd.n, rd.err = rd.b.recv(int(fd))
-	if rd.err == unix.EAGAIN {
-		batches.put(rd.b) // nothing queued: wait empty-handed
-		rd.b, rd.err = nil, nil
-		return false
-	}
-	return true
-}
-
 // serve is the client-side read loop.
 func (u *udpRelay) serve() {
 	r := u.rule
@@ -143,7 +102,7 @@ func (u *udpRelay) serve() {
 	r.wg.Add(1)
 	go u.janitor()
 	for {
-		b, n, err := recvBatch(u.rc)
+		b, n, err := udpbatch.Recv(u.rc)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -152,22 +111,22 @@ func (u *udpRelay) serve() {
 			continue
 		}
 		u.toDevice(b, n)
-		batches.put(b)
+		b.Put()
 	}
 }
 
 // toDevice sends a batch of client datagrams on to their sessions: one
 // table lookup under the lock for the whole batch, then one sendmmsg per
 // session present in the batch.
-func (u *udpRelay) toDevice(b *batch, n int) {
+func (u *udpRelay) toDevice(b *udpbatch.Batch, n int) {
 	r := u.rule
-	var srcs [udpBatch]netip.AddrPort
-	var sess [udpBatch]*udpSession
+	var srcs [udpbatch.Size]netip.AddrPort
+	var sess [udpbatch.Size]*udpSession
 	misses := 0
 	now := u.now.Load()
 	u.mu.Lock()
 	for i := 0; i < n; i++ {
-		srcs[i] = b.addr(i)
+		srcs[i] = b.Addr(i)
 		if sess[i] = u.sessions[srcs[i]]; sess[i] == nil {
 			misses++
 			continue
@@ -180,7 +139,7 @@ func (u *udpRelay) toDevice(b *batch, n int) {
 	u.mu.Unlock()
 	if misses > 0 {
 		// New clients: create their sessions (this dials; rare).
-		var tried [udpBatch]bool
+		var tried [udpbatch.Size]bool
 		for i := 0; i < n; i++ {
 			if sess[i] != nil || tried[i] {
 				continue
@@ -193,7 +152,7 @@ func (u *udpRelay) toDevice(b *batch, n int) {
 			}
 		}
 	}
-	var done [udpBatch]bool
+	var done [udpbatch.Size]bool
 	for i := 0; i < n; i++ {
 		if done[i] {
 			continue
@@ -205,11 +164,11 @@ func (u *udpRelay) toDevice(b *batch, n int) {
 		}
 		for j := i; j < n; j++ {
 			if !done[j] && sess[j] == s {
-				b.queue(j)
+				b.Queue(j)
 				done[j] = true
 			}
 		}
-		sent, dropped, err := b.send(s.rc, nil, 0, s.gso)
+		sent, dropped, err := b.Send(s.rc, nil, s.gso)
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			r.log.Debug("udp send to device", "client", s.client, "err", err)
 		}
@@ -256,7 +215,7 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 	family := 0
 	if err == nil {
 		if rc, err = dev.SyscallConn(); err == nil {
-			family, err = sockFamily(rc)
+			family, err = udpbatch.Family(rc)
 		}
 		if err != nil {
 			dev.Close()
@@ -272,8 +231,8 @@ func (u *udpRelay) session(src netip.AddrPort) *udpSession {
 		return nil
 	}
 	setBuffers(dev)
-	s = &udpSession{id: r.ids.Add(1), client: src, dev: dev, rc: rc, gso: newGSO(family), started: time.Now(), release: release}
-	s.namelen = encodeSockaddr(&s.name, src, u.family)
+	s = &udpSession{id: r.ids.Add(1), client: src, dev: dev, rc: rc, gso: udpbatch.NewGSO(family), started: time.Now(), release: release}
+	s.name.Set(src, u.family)
 	s.last.Store(u.now.Load())
 	u.mu.Lock()
 	if u.closed {
@@ -377,7 +336,7 @@ func (u *udpRelay) replies(s *udpSession) {
 	defer r.wg.Done()
 	defer u.endSession(s)
 	for {
-		b, n, err := recvBatch(s.rc)
+		b, n, err := udpbatch.Recv(s.rc)
 		if err != nil {
 			if errors.Is(err, syscall.ECONNREFUSED) {
 				r.stats.Dropped.Add(1) // ICMP unreachable from the device
@@ -386,11 +345,11 @@ func (u *udpRelay) replies(s *udpSession) {
 			return
 		}
 		for i := 0; i < n; i++ {
-			b.queue(i)
+			b.Queue(i)
 		}
 		u.touch(s)
-		sent, dropped, err := b.send(u.rc, &s.name, s.namelen, u.gso)
-		batches.put(b)
+		sent, dropped, err := b.Send(u.rc, &s.name, u.gso)
+		b.Put()
 		if dropped > 0 {
 			r.stats.Dropped.Add(uint64(dropped))
 		}
@@ -507,14 +466,4 @@ func (l *sessionList) moveToFront(s *udpSession) {
 	}
 	l.remove(s)
 	l.pushFront(s)
-}
-
-// sockFamily returns a socket's address family (AF_INET or AF_INET6).
-func sockFamily(rc syscall.RawConn) (int, error) {
-	var family int
-	var serr error
-	err := rc.Control(func(fd uintptr) {
-		family, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
-	})
-	return family, errors.Join(err, serr)
 }

@@ -55,12 +55,31 @@ func (s *session) rewriteONVIF(ex *exchange, m *message, kind bodyKind, n int64)
 			devs = append(devs, a.Addr().String())
 		}
 	}
-	out, err := rtsp.RewriteSOAP(body, rtsp.URLMap{Device: devs, Host: ex.onvif, Port: s.h.p.externalPort(s.h.rg.device)})
+	port := s.h.p.externalPort(s.h.rg.device)
+	if s.reachedDevice() {
+		port = nil // a VPN peer: the device's own ports are the ones it reaches
+	}
+	out, err := rtsp.RewriteSOAP(body, rtsp.URLMap{Device: devs, Host: ex.onvif, Port: port})
 	if err != nil {
 		s.c.Logger().Debug("onvif answer not rewritten", "client", s.c.Client, "err", err)
 	}
 	head := rtsp.SOAPAnswerHead(m.head, len(out))
 	return append(head[:len(head):len(head)], out...), bodyNone, 0, nil
+}
+
+// reachedDevice reports whether the client connected to the device's own
+// address and port rather than to one of camgate's (a VPN peer, whose
+// connection ends in the tunnel at the device's address and port; on
+// loopback a rule's external port differs from its device's port, the
+// only way the two can share an address): its URLs then keep the
+// device's ports, which the peer reaches as they are, instead of the
+// rules' external ports, which it does not.
+func (s *session) reachedDevice() bool {
+	if s.dev == nil {
+		return false
+	}
+	local, dev := addrPortOf(s.client.LocalAddr()), addrPortOf(s.dev.RemoteAddr())
+	return local.IsValid() && local == dev
 }
 
 // readChunked reads a chunked body (RFC 9112 §7.1) of at most max bytes

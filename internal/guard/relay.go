@@ -22,6 +22,17 @@ type RTSPAddrs struct {
 	Client, Local, Device, DeviceLocal netip.AddrPort
 	// Target is the rule's internal_ip as written.
 	Target string
+	// ListenUDP binds a UDP socket at the connection's local address on
+	// port (0: any), for connections whose client conn can (camgate's
+	// WireGuard tunnel: its addresses live in a userspace network stack,
+	// not the host's). Nil: the relay binds on the host.
+	ListenUDP func(port uint16) (net.PacketConn, error)
+}
+
+// udpListener is a client connection that can bind UDP sockets at its own
+// local address (a connection through the WireGuard tunnel).
+type udpListener interface {
+	ListenUDP(port uint16) (net.PacketConn, error)
 }
 
 // RTSPConn is one RTSP connection's relay state.
@@ -52,13 +63,17 @@ func (s *session) openRelay() {
 	if s.h.rg.relay == nil {
 		return
 	}
-	s.relay = s.h.rg.relay.Open(s.h.rg.name, RTSPAddrs{
+	a := RTSPAddrs{
 		Client:      s.c.Client,
 		Local:       addrPortOf(s.c.ClientConn().LocalAddr()),
 		Device:      addrPortOf(s.dev.RemoteAddr()),
 		DeviceLocal: addrPortOf(s.dev.LocalAddr()),
 		Target:      s.h.rg.device,
-	})
+	}
+	if l, ok := any(s.c.ClientConn()).(udpListener); ok {
+		a.ListenUDP = l.ListenUDP
+	}
+	s.relay = s.h.rg.relay.Open(s.h.rg.name, a)
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {

@@ -23,6 +23,13 @@ type Addrs struct {
 	// Target is the rule's internal_ip as written (an address or a host
 	// name the device may also call itself). Optional.
 	Target string
+	// ListenUDP, when set, binds the client side of each UDP track (the
+	// pair named in server_port) instead of the host: it binds a UDP
+	// socket at the connection's local address on port (0: any). It is
+	// set for connections that arrived through camgate's WireGuard
+	// tunnel, whose addresses exist only in its userspace network stack.
+	// Nil binds the client side on Local from the external range.
+	ListenUDP func(port uint16) (net.PacketConn, error)
 }
 
 // Conn is one RTSP connection's relay state: its UDP tracks and the
@@ -39,6 +46,9 @@ type Conn struct {
 	// device-side ports.
 	devAddr  netip.Addr
 	devLocal netip.Addr
+	// listen binds client-side sockets elsewhere than the host
+	// (Addrs.ListenUDP); nil: from the external range on local.
+	listen func(port uint16) (net.PacketConn, error)
 
 	mu       sync.Mutex // guards following
 	m        addrMap
@@ -72,6 +82,7 @@ func (r *Relay) Open(rule string, a Addrs) *Conn {
 		local:    netip.AddrPortFrom(a.Local.Addr().Unmap(), a.Local.Port()),
 		devAddr:  a.Device.Addr().Unmap(),
 		devLocal: a.DeviceLocal.Addr().Unmap(),
+		listen:   a.ListenUDP,
 		lastReq:  time.Now(),
 		timeout:  defaultSessionTimeout,
 	}
@@ -132,24 +143,22 @@ func (c *Conn) setup(p *Pending, head []byte) ([]byte, []byte, *Pending) {
 	if !req.udp {
 		return head, nil, p // interleaved: nothing to relay
 	}
-	port, e0, e1, err := c.r.pool.take(c.local.Addr())
+	t, err := c.bindClientSide()
 	if err != nil {
 		// 461 rather than 453: players (ffmpeg, live555) retry over TCP
 		// on 461, and fail on 453.
 		c.st.refused.Add(1)
-		c.log.Warn("rtp port range exhausted; refusing udp transport", "client", c.client, "err", err)
+		c.log.Warn("no rtp port pair for the client side; refusing udp transport", "client", c.client, "err", err)
 		return nil, c.refuse(p, 461, "Unsupported Transport"), nil
 	}
 	d0, d1, err := bindEphemeralPair(c.devLocal)
 	if err != nil {
-		e0.Close()
-		e1.Close()
-		c.r.pool.put(port)
+		t.discard()
 		c.st.refused.Add(1)
 		c.log.Warn("cannot bind device-side rtp ports", "err", err)
 		return nil, c.refuse(p, 453, "Not Enough Bandwidth"), nil
 	}
-	t := &track{c: c, extPort: port, ext: [2]*net.UDPConn{e0, e1}, dev: [2]*net.UDPConn{d0, d1}}
+	t.dev = [2]*net.UDPConn{d0, d1}
 	for i := 0; i < 2; i++ {
 		to := netip.AddrPortFrom(c.client.Addr(), req.declared[i])
 		t.to[i].Store(&to)
@@ -164,6 +173,27 @@ func (c *Conn) setup(p *Pending, head []byte) ([]byte, []byte, *Pending) {
 		return value, true
 	})
 	return out, nil, p
+}
+
+// bindClientSide returns a new track with its client-side pair bound:
+// from the external range on the host, or through Addrs.ListenUDP.
+func (c *Conn) bindClientSide() (*track, error) {
+	t := &track{c: c}
+	if c.listen != nil {
+		first, last := c.r.pool.bounds()
+		port, p0, p1, err := bindListenPair(c.listen, first, last)
+		if err != nil {
+			return nil, err
+		}
+		t.extPort, t.tun = port, [2]net.PacketConn{p0, p1}
+		return t, nil
+	}
+	port, e0, e1, err := c.r.pool.take(c.local.Addr())
+	if err != nil {
+		return nil, err
+	}
+	t.extPort, t.ext, t.pooled = port, [2]*net.UDPConn{e0, e1}, true
+	return t, nil
 }
 
 // refuse builds an answer camgate gives itself.
@@ -262,13 +292,18 @@ func (c *Conn) setupAnswer(p *Pending, status int, head []byte) []byte {
 		t.discard()
 		return out
 	}
+	if err := t.start(); err != nil {
+		c.mu.Unlock()
+		c.log.Warn("cannot start the rtp relay", "client", c.client, "err", err)
+		t.discard()
+		return out
+	}
 	if to := sessionTimeout(sv); to > 0 {
 		c.timeout = to
 	}
 	c.tracks = append(c.tracks, t)
 	c.st.tracks.Add(1)
 	c.st.total.Add(1)
-	t.start()
 	if !c.reaping {
 		c.reaping = true
 		c.stopReap, c.reapDone = make(chan struct{}), make(chan struct{})
@@ -282,11 +317,10 @@ func (c *Conn) setupAnswer(p *Pending, status int, head []byte) []byte {
 
 // discard frees a track that never started.
 func (t *track) discard() {
-	for i := 0; i < 2; i++ {
-		t.ext[i].Close()
-		t.dev[i].Close()
+	t.closeSockets()
+	if t.pooled {
+		t.c.r.pool.put(t.extPort)
 	}
-	t.c.r.pool.put(t.extPort)
 }
 
 // teardown stops the tracks of a session (all of them for "").
@@ -329,7 +363,7 @@ func (c *Conn) reap(stop, done chan struct{}) {
 			c.mu.Lock()
 			to := c.timeout + reapGrace
 			old := c.removeTracksLocked(func(t *track) bool {
-				return now.Sub(t.idleSince()) > to && now.Sub(c.lastReq) > to
+				return t.idle(now, to) && now.Sub(c.lastReq) > to
 			})
 			c.mu.Unlock()
 			for _, t := range old {

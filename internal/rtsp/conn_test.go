@@ -149,3 +149,49 @@ func TestConnRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestConnRelaysIPv6: the batched media path over IPv6 sockets, a burst
+// from the device arriving whole and in order at the latched viewer.
+func TestConnRelaysIPv6(t *testing.T) {
+	lo6 := netip.MustParseAddr("::1")
+	rel := New(Config{First: 47030, Last: 47033})
+	bind := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo6, 0)))
+		if err != nil {
+			t.Skipf("no IPv6 loopback here: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	dev, viewer := bind(), bind()
+	viewer.SetReadBuffer(1 << 20) // the whole burst waits there
+	c := rel.Open("cam6", Addrs{
+		Client: netip.AddrPortFrom(lo6, 40001), Local: netip.AddrPortFrom(lo6, 10554),
+		Device: netip.AddrPortFrom(lo6, 554), DeviceLocal: netip.AddrPortFrom(lo6, 40002),
+	})
+	defer c.Close()
+	ext := setupTrack(t, c, 50000, uint16(dev.LocalAddr().(*net.UDPAddr).Port), "")
+	extAP := netip.AddrPortFrom(lo6, ext)
+	viewer.WriteToUDPAddrPort([]byte("punch"), extAP)
+	buf := make([]byte, 2048)
+	dev.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, camgateDev, err := dev.ReadFromUDPAddrPort(buf)
+	if err != nil || string(buf[:n]) != "punch" {
+		t.Fatalf("device got %q, %v; want the punch", buf[:n], err)
+	}
+	payload := make([]byte, 1200)
+	for k := 0; k < 100; k++ {
+		copy(payload, itoa(1000+k))
+		dev.WriteToUDPAddrPort(payload, camgateDev)
+	}
+	for k := 0; k < 100; k++ {
+		viewer.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, from, err := viewer.ReadFromUDPAddrPort(buf)
+		if err != nil || n != len(payload) || string(buf[:4]) != itoa(1000+k) || from != extAP {
+			t.Fatalf("datagram %d: got %d bytes %q from %s, %v; want %d bytes %q from %s", k, n, buf[:4], from, err, len(payload), itoa(1000+k), extAP)
+		}
+	}
+	if got := rel.Stats()["cam6"]; got.UDPPacketsOut != 100 || got.UDPBytesOut != 120000 {
+		t.Fatalf("stats %+v: want 100 packets, 120000 bytes out", got)
+	}
+}

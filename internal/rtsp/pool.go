@@ -55,6 +55,13 @@ func (p *pool) sizeLocked() int {
 	return (int(p.last) - int(p.first) + 1) / 2
 }
 
+// bounds returns the range: its first (even) port and its last.
+func (p *pool) bounds() (first, last uint16) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.first, p.last
+}
+
 // inUse is the number of pairs handed out.
 func (p *pool) inUse() int {
 	p.mu.Lock()
@@ -130,5 +137,52 @@ func bindEphemeralPair(addr netip.Addr) (rtp, rtcp *net.UDPConn, err error) {
 	}
 	return nil, nil, fmt.Errorf("rtsp: no free rtp port pair on %s", addr)
 }
+
+// bindListenPair binds an even/odd pair through listen (Addrs.ListenUDP,
+// a network stack other than the host's, so the pool does not track it):
+// the first pair of first-last that is free there, as on the host, else
+// any free pair.
+func bindListenPair(listen func(uint16) (net.PacketConn, error), first, last uint16) (port uint16, rtp, rtcp net.PacketConn, err error) {
+	for p := int(first); p+1 <= int(last); p += 2 {
+		if rtp, err = listen(uint16(p)); err != nil {
+			continue
+		}
+		if rtcp, err = listen(uint16(p + 1)); err != nil {
+			rtp.Close()
+			continue
+		}
+		return uint16(p), rtp, rtcp, nil
+	}
+	for i := 0; i < 32; i++ {
+		if rtp, err = listen(0); err != nil {
+			return 0, nil, nil, fmt.Errorf("rtsp: bind the client-side rtp port: %w", err)
+		}
+		port = netPort(rtp.LocalAddr())
+		if port == 0 || port%2 == 1 || port == 65534 {
+			rtp.Close()
+			continue
+		}
+		if rtcp, err = listen(port + 1); err != nil {
+			rtp.Close()
+			continue
+		}
+		return port, rtp, rtcp, nil
+	}
+	return 0, nil, nil, errors.New("rtsp: no free even/odd rtp port pair on the connection's address")
+}
+
+// netAddrPort returns a UDP address as a netip.AddrPort, IPv4-mapped
+// addresses unmapped; the zero value if a is not an IP address.
+func netAddrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	if ua, ok := a.(*net.UDPAddr); ok {
+		ap = ua.AddrPort()
+	} else if a != nil {
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+func netPort(a net.Addr) uint16 { return netAddrPort(a).Port() }
 
 func localPort(c *net.UDPConn) uint16 { return uint16(c.LocalAddr().(*net.UDPAddr).Port) }

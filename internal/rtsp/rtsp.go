@@ -9,12 +9,17 @@
 //     external range (Config.First-Last) for the client and an ephemeral
 //     pair on its LAN address for the device, tells each side the other's
 //     ports in Transport (client_port towards the device, server_port
-//     towards the client) and relays both ways (track.go). The client's
+//     towards the client) and relays both ways (track.go, in batches
+//     with package udpbatch, as a plain UDP rule does). The client's
 //     real address is learnt from its first packets (latching), and only
 //     from the address of its RTSP connection. Pairs are freed on
 //     TEARDOWN, when the connection ends and when the session times out.
 //     A multicast-only SETUP, or one that finds the range exhausted, is
 //     answered 461 at once so that the player falls back to TCP.
+//   - A connection through camgate's WireGuard tunnel comes with
+//     Addrs.ListenUDP: the client-side pair is then bound through it, in
+//     the tunnel's userspace network stack (the range's first free pair
+//     there, else any even/odd pair), and the host's range is untouched.
 //   - Interleaved TCP passes untouched.
 //   - Answers (never requests: the Digest response covers the request
 //     URI) get the device's address and port replaced by the host:port

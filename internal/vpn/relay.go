@@ -3,6 +3,7 @@ package vpn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -87,9 +88,12 @@ func (s *Server) startForwarders() {
 	s.tun.stack.SetTransportProtocolHandler(udp.ProtocolNumber, uf.HandlePacket)
 }
 
-// onTCP serves one TCP connection from a peer: it dials the device from
-// the host first, so a device that refuses makes the peer see a reset,
-// then relays. It runs on a goroutine of the stack's forwarder.
+// onTCP serves one TCP connection from a peer. A device port a rule
+// forwards (in userspace) is served by that rule (Config.Rules): the
+// handshake completes first, as it does for an internet client, and the
+// rule's guard takes over. Any other allowed port is dialled from the
+// host first, so a device that refuses makes the peer see a reset, then
+// relayed. It runs on a goroutine of the stack's forwarder.
 func (s *Server) onTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
 	src, dst := addrOf(id.RemoteAddress), addrOf(id.LocalAddress)
@@ -97,8 +101,12 @@ func (s *Server) onTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
+	peer := netip.AddrPortFrom(src, id.RemotePort)
 	target := netip.AddrPortFrom(dst, id.LocalPort)
-	release, ok := s.admitted(netip.AddrPortFrom(src, id.RemotePort), target, "tcp")
+	if s.serveByRule(r, peer, target) {
+		return
+	}
+	release, ok := s.admitted(peer, target, "tcp")
 	if !ok {
 		r.Complete(true)
 		return
@@ -113,21 +121,69 @@ func (s *Server) onTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
+	cc, err := s.accept(r, target)
+	if err != nil {
+		dc.Close()
+		return
+	}
+	s.serveTCP(src, target, cc, dc.(*net.TCPConn))
+}
+
+// accept completes a forwarder request's handshake.
+func (s *Server) accept(r *tcp.ForwarderRequest, local netip.AddrPort) (*TunnelConn, error) {
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
 		r.Complete(true)
-		dc.Close()
-		return
+		return nil, fmt.Errorf("vpn: accept from %s: %s", addrOf(r.ID().RemoteAddress), terr)
 	}
 	r.Complete(false)
-	cc := gonet.NewTCPConn(&wq, ep)
-	s.serveTCP(src, target, cc, dc.(*net.TCPConn))
+	return newTunnelConn(s.tun.stack, &wq, ep, local), nil
+}
+
+// serveByRule hands a peer's connection to Config.Rules and reports
+// whether it took it. The connection is cut with the others of its peer
+// on revocation.
+func (s *Server) serveByRule(r *tcp.ForwarderRequest, peer, target netip.AddrPort) bool {
+	if s.rules == nil {
+		return false
+	}
+	var cc *TunnelConn
+	accepted := false // the request is completed, either way
+	handled, err := s.rules.ServeTCP(peer, target, func() (net.Conn, error) {
+		if accepted {
+			return nil, errors.New("vpn: connection already accepted")
+		}
+		accepted = true
+		c, err := s.accept(r, target)
+		if err != nil {
+			return nil, err
+		}
+		s.relays.Add(1)
+		s.conns.add(peer.Addr(), c)
+		cc = c
+		if !s.filter.allows(peer.Addr(), target.Addr()) {
+			return nil, fmt.Errorf("vpn: peer %s was revoked", peer.Addr())
+		}
+		return c, nil
+	})
+	if cc != nil {
+		s.conns.remove(peer.Addr(), cc)
+		cc.Close()
+		s.relays.Done()
+	}
+	if err != nil {
+		s.countRefused(peer, target, "tcp", err)
+	}
+	if handled && !accepted {
+		r.Complete(true) // refused before the handshake: a reset
+	}
+	return handled || accepted
 }
 
 // serveTCP relays an accepted tunnel connection until either side ends
 // or the peer is revoked.
-func (s *Server) serveTCP(src netip.Addr, target netip.AddrPort, cc *gonet.TCPConn, dc *net.TCPConn) {
+func (s *Server) serveTCP(src netip.Addr, target netip.AddrPort, cc *TunnelConn, dc *net.TCPConn) {
 	both := &closers{cc, dc}
 	s.relays.Add(1)
 	defer s.relays.Done()
@@ -135,13 +191,6 @@ func (s *Server) serveTCP(src netip.Addr, target netip.AddrPort, cc *gonet.TCPCo
 	defer s.conns.remove(src, both)
 	defer both.Close()
 	if !s.filter.allows(src, target.Addr()) { // revoked while dialling
-		return
-	}
-	if s.isRTSP(target) {
-		err := s.serveRTSP(src, target, cc, dc)
-		if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
-			s.log.Debug("vpn: rtsp connection ended", "peer", src, "target", target, "err", err)
-		}
 		return
 	}
 	relayTCP(cc, dc)
@@ -159,7 +208,7 @@ func (cs *closers) Close() error {
 
 // relayTCP copies both ways, passing on half-closes, until both ends are
 // done.
-func relayTCP(cc *gonet.TCPConn, dc *net.TCPConn) {
+func relayTCP(cc *TunnelConn, dc *net.TCPConn) {
 	done := make(chan struct{})
 	go func() {
 		copyHalf(dc, cc)
@@ -230,17 +279,23 @@ func (s *Server) admitted(src, dst netip.AddrPort, proto string) (release func()
 	}
 	rel, err := s.admit(src, dst, proto)
 	if err != nil {
-		if acl := s.filter.lookup(src.Addr()); acl != nil {
-			acl.refused.Add(1)
-		}
-		s.filter.refused.Add(1)
-		s.log.Debug("vpn: refused by the rule's guard", "peer", src, "target", dst, "proto", proto, "err", err)
+		s.countRefused(src, dst, proto, err)
 		return release, false
 	}
 	if rel != nil {
 		release = rel
 	}
 	return release, true
+}
+
+// countRefused counts a connection or flow a rule's guard refused
+// against its peer.
+func (s *Server) countRefused(src, dst netip.AddrPort, proto string, err error) {
+	if acl := s.filter.lookup(src.Addr()); acl != nil {
+		acl.refused.Add(1)
+	}
+	s.filter.refused.Add(1)
+	s.log.Debug("vpn: refused by the rule's guard", "peer", src, "target", dst, "proto", proto, "err", err)
 }
 
 // serveUDP relays one flow until it has been idle for udpIdle.

@@ -7,26 +7,17 @@
 // module, no TUN device and no privilege beyond binding its UDP port.
 // camgate terminates the tunnel itself: a peer's TCP connection or UDP
 // flow to a device address ends in the netstack, passes the peer's access
-// list, and is dialled again from the host to the device, as a forwarded
-// rule's would be.
+// list, and is dialled again from the host to the device.
 //
-//	s, err := vpn.New(vpn.Config{StateDir: dir, Logger: log}, cfg)
-//	if err != nil { ... }          // the UDP port could not be bound, ...
-//	go s.Run(ctx)                  // expires peers on time
-//	p, conf, err := s.Add(vpn.AddRequest{Name: "alice", Allow: []string{"dvr1"}})
-//	png, err := vpn.QR(conf)       // what the phone scans
-//	defer s.Close()
-//
-// Access: each peer names the devices it may reach (config's devices
-// section). Its wg-quick config routes exactly those addresses (/32)
-// into the tunnel, and the packet filter (filter.go) drops, and counts,
-// anything else a peer sends, including anything for camgate itself.
-//
-// RTSP: a player over the tunnel asks the device for RTP over UDP to its
-// tunnel address; the device cannot reach that, so the connection to a
-// device's RTSP port is read, each SETUP's client_port is replaced by a
-// pair of host sockets, and what arrives there is sent on into the
-// tunnel from the device's address and server_port (rtsp.go).
+// Guard: a TCP connection to a device port that a rule forwards goes to
+// that rule (Config.Rules): its admission, its HTTP/RTSP/ONVIF guard
+// (exploit filter, login judging, address rewriting) and its RTSP relay
+// run on it as on an internet client's, and it is listed and counted with
+// the rule's connections. The connection handed over is a *TunnelConn,
+// which can bind UDP ports at the device's address inside the tunnel, so
+// the RTSP relay sends a peer's RTP over UDP from the address and ports
+// the player expects. Any other allowed port is relayed as it is, after
+// the admission check of a rule forwarding there (Config.Admit).
 //
 // State: the server key (vpn/server.key) and the peers (vpn/peers.json)
 // live in the state directory, mode 0600, written atomically. Adding,
@@ -82,6 +73,28 @@ type Config struct {
 	// refuse (counted as refused for the peer). Nil admits whatever the
 	// peer's access list allows.
 	Admit func(src, dst netip.AddrPort, proto string) (release func(), err error)
+	// Rules, if non-nil, serves a peer's TCP connection with the rule
+	// that forwards to its destination, guard and all (see Rules). Nil,
+	// or a connection it does not take, is relayed after Admit.
+	Rules Rules
+}
+
+// Rules serves peers' TCP connections with camgate's forwarding rules, so
+// that a peer meets the same guard as an internet client: admission, the
+// HTTP/RTSP/ONVIF reader with its login judging, exploit filter and
+// address rewriting, and the rule's counters and connection list.
+// cmd/camgate implements it with gateway.Forwarder and forward.Rule.Serve.
+type Rules interface {
+	// ServeTCP serves a peer's connection from src (its tunnel address)
+	// to the device port dst, as the rule forwarding there would serve
+	// one it accepted, and returns once it has ended. It calls accept
+	// (at most once, after admission: a refused peer's SYN gets a reset)
+	// to complete the peer's handshake and get the connection, a
+	// *TunnelConn. handled is false, without accept having
+	// been called, when no rule serves dst this way: the server then
+	// relays the connection itself. err is non-nil when the rule refused
+	// the connection; it is counted against the peer.
+	ServeTCP(src, dst netip.AddrPort, accept func() (net.Conn, error)) (handled bool, err error)
 }
 
 // Errors callers branch on.
@@ -99,6 +112,7 @@ type Server struct {
 	dialTO  time.Duration
 	anyPort bool
 	admit   func(src, dst netip.AddrPort, proto string) (func(), error)
+	rules   Rules
 	key     Key
 	tun     *netTUN
 	dev     *device.Device
@@ -132,6 +146,7 @@ func New(c Config, cfg *config.Config) (*Server, error) {
 		dialTO:  c.DialTimeout,
 		anyPort: c.AnyPort,
 		admit:   c.Admit,
+		rules:   c.Rules,
 		wake:    make(chan struct{}, 1),
 		active:  map[Key]bool{},
 		acls:    map[netip.Addr]*peerACL{},

@@ -2,6 +2,7 @@ package vpn
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,7 +79,7 @@ func TestPeersSurviveRestart(t *testing.T) {
 		t.Fatalf("saved after remove: %+v %v", peers, err)
 	}
 	// bob's tunnel address may reach both devices and nothing else.
-	if !s2.filter.allows(peers[0].Address, mustAddr("198.19.0.65")) || s2.filter.allows(peers[0].Address, mustAddr("198.19.0.1")) {
+	if !s2.filter.allows(peers[0].Address, netip.MustParseAddr("198.19.0.65")) || s2.filter.allows(peers[0].Address, netip.MustParseAddr("198.19.0.1")) {
 		t.Error("bob's access list is wrong")
 	}
 }
@@ -93,14 +94,14 @@ func TestExpiryLeavesTheDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.filter.allows(p.Address, mustAddr("198.19.0.64")) || !strings.Contains(ipcGet(t, s), p.PublicKey.hex()) {
+	if !s.filter.allows(p.Address, netip.MustParseAddr("198.19.0.64")) || !strings.Contains(ipcGet(t, s), p.PublicKey.hex()) {
 		t.Fatal("the new peer is not live")
 	}
 	s.mu.Lock()
 	now = now.Add(2 * time.Minute)
 	s.syncLocked()
 	s.mu.Unlock()
-	if s.filter.allows(p.Address, mustAddr("198.19.0.64")) || strings.Contains(ipcGet(t, s), p.PublicKey.hex()) {
+	if s.filter.allows(p.Address, netip.MustParseAddr("198.19.0.64")) || strings.Contains(ipcGet(t, s), p.PublicKey.hex()) {
 		t.Fatal("the expired peer is still live")
 	}
 	if st := s.Status(); len(st.Peers) != 1 || !st.Peers[0].Expired {

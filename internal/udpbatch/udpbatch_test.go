@@ -1,10 +1,11 @@
-package forward
+package udpbatch
 
 import (
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 	"unsafe"
@@ -26,8 +27,8 @@ func TestBatchBuildRuns(t *testing.T) {
 		{"above the MTU stays single", []int{9000, 9000}, gsoMaxSeg4, []int{1, 1}},
 		{"empty datagrams stay single", []int{0, 0, 64, 0}, gsoMaxSeg4, []int{1, 1, 1, 1}},
 		{"one datagram", []int{1400}, gsoMaxSeg4, []int{1}},
-		{"a run stays within 64 KiB", slices.Repeat([]int{1400}, udpBatch), gsoMaxSeg4,
-			runs(udpBatch, gsoMaxRun/1400)},
+		{"a run stays within 64 KiB", slices.Repeat([]int{1400}, Size), gsoMaxSeg4,
+			runs(Size, gsoMaxRun/1400)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := batches.get()
@@ -37,7 +38,7 @@ func TestBatchBuildRuns(t *testing.T) {
 			defer batches.put(b)
 			for i, l := range tc.lens {
 				b.lens[i] = l
-				b.queue(i)
+				b.Queue(i)
 			}
 			nm := b.build(0, nil, 0, tc.maxSeg)
 			if got := b.cnt[:nm]; !slices.Equal(got, tc.want) {
@@ -63,72 +64,6 @@ func TestSockaddrRoundTrip(t *testing.T) {
 		if got := decodeSockaddr(&sa); got != ap {
 			t.Errorf("%s in family %d: got %s back, want %s", tc.ap, tc.family, got, ap)
 		}
-	}
-}
-
-// burstEcho sends n equal-size datagrams through addr and checks they all
-// come back, in order.
-func burstEcho(t *testing.T, addr string, n int) {
-	t.Helper()
-	c, err := net.Dial("udp4", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	setBuffers(c.(*net.UDPConn))
-	for i := 0; i < n; i++ {
-		c.Write([]byte(fmt.Sprintf("%05d", i)))
-	}
-	buf := make([]byte, 64)
-	for i := 0; i < n; i++ {
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		k, err := c.Read(buf)
-		if err != nil {
-			t.Fatalf("datagram %d: %v", i, err)
-		}
-		if want := fmt.Sprintf("%05d", i); string(buf[:k]) != want {
-			t.Fatalf("got %q, want %q", buf[:k], want)
-		}
-	}
-}
-
-// TestUDPOffloadKeptOnLoopback checks that segmentation offload is
-// accepted on loopback (so the benchmark measures it) in both directions.
-func TestUDPOffloadKeptOnLoopback(t *testing.T) {
-	dev := newUDPDevice(t)
-	r, addr := startRule(t, Spec{UDP: true, TargetPorts: []uint16{dev.port}})
-	burstEcho(t, addr, 300)
-	u := r.udp[0]
-	if u.gso.maxSeg.Load() == 0 {
-		t.Error("offload turned off on the external socket")
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for _, s := range u.sessions {
-		if s.gso.maxSeg.Load() == 0 {
-			t.Error("offload turned off on the device socket")
-		}
-	}
-}
-
-// TestUDPOffloadFallback makes the kernel refuse offload on the external
-// socket (SO_NO_CHECK does) and checks that nothing is lost: the refused
-// run is re-sent datagram by datagram and offload stays off.
-func TestUDPOffloadFallback(t *testing.T) {
-	dev := newUDPDevice(t)
-	r, addr := startRule(t, Spec{UDP: true, TargetPorts: []uint16{dev.port}})
-	u := r.udp[0]
-	u.rc.Control(func(fd uintptr) {
-		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_NO_CHECK, 1); err != nil {
-			t.Skipf("SO_NO_CHECK: %v", err)
-		}
-	})
-	burstEcho(t, addr, 300)
-	if got := u.gso.maxSeg.Load(); got != 0 {
-		t.Errorf("got offload segment limit %d after a refusal, want 0 (off)", got)
-	}
-	if d := r.stats.Dropped.Load(); d != 0 {
-		t.Errorf("got %d drops, want 0", d)
 	}
 }
 
@@ -193,7 +128,7 @@ func TestBatchRecvManySenders(t *testing.T) {
 	}
 	defer rx.Close()
 	want := map[netip.AddrPort]string{}
-	for i := 0; i < udpBatch/2; i++ {
+	for i := 0; i < Size/2; i++ {
 		c, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
 		if err != nil {
 			t.Fatal(err)
@@ -210,14 +145,14 @@ func TestBatchRecvManySenders(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for len(got) < len(want) && time.Now().Before(deadline) {
 		rx.SetReadDeadline(deadline)
-		b, n, err := recvBatch(rc)
+		b, n, err := Recv(rc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := 0; i < n; i++ {
-			got[b.addr(i)] = string(b.mem[i*maxDatagram : i*maxDatagram+b.lens[i]])
+			got[b.Addr(i)] = string(b.Data(i))
 		}
-		batches.put(b)
+		b.Put()
 	}
 	for ap, msg := range want {
 		if got[ap] != msg {
@@ -226,5 +161,137 @@ func TestBatchRecvManySenders(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("got %d senders, want %d: %v", len(got), len(want), got)
+	}
+}
+
+// loopbackUDP binds a UDP socket on 127.0.0.1, closed when the test ends.
+func loopbackUDP(t testing.TB) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestBatchSendTo relays a burst through Recv and Send to an address (the
+// unconnected socket's case, with offload) and checks it arrives whole and
+// in order.
+func TestBatchSendTo(t *testing.T) {
+	in, out, sink := loopbackUDP(t), loopbackUDP(t), loopbackUDP(t)
+	src, err := net.DialUDP("udp4", nil, in.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	// The whole burst waits in the buffers (the kernel caps them at
+	// rmem_max).
+	in.SetReadBuffer(1 << 20)
+	sink.SetReadBuffer(1 << 20)
+	inRC, _ := in.SyscallConn()
+	outRC, _ := out.SyscallConn()
+	family, err := Family(outRC)
+	if err != nil || family != unix.AF_INET {
+		t.Fatalf("family %d, %v; want AF_INET", family, err)
+	}
+	var to Sockaddr
+	to.Set(sink.LocalAddr().(*net.UDPAddr).AddrPort(), family)
+	if got := to.AddrPort(); got != sink.LocalAddr().(*net.UDPAddr).AddrPort() {
+		t.Fatalf("Sockaddr holds %s", got)
+	}
+	g := NewGSO(family)
+	const n = 100
+	for i := 0; i < n; i++ {
+		src.Write(fmt.Appendf(nil, "%04d%s", i, make([]byte, 1000)))
+	}
+	in.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for moved := 0; moved < n; {
+		b, k, err := Recv(inRC)
+		if err != nil {
+			t.Fatalf("after %d: %v", moved, err)
+		}
+		for i := 0; i < k; i++ {
+			b.Queue(i)
+		}
+		sent, dropped, err := b.Send(outRC, &to, g)
+		b.Put()
+		if err != nil || dropped != 0 || sent != k*1004 {
+			t.Fatalf("sent %d bytes, dropped %d, %v; want %d, 0", sent, dropped, err, k*1004)
+		}
+		moved += k
+	}
+	buf := make([]byte, 2048)
+	for i := 0; i < n; i++ {
+		sink.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, from, err := sink.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if want := fmt.Sprintf("%04d", i); k != 1004 || string(buf[:4]) != want || from != out.LocalAddr().(*net.UDPAddr).AddrPort() {
+			t.Fatalf("got %d bytes %q from %s, want 1004 bytes %q from the out socket", k, buf[:4], from, want)
+		}
+	}
+	if g.MaxSeg() == 0 {
+		t.Error("offload refused on loopback")
+	}
+}
+
+// BenchmarkBatchRecvSend is the UDP copy loop without the relay: a batch
+// read with recvmmsg and written on with sendmmsg (and offload), per
+// datagram.
+func BenchmarkBatchRecvSend(b *testing.B) {
+	for _, size := range []int{64, 1400} {
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			in, sink := loopbackUDP(b), loopbackUDP(b)
+			in.SetReadBuffer(1 << 20)
+			sink.SetReadBuffer(1 << 20)
+			go drain(sink)
+			out, err := net.DialUDP("udp4", nil, sink.LocalAddr().(*net.UDPAddr))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer out.Close()
+			src, err := net.DialUDP("udp4", nil, in.LocalAddr().(*net.UDPAddr))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer src.Close()
+			inRC, _ := in.SyscallConn()
+			outRC, _ := out.SyscallConn()
+			g := NewGSO(unix.AF_INET)
+			msg := make([]byte, size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for moved := 0; moved < b.N; {
+				for k := 0; k < Size; k++ {
+					src.Write(msg)
+				}
+				for got := 0; got < Size; {
+					bt, n, err := Recv(inRC)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for i := 0; i < n; i++ {
+						bt.Queue(i)
+					}
+					bt.Send(outRC, nil, g)
+					bt.Put()
+					got += n
+				}
+				moved += Size
+			}
+		})
+	}
+}
+
+// drain reads the benchmark's sink until it is closed.
+func drain(c *net.UDPConn) {
+	buf := make([]byte, MaxDatagram)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			return
+		}
 	}
 }

@@ -1,7 +1,32 @@
-package forward
+// Package udpbatch moves UDP datagrams in batches, one recvmmsg to read
+// up to Size of them from a socket and one sendmmsg (with UDP segmentation
+// offload) to write them on, allocating nothing per batch. Package forward
+// relays UDP rules with it and package rtsp the RTP of its UDP tracks.
+//
+// Typical use, relaying what arrives on in to one address through out:
+//
+//	var to udpbatch.Sockaddr
+//	to.Set(dst, outFamily)
+//	g := udpbatch.NewGSO(outFamily)
+//	for {
+//		b, n, err := udpbatch.Recv(inRC) // waits in the runtime poller
+//		if err != nil {
+//			return
+//		}
+//		for i := 0; i < n; i++ {
+//			b.Queue(i)
+//		}
+//		b.Send(outRC, &to, g)
+//		b.Put()
+//	}
+//
+// Linux only; it does not open, bind or close sockets, and it knows
+// nothing of sessions or addresses beyond decoding each sender.
+package udpbatch
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -12,14 +37,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// MaxDatagram is the largest UDP payload (65,535 minus the 8-byte UDP and
+// 20-byte IPv4 headers is 65,507; IPv6 allows a little more): any
+// datagram fits a batch's slot whole.
+const MaxDatagram = 65536
+
 // Why our own recvmmsg/sendmmsg (measured; see docs/PERFORMANCE.md):
 // golang.org/x/net/ipv4's ReadBatch reports each sender as a net.Addr, which
 // costs two allocations per datagram (the *net.UDPAddr and its net.IP), and
 // the session table is keyed by netip.AddrPort anyway. These wrappers
 // decode the sockaddr in place: a batch of datagrams costs no allocation.
 //
-// A batch's datagram buffers are one anonymous mapping of udpBatch slots of
-// maxDatagram bytes. Any datagram up to 65,507 bytes fits its slot, yet
+// A batch's datagram buffers are one anonymous mapping of Size slots of
+// MaxDatagram bytes. Any datagram up to 65,507 bytes fits its slot, yet
 // only the pages datagrams actually touch become resident: 32 datagrams of
 // 1,400 bytes pin 32 pages, not 2 MiB. A batch is borrowed only while
 // datagrams move (the readers take it inside the poller callback and give
@@ -36,8 +66,8 @@ import (
 // datagram (see docs/PERFORMANCE.md). The cost is a P held for the
 // syscall's duration (a stop-the-world waits that long).
 
-// udpBatch is the most datagrams moved per recvmmsg/sendmmsg.
-const udpBatch = 32
+// Size is the most datagrams moved per recvmmsg/sendmmsg.
+const Size = 32
 
 // mmsghdr is struct mmsghdr from <sys/socket.h>, laid out for the target
 // architecture by x/sys (28+4 bytes on 32-bit, 56+4+4 on 64-bit): a layout
@@ -57,24 +87,40 @@ type segCmsg struct {
 // sockaddr holds a struct sockaddr_in or sockaddr_in6.
 type sockaddr [unix.SizeofSockaddrInet6]byte
 
-// batch is a set of datagram slots with their headers, reused for receiving
-// and then sending the same datagrams.
-type batch struct {
-	mem   []byte // udpBatch slots of maxDatagram bytes, mmap'd
-	hdrs  [udpBatch]mmsghdr
-	iovs  [udpBatch]unix.Iovec
-	names [udpBatch]sockaddr
-	lens  [udpBatch]int // received length of each slot
+// Sockaddr is a destination encoded once for a socket's address family,
+// so that sending to it costs no conversion. The zero value means none
+// (a connected socket's peer).
+type Sockaddr struct {
+	sa sockaddr
+	n  uint32
+}
+
+// Set encodes ap for a socket of family (unix.AF_INET or AF_INET6: an
+// AF_INET6 socket takes IPv4 peers as IPv4-mapped addresses).
+func (s *Sockaddr) Set(ap netip.AddrPort, family int) { s.n = encodeSockaddr(&s.sa, ap, family) }
+
+// AddrPort decodes the address back.
+func (s *Sockaddr) AddrPort() netip.AddrPort { return decodeSockaddr(&s.sa) }
+
+// Batch is a set of datagram slots with their headers, reused for
+// receiving and then sending the same datagrams. A Batch belongs to one
+// goroutine at a time.
+type Batch struct {
+	mem   []byte // Size slots of MaxDatagram bytes, mmap'd
+	hdrs  [Size]mmsghdr
+	iovs  [Size]unix.Iovec
+	names [Size]sockaddr
+	lens  [Size]int // received length of each slot
 	// q lists the slots to send, in order; out, outIov, outCtl and cnt
 	// are the messages built from it (cnt[m] datagrams in message m).
-	q      [udpBatch]int
+	q      [Size]int
 	nq     int
-	out    [udpBatch]mmsghdr
-	outIov [udpBatch]unix.Iovec
-	outCtl [udpBatch]segCmsg
-	cnt    [udpBatch]int
+	out    [Size]mmsghdr
+	outIov [Size]unix.Iovec
+	outCtl [Size]segCmsg
+	cnt    [Size]int
 	// send's state, shared with its poller callback trySend.
-	sgso             *gso
+	sgso             *GSO
 	snm, sm, spos    int
 	sdropped, sbytes int
 	serr             error
@@ -85,18 +131,18 @@ type batch struct {
 
 type batchPool struct{ p sync.Pool }
 
-func (bp *batchPool) get() (*batch, error) {
+func (bp *batchPool) get() (*Batch, error) {
 	if v := bp.p.Get(); v != nil {
-		return v.(*batch), nil
+		return v.(*Batch), nil
 	}
-	mem, err := unix.Mmap(-1, 0, udpBatch*maxDatagram, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	mem, err := unix.Mmap(-1, 0, Size*MaxDatagram, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, err
 	}
-	b := &batch{mem: mem}
+	b := &Batch{mem: mem}
 	for i := range b.hdrs {
-		b.iovs[i] = unix.Iovec{Base: &b.mem[i*maxDatagram]}
-		b.iovs[i].SetLen(maxDatagram)
+		b.iovs[i] = unix.Iovec{Base: &b.mem[i*MaxDatagram]}
+		b.iovs[i].SetLen(MaxDatagram)
 		b.hdrs[i].Hdr = unix.Msghdr{Name: &b.names[i][0], Iov: &b.iovs[i], Iovlen: 1}
 	}
 	b.trySendFn = b.trySend
@@ -104,15 +150,61 @@ func (bp *batchPool) get() (*batch, error) {
 	return b, nil
 }
 
-func (bp *batchPool) put(b *batch) { bp.p.Put(b) }
+func (bp *batchPool) put(b *Batch) { bp.p.Put(b) }
 
-// batches is shared by every UDP port and session of the process; like
-// the buffer pools it is a cache the GC may empty at any time.
+// batches is shared by every socket of the process that moves batches;
+// like a buffer pool it is a cache the GC may empty at any time.
 var batches batchPool
 
-// recv reads up to udpBatch datagrams from fd without blocking and returns
+// Get returns a batch from the process's pool; Put gives it back.
+func Get() (*Batch, error) { return batches.get() }
+
+// Put gives the batch back to the pool; it must not be used after.
+func (b *Batch) Put() { batches.put(b) }
+
+// Recv waits until rc has datagrams and reads up to Size of them into a
+// pooled batch, returning how many. It holds no batch while it waits.
+// The caller gives the batch back with Put.
+func Recv(rc syscall.RawConn) (*Batch, int, error) {
+	var rd batchReader
+	err := rc.Read(rd.try)
+	if err == nil {
+		err = rd.err
+	}
+	if err != nil {
+		if rd.b != nil {
+			batches.put(rd.b)
+		}
+		return nil, 0, err
+	}
+	return rd.b, rd.n, nil
+}
+
+// batchReader is Recv's poller callback and its results.
+type batchReader struct {
+	b   *Batch
+	n   int
+	err error
+}
+
+func (rd *batchReader) try(fd uintptr) bool {
+	if rd.b == nil {
+		if rd.b, rd.err = batches.get(); rd.err != nil {
+			return true
+		}
+	}
+	rd.n, rd.err = rd.b.recv(int(fd))
+	if rd.err == unix.EAGAIN {
+		batches.put(rd.b) // nothing queued: wait empty-handed
+		rd.b, rd.err = nil, nil
+		return false
+	}
+	return true
+}
+
+// recv reads up to Size datagrams from fd without blocking and returns
 // how many arrived (EAGAIN when none). Senders are in b.names.
-func (b *batch) recv(fd int) (int, error) {
+func (b *Batch) recv(fd int) (int, error) {
 	for i := range b.hdrs {
 		// The kernel overwrites these on return.
 		b.hdrs[i].Hdr.Namelen = uint32(len(b.names[i]))
@@ -121,7 +213,7 @@ func (b *batch) recv(fd int) (int, error) {
 	for {
 		// Raw: see the note on raw syscalls above.
 		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[0])),
-			udpBatch, unix.MSG_DONTWAIT, 0, 0)
+			Size, unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EINTR {
 			continue
 		}
@@ -136,10 +228,16 @@ func (b *batch) recv(fd int) (int, error) {
 	}
 }
 
-// addr decodes the sender of datagram i (IPv4-mapped addresses unmapped).
-func (b *batch) addr(i int) netip.AddrPort {
+// Addr decodes the sender of datagram i (IPv4-mapped addresses unmapped).
+func (b *Batch) Addr(i int) netip.AddrPort {
 	return decodeSockaddr(&b.names[i])
 }
+
+// Data returns datagram i's payload, valid until the batch is put back.
+func (b *Batch) Data(i int) []byte { return b.mem[i*MaxDatagram : i*MaxDatagram+b.lens[i]] }
+
+// Len returns datagram i's length.
+func (b *Batch) Len(i int) int { return b.lens[i] }
 
 func decodeSockaddr(sa *sockaddr) netip.AddrPort {
 	port := binary.BigEndian.Uint16(sa[2:4])
@@ -169,8 +267,8 @@ func encodeSockaddr(sa *sockaddr, ap netip.AddrPort, family int) uint32 {
 	return unix.SizeofSockaddrInet6
 }
 
-// queue adds datagram i to the batch's send list.
-func (b *batch) queue(i int) {
+// Queue adds datagram i to the batch's send list.
+func (b *Batch) Queue(i int) {
 	b.q[b.nq] = i
 	b.nq++
 }
@@ -199,11 +297,14 @@ const (
 	gsoMaxSegments = 64
 )
 
-// gso is a socket's offload state: the largest segment to offload (0 = off).
-type gso struct{ maxSeg atomic.Int32 }
+// GSO is a socket's offload state: the largest segment to offload (0 =
+// off), shared by every goroutine sending on the socket.
+type GSO struct{ maxSeg atomic.Int32 }
 
-func newGSO(family int) *gso {
-	g := &gso{}
+// NewGSO returns the offload state of a socket of family (AF_INET or
+// AF_INET6), on until the kernel refuses it.
+func NewGSO(family int) *GSO {
+	g := &GSO{}
 	if family == unix.AF_INET6 {
 		g.maxSeg.Store(gsoMaxSeg6)
 	} else {
@@ -215,7 +316,10 @@ func newGSO(family int) *gso {
 // build turns the queued datagrams from pos on into send messages: runs of
 // equal size (the last may be shorter) share a message and a UDP_SEGMENT
 // control message when maxSeg allows.
-func (b *batch) build(pos int, name *sockaddr, namelen uint32, maxSeg int) int {
+// MaxSeg is the largest datagram offloaded; 0 once the kernel refused.
+func (g *GSO) MaxSeg() int { return int(g.maxSeg.Load()) }
+
+func (b *Batch) build(pos int, name *sockaddr, namelen uint32, maxSeg int) int {
 	nm, iov := 0, 0
 	for i := pos; i < b.nq; {
 		l := b.lens[b.q[i]]
@@ -234,7 +338,7 @@ func (b *batch) build(pos int, name *sockaddr, namelen uint32, maxSeg int) int {
 		}
 		for k := 0; k < cnt; k++ {
 			s := b.q[i+k]
-			b.outIov[iov+k] = unix.Iovec{Base: &b.mem[s*maxDatagram]}
+			b.outIov[iov+k] = unix.Iovec{Base: &b.mem[s*MaxDatagram]}
 			b.outIov[iov+k].SetLen(b.lens[s])
 		}
 		h := &b.out[nm]
@@ -258,12 +362,20 @@ func (b *batch) build(pos int, name *sockaddr, namelen uint32, maxSeg int) int {
 	return nm
 }
 
-// send writes the queued datagrams through rc to name (nil on a connected
+// Send writes the queued datagrams through rc to to (nil on a connected
 // socket), waiting while the socket buffer is full, and empties the queue.
 // It returns the payload bytes sent. A datagram the kernel refuses
 // (ECONNREFUSED from an earlier ICMP error, EMSGSIZE, no route) is skipped
-// and counted in dropped; the rest still go.
-func (b *batch) send(rc syscall.RawConn, name *sockaddr, namelen uint32, g *gso) (sent, dropped int, err error) {
+// and counted in dropped; the rest still go. g is rc's offload state (nil:
+// none).
+func (b *Batch) Send(rc syscall.RawConn, to *Sockaddr, g *GSO) (sent, dropped int, err error) {
+	if to == nil || to.n == 0 {
+		return b.send(rc, nil, 0, g)
+	}
+	return b.send(rc, &to.sa, to.n, g)
+}
+
+func (b *Batch) send(rc syscall.RawConn, name *sockaddr, namelen uint32, g *GSO) (sent, dropped int, err error) {
 	b.sgso = g
 	b.spos, b.sdropped, b.sbytes = 0, 0, 0
 	for b.spos < b.nq {
@@ -290,7 +402,7 @@ func (b *batch) send(rc syscall.RawConn, name *sockaddr, namelen uint32, g *gso)
 
 // trySend is send's poller callback (a method value made once per batch,
 // so a send allocates nothing).
-func (b *batch) trySend(fd uintptr) bool {
+func (b *Batch) trySend(fd uintptr) bool {
 	for b.sm < b.snm {
 		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[b.sm])),
 			uintptr(b.snm-b.sm), unix.MSG_DONTWAIT, 0, 0)
@@ -321,4 +433,15 @@ func (b *batch) trySend(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// Family returns a socket's address family (AF_INET or AF_INET6), which
+// Sockaddr.Set and NewGSO take.
+func Family(rc syscall.RawConn) (int, error) {
+	var family int
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		family, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+	})
+	return family, errors.Join(err, serr)
 }
