@@ -284,6 +284,13 @@ func (c *Conn) Info() ConnInfo {
 // such as binding UDP ports at the address the client reached).
 func (c *Conn) ClientConn() net.Conn { return c.client }
 
+// Served reports whether the connection was given to Rule.Serve rather
+// than accepted on one of the rule's listeners: its client reached the
+// device's own address and port (a VPN peer in the tunnel), so it speaks
+// the device's protocol, not what the rule's external port offers (the
+// HTTPS of a rule that terminates TLS).
+func (c *Conn) Served() bool { return c.done != nil }
+
 // Logger returns the rule's logger.
 func (c *Conn) Logger() *slog.Logger { return c.rule.log }
 

@@ -14,9 +14,10 @@ import (
 // can be served by that rule's guard with forward.Rule.Serve. The first
 // enabled rule in config order whose internal_ip is dst's address and
 // whose internal ports hold dst's port wins, skipping rules on the kernel
-// path (they have no handler) and rules that terminate TLS (a client
-// that reaches the device directly speaks the device's own protocol, not
-// the HTTPS such a rule expects). It returns nil when none is left.
+// path (they have no handler). A rule that terminates TLS is found too: a
+// served connection reached the device's own port and speaks its plain
+// protocol, so the guard skips TLS for it (forward.Conn.Served) and judges
+// the rest. It returns nil when none is left.
 func (g *Gateway) Forwarder(dst netip.AddrPort, proto string) (*forward.Rule, *config.Rule) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -26,7 +27,7 @@ func (g *Gateway) Forwarder(dst netip.AddrPort, proto string) (*forward.Rule, *c
 			continue
 		}
 		st := g.rules[r.Name]
-		if st == nil || st.fwd == nil || st.rule.TLS.Terminate() {
+		if st == nil || st.fwd == nil {
 			continue
 		}
 		return st.fwd, &st.rule

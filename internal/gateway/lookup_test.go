@@ -9,8 +9,8 @@ import (
 )
 
 // TestForwarderServes: Forwarder finds the live rule that forwards to a
-// device port (skipping disabled, UDP-only and TLS-terminating rules,
-// mapping a port range), and a connection given to that rule's Serve is
+// device port (skipping disabled and UDP-only rules, mapping a port
+// range; the first rule in order wins, one that terminates TLS included), and a connection given to that rule's Serve is
 // relayed, listed among the gateway's connections and counted in the
 // rule's status.
 func TestForwarderServes(t *testing.T) {
@@ -34,7 +34,7 @@ rules:
 	lookups := []struct {
 		dst, proto, want string
 	}{
-		{fmt.Sprintf("127.0.0.1:%d", dev), "tcp", "web"},
+		{fmt.Sprintf("127.0.0.1:%d", dev), "tcp", "https"},
 		{fmt.Sprintf("127.0.0.1:%d", dev), "udp", "udp-only"},
 		{"127.0.0.2:7001", "tcp", "range"},
 		{"127.0.0.2:7002", "tcp", ""},
@@ -77,7 +77,7 @@ rules:
 	}
 	var listed bool
 	for _, c := range g.Connections() {
-		listed = listed || c.Rule == "web" && c.Client == src
+		listed = listed || c.Rule == "https" && c.Client == src
 	}
 	if !listed {
 		t.Fatalf("the served connection is not among the gateway's connections: %+v", g.Connections())
@@ -87,8 +87,8 @@ rules:
 		t.Fatalf("Serve: %v", err)
 	}
 	for _, rs := range g.Status().Rules {
-		if rs.Name == "web" && rs.Stats.Total != 1 {
-			t.Fatalf("rule web counted %d connections, want 1", rs.Stats.Total)
+		if rs.Name == "https" && rs.Stats.Total != 1 {
+			t.Fatalf("rule https counted %d connections, want 1", rs.Stats.Total)
 		}
 	}
 }

@@ -55,10 +55,12 @@ type handler struct {
 }
 
 // ServeConn terminates TLS if configured, then either relays (TLS only)
-// or runs the guarded session.
+// or runs the guarded session. A connection that reached the device's own
+// port (forward.Conn.Served: a VPN peer's) speaks the device's plain
+// protocol and skips TLS termination, but meets the same guard.
 func (h *handler) ServeConn(ctx context.Context, c *forward.Conn) error {
 	var client net.Conn = c.ClientConn()
-	if h.rg.tls != nil {
+	if h.rg.tls != nil && !c.Served() {
 		tc := tls.Server(client, h.rg.tls)
 		hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 		err := tc.HandshakeContext(hctx)

@@ -1,11 +1,14 @@
 package guard
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/camgate/camgate/internal/certs"
 	"github.com/camgate/camgate/internal/config"
+	"github.com/camgate/camgate/internal/forward"
 )
 
 func tlsRule(t config.TLS) config.Rule {
@@ -179,5 +183,85 @@ func TestTLSACMEConfig(t *testing.T) {
 	// no ACME order).
 	if _, err := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: "other.example.org"}); err == nil {
 		t.Fatal("certificate for another name: got one, want refused by the host policy")
+	}
+}
+
+// TestTLSRuleServesPlainFromTunnel: a connection given to Rule.Serve (a
+// VPN peer that reached the device's own port) speaks the device's plain
+// HTTP, so a rule that terminates TLS skips the handshake for it, and the
+// rule's HTTP guard still judges its requests: a good one is answered, an
+// exploit is blocked before the device sees it.
+func TestTLSRuleServesPlainFromTunnel(t *testing.T) {
+	d := startDevice(t)
+	p := newPolicy(t, nil, t.TempDir())
+	r := tlsRule(config.TLS{})
+	r.InternalIP = d.addr.Addr().String()
+	r.ExternalPort = config.PortRange{First: d.addr.Port(), Last: d.addr.Port()}
+	if err := config.ValidateRule(&r); err != nil {
+		t.Fatal(err)
+	}
+	admit, h, err := p.Hooks(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, err := forward.Bind(forward.Spec{
+		Name: r.Name, Target: d.addr.Addr().String(), TargetPorts: []uint16{d.addr.Port()}, TCP: true,
+		Admit: admit, Handler: h, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr.Start()
+	t.Cleanup(fr.Close)
+
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ask := func(req string) string {
+		t.Helper()
+		peer, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer peer.Close()
+		acc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		// Not a *net.TCPConn, as a tunnel's connection is not.
+		go func() { done <- fr.Serve(struct{ net.Conn }{acc}, netip.MustParseAddrPort("100.88.0.2:40000"), d.addr.Port()) }()
+		peer.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(peer, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(peer), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", req, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		peer.Close()
+		if err := <-done; err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		return resp.Status + " " + string(b)
+	}
+	if got := ask("GET /ISAPI/System/deviceInfo HTTP/1.1\r\nHost: dvr\r\nAuthorization: " + goodAuth + "\r\nConnection: close\r\n\r\n"); !strings.Contains(got, "200 OK <ok>/ISAPI/System/deviceInfo</ok>") {
+		t.Fatalf("plain request through the TLS rule's Serve: got %q, want the device's answer", got)
+	}
+	if got := ask("GET /system/deviceInfo?auth=YWRtaW46MTEK HTTP/1.1\r\nHost: dvr\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(got, "403") {
+		t.Fatalf("CVE-2017-7921 through the TLS rule's Serve: got %q, want 403", got)
+	}
+	d.mu.Lock()
+	paths := slices.Clone(d.paths)
+	d.mu.Unlock()
+	if slices.ContainsFunc(paths, func(s string) bool { return strings.Contains(s, "auth=") }) {
+		t.Fatalf("the exploit reached the device: %q", paths)
+	}
+	if cs, _ := p.Counters("https"); cs.TLSErrors != 0 {
+		t.Fatalf("%d TLS errors: the served connections were made to speak TLS", cs.TLSErrors)
 	}
 }
