@@ -119,6 +119,9 @@ func TestConnRelaysLatchesAndTimesOut(t *testing.T) {
 	if got := rel.Stats()["cam"]; got.TimedOut != 1 || got.RTPSessions != 0 {
 		t.Fatalf("stats %+v: want one timed out, none live", got)
 	}
+	// Its sockets are closed: the pair binds again.
+	mustBeFree(t, netip.AddrPortFrom(loopback, ext))
+	mustBeFree(t, netip.AddrPortFrom(loopback, ext+1))
 }
 
 func TestConnRefusals(t *testing.T) {
@@ -194,4 +197,7 @@ func TestConnRelaysIPv6(t *testing.T) {
 	if got := rel.Stats()["cam6"]; got.UDPPacketsOut != 100 || got.UDPBytesOut != 120000 {
 		t.Fatalf("stats %+v: want 100 packets, 120000 bytes out", got)
 	}
+	c.Close()
+	mustBeFree(t, extAP)
+	mustBeFree(t, netip.AddrPortFrom(lo6, ext+1))
 }

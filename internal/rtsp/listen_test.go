@@ -45,7 +45,7 @@ func listenOn(t *testing.T, a netip.AddrPort) *net.UDPConn {
 
 func mustBeFree(t *testing.T, a netip.AddrPort) {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(a))
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(a))
 	if err != nil {
 		t.Fatalf("%s is still bound: %v", a, err)
 	}
