@@ -22,6 +22,19 @@ func udpOn(t *testing.T) *net.UDPConn {
 	return c
 }
 
+// awaitPunch reads the viewer's punch at the device and returns where it
+// came from: camgate's device side of the track.
+func awaitPunch(t *testing.T, dev *net.UDPConn) netip.AddrPort {
+	t.Helper()
+	buf := make([]byte, 1500)
+	dev.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, from, err := dev.ReadFromUDPAddrPort(buf)
+	if err != nil || string(buf[:n]) != "punch" {
+		t.Fatalf("device got %q, %v; want the punch", buf[:n], err)
+	}
+	return from
+}
+
 // setupTrack runs one SETUP through a Conn and returns the track's
 // external RTP port.
 func setupTrack(t *testing.T, c *Conn, declared, server uint16, timeout string) uint16 {
@@ -119,6 +132,9 @@ func TestConnRelaysLatchesAndTimesOut(t *testing.T) {
 	if got := rel.Stats()["cam"]; got.TimedOut != 1 || got.RTPSessions != 0 {
 		t.Fatalf("stats %+v: want one timed out, none live", got)
 	}
+	// Its sockets are closed: the pair binds again.
+	mustBeFree(t, netip.AddrPortFrom(loopback, ext))
+	mustBeFree(t, netip.AddrPortFrom(loopback, ext+1))
 }
 
 func TestConnRefusals(t *testing.T) {
@@ -173,12 +189,8 @@ func TestConnRelaysIPv6(t *testing.T) {
 	ext := setupTrack(t, c, 50000, uint16(dev.LocalAddr().(*net.UDPAddr).Port), "")
 	extAP := netip.AddrPortFrom(lo6, ext)
 	viewer.WriteToUDPAddrPort([]byte("punch"), extAP)
+	camgateDev := awaitPunch(t, dev)
 	buf := make([]byte, 2048)
-	dev.SetReadDeadline(time.Now().Add(2 * time.Second))
-	n, camgateDev, err := dev.ReadFromUDPAddrPort(buf)
-	if err != nil || string(buf[:n]) != "punch" {
-		t.Fatalf("device got %q, %v; want the punch", buf[:n], err)
-	}
 	payload := make([]byte, 1200)
 	for k := 0; k < 100; k++ {
 		copy(payload, itoa(1000+k))
@@ -194,4 +206,7 @@ func TestConnRelaysIPv6(t *testing.T) {
 	if got := rel.Stats()["cam6"]; got.UDPPacketsOut != 100 || got.UDPBytesOut != 120000 {
 		t.Fatalf("stats %+v: want 100 packets, 120000 bytes out", got)
 	}
+	c.Close()
+	mustBeFree(t, extAP)
+	mustBeFree(t, netip.AddrPortFrom(lo6, ext+1))
 }
