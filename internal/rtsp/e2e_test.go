@@ -65,11 +65,17 @@ func need(t *testing.T, tools ...string) {
 
 func startLab(t *testing.T, extraConfig string) *lab {
 	t.Helper()
+	return startLabOn(t, netlab.Options{}, netlab.GWWANAddr.String(), extraConfig)
+}
+
+// startLabOn is startLab with netlab options and camgate's listen_address.
+func startLabOn(t *testing.T, opts netlab.Options, listen, extraConfig string) *lab {
+	t.Helper()
 	if why := netlab.Skip(); why != "" {
 		t.Skip("netlab: " + why)
 	}
 	bin := netlab.Camgate(t)
-	l := &lab{Lab: netlab.New(t, netlab.Options{}), dir: t.TempDir()}
+	l := &lab{Lab: netlab.New(t, opts), dir: t.TempDir()}
 	err := l.Do(l.LAN, func() error {
 		var err error
 		l.dev, err = sim.New(sim.Config{
@@ -88,7 +94,7 @@ func startLab(t *testing.T, extraConfig string) *lab {
 	t.Cleanup(func() { cancel(); <-done })
 
 	cfg := filepath.Join(l.dir, "camgate.yaml")
-	body := fmt.Sprintf(e2eConfig, netlab.GWWANAddr, filepath.Join(l.dir, "state"), netlab.LANAddr, rtpFirst, rtpLast, extPort) + extraConfig
+	body := fmt.Sprintf(e2eConfig, `"`+listen+`"`, filepath.Join(l.dir, "state"), netlab.LANAddr, rtpFirst, rtpLast, extPort) + extraConfig
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
