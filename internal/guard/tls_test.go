@@ -232,7 +232,9 @@ func TestTLSRuleServesPlainFromTunnel(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		// Not a *net.TCPConn, as a tunnel's connection is not.
-		go func() { done <- fr.Serve(struct{ net.Conn }{acc}, netip.MustParseAddrPort("100.88.0.2:40000"), d.addr.Port()) }()
+		go func() {
+			done <- fr.Serve(struct{ net.Conn }{acc}, netip.MustParseAddrPort("100.88.0.2:40000"), d.addr.Port())
+		}()
 		peer.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := io.WriteString(peer, req); err != nil {
 			t.Fatal(err)
