@@ -173,14 +173,6 @@ func TestParseExpiry(t *testing.T) {
 	}
 }
 
-func mustTime(s string) time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
-
 // FuzzAddRequest: what the API and the CLI pass to Add either makes a
 // peer whose config has exactly the lines wg-quick expects, or is
 // refused.
