@@ -111,7 +111,10 @@ func TestConnRelaysLatchesAndTimesOut(t *testing.T) {
 	if n, _, err := thief.ReadFromUDP(buf); err == nil {
 		t.Fatalf("the thief got %q", buf[:n])
 	}
-	if got := rel.Stats()["cam"]; got.RTPSessions != 1 || got.UDPPacketsOut == 0 || got.Foreign != 1 || got.UDPDropped != 2 {
+	want := func(s Stats) bool {
+		return s.RTPSessions == 1 && s.UDPPacketsOut != 0 && s.Foreign == 1 && s.UDPDropped == 2
+	}
+	if got := waitStats(rel, "cam", want); !want(got) {
 		t.Fatalf("stats %+v: want one session, packets out, one foreign and two dropped", got)
 	}
 	// No packet and no request for the session timeout (1 s) plus the
@@ -203,10 +206,24 @@ func TestConnRelaysIPv6(t *testing.T) {
 			t.Fatalf("datagram %d: got %d bytes %q from %s, %v; want %d bytes %q from %s", k, n, buf[:4], from, err, len(payload), itoa(1000+k), extAP)
 		}
 	}
-	if got := rel.Stats()["cam6"]; got.UDPPacketsOut != 100 || got.UDPBytesOut != 120000 {
+	if got := waitStats(rel, "cam6", func(s Stats) bool { return s.UDPPacketsOut == 100 && s.UDPBytesOut == 120000 }); got.UDPPacketsOut != 100 || got.UDPBytesOut != 120000 {
 		t.Fatalf("stats %+v: want 100 packets, 120000 bytes out", got)
 	}
 	c.Close()
 	mustBeFree(t, extAP)
 	mustBeFree(t, netip.AddrPortFrom(lo6, ext+1))
+}
+
+// waitStats returns rule's counters once ok holds, or after 2 s: the relay
+// counts a batch after sending it, so a receiver can see the datagrams a
+// moment before the counters do.
+func waitStats(rel *Relay, rule string, ok func(Stats) bool) Stats {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		got := rel.Stats()[rule]
+		if ok(got) || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

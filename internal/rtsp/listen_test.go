@@ -106,7 +106,8 @@ func TestClientSideThroughListenUDP(t *testing.T) {
 	if n, _, err := thief.ReadFromUDP(buf); err == nil {
 		t.Fatalf("the thief got %q", buf[:n])
 	}
-	if got := rel.Stats()["cam"]; got.UDPPacketsOut != 100 || got.Foreign != 1 || got.UDPBytesIn != 5 {
+	want := func(s Stats) bool { return s.UDPPacketsOut == 100 && s.Foreign == 1 && s.UDPBytesIn == 5 }
+	if got := waitStats(rel, "cam", want); !want(got) {
 		t.Fatalf("stats %+v: want 100 packets out, one foreign, 5 bytes in", got)
 	}
 
