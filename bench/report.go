@@ -166,7 +166,7 @@ type TargetResult struct {
 	Status string `json:"status"`
 }
 
-// evalTargets judges P1–P6 from the results. A target is NOT MEASURED when
+// evalTargets judges P1–P6, R1–R2 and V1 from the results. A target is NOT MEASURED when
 // a figure it needs is missing.
 func (rs *results) evalTargets(p3Conns int) []TargetResult {
 	var out []TargetResult
@@ -278,6 +278,38 @@ func (rs *results) evalTargets(p3Conns int) []TargetResult {
 			t.Got, t.Status = r.Error, statusMissed
 		} else {
 			t.Got, t.Status = missing("camgate p6"), statusNotMeasured
+		}
+		out = append(out, t)
+	}
+	// R1
+	{
+		t := TargetResult{ID: "R1", Goal: "RTSP relay: RTP over UDP, 0 lost and 0 reordered; CPU per datagram ≤ 1.2× a plain UDP rule's"}
+		loss, ok1 := rs.get("rtsp_loss", peerCamgate)
+		re, ok2 := rs.get("rtsp_reorder", peerCamgate)
+		relay, ok3 := rs.get("rtsp_relay_cpu", peerCamgate)
+		plain, ok4 := rs.get("rtsp_udp_rule_cpu", peerCamgate)
+		if ok1 && ok2 && ok3 && ok4 && plain > 0 {
+			t.Got = fmt.Sprintf("%.0f lost, %.0f reordered; %.2f× the plain rule (%.2f vs %.2f µs)", loss, re, relay/plain, relay, plain)
+			t.Status = verdict(loss == 0 && re == 0 && relay/plain <= 1.2)
+		} else if r, ok := rs.find("rtsp_relay_cpu", peerCamgate); ok && r.Error != "" {
+			t.Got, t.Status = firstLine(r.Error), statusMissed
+		} else {
+			t.Got, t.Status = missing("rtsp"), statusNotMeasured
+		}
+		out = append(out, t)
+	}
+	// R2
+	{
+		t := TargetResult{ID: "R2", Goal: "RTSP first frame through camgate within 50 ms of direct, over UDP and over TCP"}
+		udp, ok1 := rs.get("rtsp_first_frame_udp", peerCamgate)
+		tcp, ok2 := rs.get("rtsp_first_frame_tcp", peerCamgate)
+		if ok1 && ok2 {
+			t.Got = fmt.Sprintf("UDP %+.0f ms, TCP %+.0f ms", udp, tcp)
+			t.Status = verdict(udp <= 50 && tcp <= 50)
+		} else if r, ok := rs.find("rtsp_first_frame_udp", peerCamgate); ok && r.Error != "" {
+			t.Got, t.Status = firstLine(r.Error), statusMissed
+		} else {
+			t.Got, t.Status = missing("rtsp first frame"), statusNotMeasured
 		}
 		out = append(out, t)
 	}
