@@ -1,14 +1,9 @@
 package main
 
 import (
-	"errors"
-	"log/slog"
-	"net"
-	"net/netip"
 	"testing"
 
 	"github.com/camgate/camgate/internal/config"
-	"github.com/camgate/camgate/internal/guard"
 )
 
 func TestWithVPNMapping(t *testing.T) {
@@ -37,50 +32,5 @@ func TestWithVPNMapping(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestTunnelRTSPRules: each device's RTSP port (given by address) gets a
-// tunnel RTSP rule (TestVPNPhoneEndToEnd plays through one); a reload
-// that keeps the device keeps the rule (and its viewers), a moved device
-// gets a new one and the old one closes, and turning the VPN off closes
-// them all.
-func TestTunnelRTSPRules(t *testing.T) {
-	p, err := guard.NewPolicy(guard.Config{StateDir: t.TempDir(), RTSP: newRTSPRelay(nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := &vpnService{log: slog.New(slog.DiscardHandler), policy: p}
-	cfg := func(dvr1 string) *config.Config {
-		return &config.Config{Version: 1, VPN: config.VPN{Enabled: true}, Devices: []config.Device{
-			{Name: "dvr1", Address: dvr1}, {Name: "nvr", Address: "192.0.2.2", RTSPPort: 8554}, {Name: "named", Address: "dvr.lan"}}}
-	}
-	dvr1 := netip.MustParseAddrPort("192.0.2.1:554")
-	nvr := netip.MustParseAddrPort("192.0.2.2:8554")
-	v.syncTunnelRTSP(cfg("192.0.2.1"))
-	first := v.tunnelRTSP(dvr1)
-	if first == nil || first.Name() != "vpn_dvr1_rtsp" || v.tunnelRTSP(nvr) == nil {
-		t.Fatalf("tunnel rules: dvr1 %v, nvr %v; want both", first, v.tunnelRTSP(nvr))
-	}
-	if v.tunnelRTSP(netip.MustParseAddrPort("192.0.2.1:80")) != nil {
-		t.Fatal("a tunnel rule for a port that is not the device's RTSP port")
-	}
-	v.syncTunnelRTSP(cfg("192.0.2.1"))
-	if v.tunnelRTSP(dvr1) != first {
-		t.Fatal("a reload that kept dvr1 replaced its tunnel rule")
-	}
-	v.syncTunnelRTSP(cfg("192.0.2.9"))
-	if v.tunnelRTSP(dvr1) != nil || v.tunnelRTSP(netip.MustParseAddrPort("192.0.2.9:554")) == nil {
-		t.Fatal("dvr1's tunnel rule did not follow its address")
-	}
-	if err := first.ServeAccept(dvr1, 554, func() (net.Conn, error) {
-		t.Error("a closed tunnel rule accepted a connection")
-		return nil, errors.New("closed")
-	}); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("the old tunnel rule still serves: %v", err)
-	}
-	v.syncTunnelRTSP(nil)
-	if v.tunnelRTSP(nvr) != nil {
-		t.Fatal("tunnel rules left after the VPN stopped")
 	}
 }
