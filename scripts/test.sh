@@ -71,17 +71,19 @@ log=/tmp/camgate-test.log
 : >"$log"
 gotest() { go test "$@" 2>&1 | tee -a "$log"; return "${PIPESTATUS[0]}"; }
 
-# The packages with concurrency (the data plane, the gateway's apply, the
-# config transaction, the guard's state, the admin API) run once, under the
-# race detector; every other package runs plainly. -p 2: two packages at a
-# time on the 2-core machines this runs on.
-race_pkgs=(./internal/forward ./internal/gateway ./internal/site ./internal/store ./internal/guard ./internal/admin ./internal/live ./internal/notify)
-mapfile -t plain_pkgs < <(go list ./... | grep -vE '/internal/(forward|gateway|site|store|guard|admin|notify)$')
+# The packages with concurrency (the data plane and its UDP batches, the
+# RTSP relay, the VPN, the gateway's apply, the config transaction, the
+# guard's state, the admin API) run once, under the race detector (none of
+# them skips anything under -short but the browser); every other package
+# runs plainly. -p 2: two packages at a time on the 2-core machines this
+# runs on.
+race_pkgs=(./internal/forward ./internal/udpbatch ./internal/rtsp ./internal/vpn ./internal/gateway ./internal/site ./internal/store ./internal/guard ./internal/admin ./internal/live ./internal/notify)
+mapfile -t plain_pkgs < <(go list ./... | grep -vE '/internal/(forward|udpbatch|rtsp|vpn|gateway|site|store|guard|admin|notify)$')
 step "go test (unit, fuzz seeds, loopback and namespace end-to-end)" \
   gotest -count=1 -p 2 -timeout 20m "$@" "${plain_pkgs[@]}"
 # internal/live runs in both lists: plainly with its browser session, and
 # under -race with -short, which skips the browser (it adds nothing there).
-step "go test -race (forward, gateway, site, store, guard, admin, live, notify)" \
+step "go test -race (forward, udpbatch, rtsp, vpn, gateway, site, store, guard, admin, live, notify)" \
   gotest -race -short -count=1 -p 2 -timeout 15m "$@" "${race_pkgs[@]}"
 
 passed=$(grep -cE '^ok ' "$log" || true)
