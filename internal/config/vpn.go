@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // VPN defaults, documented in docs/VPN.md; keep the two in step.
@@ -71,6 +72,9 @@ func (v *VPN) EndpointFor(publicIP string) string {
 	if _, _, err := net.SplitHostPort(host); err == nil {
 		return host
 	}
+	// An IPv6 address may come bracketed ("[2001:db8::1]") or not; the
+	// port goes after one pair of brackets either way.
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	return net.JoinHostPort(host, strconv.Itoa(int(v.Port())))
 }
 
@@ -95,7 +99,7 @@ func validateVPN(v *VPN, add func(field, format string, args ...any)) {
 				add("endpoint", "%q: the port must be 1-65535", v.Endpoint)
 			}
 		}
-		if err := checkHost(host); err != nil {
+		if err := checkHost(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err != nil {
 			add("endpoint", "%v", err)
 		}
 	}
