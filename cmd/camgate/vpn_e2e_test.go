@@ -53,12 +53,19 @@ var vpnAdmin = netlab.GWLANAddr.String() + ":8443"
 
 func newVPNLab(t *testing.T, rules string) *vpnLab {
 	t.Helper()
+	return newVPNLabOn(t, netlab.Options{}, netlab.GWWANAddr.String(), rules)
+}
+
+// newVPNLabOn is newVPNLab with netlab options and the VPN's endpoint
+// (what phones' configs dial).
+func newVPNLabOn(t *testing.T, opts netlab.Options, endpoint, rules string) *vpnLab {
+	t.Helper()
 	if s := netlab.Skip(); s != "" {
 		t.Skip(s)
 	}
 	need(t, "wireguard-go", "wg", "zbarimg", "curl", "ffprobe")
 	v := &vpnLab{bin: camgateBin(t), dir: t.TempDir(), dvrPass: vpnTestPass}
-	v.l = netlab.New(t, netlab.Options{})
+	v.l = netlab.New(t, opts)
 	ports := sim.ProfileDefault.Ports()
 	ports.SADP, ports.WSDiscovery = -1, -1
 	v.dvr1 = labSim(t, v.l, v.l.LAN, sim.Config{Listen: netlab.LANAddr, Ports: ports, Password: vpnTestPass})
@@ -69,8 +76,8 @@ admin: {listen: "%s", allow: [198.19.0.0/24]}
 devices:
   - {name: dvr1, address: %s, http_port: 8082}
   - {name: dvr2, address: %s, http_port: 8082}
-vpn: {enabled: true, endpoint: %s}
-`, rules, vpnAdmin, netlab.LANAddr, netlab.LANHost(1), netlab.GWWANAddr))
+vpn: {enabled: true, endpoint: "%s"}
+`, rules, vpnAdmin, netlab.LANAddr, netlab.LANHost(1), endpoint))
 	v.gw = v.l.Start(v.l.GW, v.bin, "serve", "--config", v.cfgPath, "--log-level", "debug")
 	if !v.gw.WaitFor("camgate is running", 15*time.Second) {
 		t.Fatalf("camgate did not start:\n%s", v.gw.Output())
@@ -613,6 +620,42 @@ func (v *vpnLab) onvif(t *testing.T, addr, host, path, action, arg string) strin
 // TestVPNOnlyScan: with the VPN on and no rules, a scan of the gateway's
 // internet-side address from wan finds nothing open but WireGuard's UDP
 // port (which answers nothing to a stranger, so nmap says open|filtered).
+// TestVPNPhoneOverIPv6: a phone on an IPv6-only mobile network dials the
+// VPN's IPv6 endpoint (the config from the QR code says so, bracketed)
+// and reaches the IPv4 DVR inside the tunnel: its web page and its RTSP
+// stream over UDP.
+func TestVPNPhoneOverIPv6(t *testing.T) {
+	v := newVPNLabOn(t, netlab.Options{IPv6: true}, netlab.GWWANAddr6.String(), "")
+	conf := v.addPeer(t, "ipv6-phone", "--allow", "dvr1")
+	want := "Endpoint = [" + netlab.GWWANAddr6.String() + "]:51820\n"
+	if !strings.Contains(conf, want) {
+		t.Fatalf("the phone's config lacks %q:\n%s", want, conf)
+	}
+	ph := v.phone(t, "wg6", conf)
+	dvr1 := netlab.LANAddr.String()
+	out, err := v.curl(t, "http://"+dvr1+":8082/", "10")
+	if err != nil || !strings.Contains(strings.ToLower(out), "<html") {
+		t.Fatalf("curl through the tunnel over IPv6: %v\n%s", err, out)
+	}
+	out, err = ffprobeH264(v, "udp", dvr1)
+	if err != nil || !strings.HasSuffix(out, "stream|codec_name=h264|width=640|height=360") {
+		t.Fatalf("ffprobe over udp through the tunnel over IPv6: %v\n%s", err, out)
+	}
+	if ph.handshake(t) == 0 {
+		t.Fatal("no handshake recorded by the phone")
+	}
+	// The handshake came over IPv6: camgate knows the phone by its IPv6
+	// endpoint.
+	st := v.status(t)
+	found := false
+	for _, p := range st.Peers {
+		found = found || p.Name == "ipv6-phone" && strings.Contains(p.Endpoint, netlab.WANAddr6.String())
+	}
+	if !found {
+		t.Fatalf("the phone's endpoint as camgate sees it is not its IPv6 address: %+v", st.Peers)
+	}
+}
+
 func TestVPNOnlyScan(t *testing.T) {
 	need(t, "nmap")
 	v := newVPNLab(t, "")
