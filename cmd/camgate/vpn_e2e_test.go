@@ -434,6 +434,46 @@ func TestVPNPhoneEndToEnd(t *testing.T) {
 				t.Fatalf("ffprobe over %s to dvr2 through the tunnel: %v\n%s", tr, err, out)
 			}
 		}
+		// A live stream through the tunnel's own rule is on the
+		// Connections list like a rule's, and can be cut from there.
+		ff := v.l.Start(v.l.WAN, "ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp",
+			"-i", fmt.Sprintf("rtsp://admin:%s@%s:554/Streaming/Channels/101", vpnTestPass, netlab.LANHost(1)), "-f", "null", "-")
+		defer ff.Stop()
+		var conns struct {
+			Connections []struct {
+				ID     uint64 `json:"id"`
+				Rule   string `json:"rule"`
+				Client string `json:"client"`
+			} `json:"connections"`
+		}
+		// Polled gently: the admin API slows down a client that asks
+		// many times a second.
+		deadline := time.Now().Add(6 * time.Second)
+		for len(conns.Connections) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the stream to dvr2 through the tunnel is not on the Connections list:\n%s", ff.Output())
+			}
+			time.Sleep(500 * time.Millisecond)
+			v.api(t, "/api/v1/connections?rule=vpn_dvr2_rtsp", &conns)
+		}
+		if c := conns.Connections[0]; !strings.HasPrefix(c.Client, "100.88.0.") {
+			t.Fatalf("listed with client %q, want carol-phone's tunnel address", c.Client)
+		}
+		req, _ := http.NewRequest("DELETE", fmt.Sprintf("https://%s/api/v1/connections/%d", vpnAdmin, conns.Connections[0].ID), nil)
+		req.Header.Set("Authorization", "Bearer "+v.token)
+		resp, err := v.http().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("cutting the tunnel's connection: %s", resp.Status)
+		}
+		select {
+		case <-ff.Exited():
+		case <-time.After(10 * time.Second):
+			t.Fatal("ffmpeg still plays after its connection was cut")
+		}
 	})
 
 	t.Run("refused", func(t *testing.T) {

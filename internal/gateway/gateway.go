@@ -98,6 +98,9 @@ type Gateway struct {
 	applyDur time.Duration
 	// kernelApplied is set once the kernel plane has had a transaction.
 	kernelApplied bool
+	// tunnel is the VPN's side of the rule table (NewTunnel), whose own
+	// RTSP rules are listed with the others' connections; nil without.
+	tunnel *Tunnel
 }
 
 type ruleState struct {
@@ -455,9 +458,7 @@ func (g *Gateway) Status() Status {
 
 // Connections lists live connections and UDP sessions, oldest first.
 func (g *Gateway) Connections() []forward.ConnInfo {
-	g.mu.Lock()
-	rules := g.userspaceLocked()
-	g.mu.Unlock()
+	rules := g.servingRules()
 	var out []forward.ConnInfo
 	for _, f := range rules {
 		out = append(out, f.Conns()...)
@@ -468,15 +469,25 @@ func (g *Gateway) Connections() []forward.ConnInfo {
 
 // Kill cuts one connection or UDP session by id.
 func (g *Gateway) Kill(id uint64) bool {
-	g.mu.Lock()
-	rules := g.userspaceLocked()
-	g.mu.Unlock()
+	rules := g.servingRules()
 	for _, f := range rules {
 		if f.Kill(id) {
 			return true
 		}
 	}
 	return false
+}
+
+// servingRules returns the userspace rules and the tunnel's own RTSP
+// rules: every rule that holds connections.
+func (g *Gateway) servingRules() []*forward.Rule {
+	g.mu.Lock()
+	rules, t := g.userspaceLocked(), g.tunnel
+	g.mu.Unlock()
+	if t != nil {
+		rules = append(rules, t.rules()...)
+	}
+	return rules
 }
 
 // Addrs returns the bound addresses of a running rule, for tests and

@@ -32,7 +32,9 @@ import (
 // listen nowhere: with only the VPN on, a peer's player still gets RTP
 // over UDP from the relay. They are named vpn_<device>_rtsp (rule names
 // have no '_', so they cannot clash), are kept across reloads while the
-// device's address and port stay, and close with Close.
+// device's address and port stay, and close with Close. Their
+// connections are listed by the gateway's Connections (under the rule's
+// name) and cut by its Kill.
 //
 // The VPN (package vpn) uses a Tunnel through its Config.Admit and
 // Config.Rules; cmd/camgate wires the two and calls Apply on every
@@ -53,12 +55,32 @@ type tunnelGuard struct {
 	admit func(netip.AddrPort, string) (func(), error)
 }
 
-// NewTunnel returns g's side of the VPN. Call Apply with each config.
+// NewTunnel returns g's side of the VPN (one per gateway: a second
+// replaces the first in g's connection list). Call Apply with each
+// config. Connections through the tunnel's own RTSP rules are listed
+// and cut by g's Connections and Kill, like a rule's.
 func NewTunnel(g *Gateway, log *slog.Logger) *Tunnel {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Tunnel{g: g, log: log}
+	t := &Tunnel{g: g, log: log}
+	g.mu.Lock()
+	g.tunnel = t
+	g.mu.Unlock()
+	return t
+}
+
+// rules returns the tunnel's own RTSP rules.
+func (t *Tunnel) rules() []*forward.Rule {
+	m := t.rtsp.Load()
+	if m == nil {
+		return nil
+	}
+	out := make([]*forward.Rule, 0, len(*m))
+	for _, r := range *m {
+		out = append(out, r)
+	}
+	return out
 }
 
 // Apply takes the admission checks of cfg's rules from the gateway's
@@ -214,7 +236,7 @@ func (t *Tunnel) bindRTSP(name, device string, dst netip.AddrPort) (*forward.Rul
 		}, nil
 	}
 	r, err := forward.Bind(forward.Spec{Name: name, Target: dst.Addr().String(), TargetPorts: []uint16{dst.Port()},
-		TCP: true, Admit: admit, Handler: handler, Logger: t.log})
+		TCP: true, Admit: admit, Handler: handler, Logger: t.log, IDs: &t.g.ids})
 	if err != nil {
 		return nil, err
 	}
