@@ -11,14 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/camgate/camgate/internal/netns"
 	"github.com/camgate/camgate/internal/vpn"
 )
 
@@ -306,7 +304,7 @@ func firstConnect(ctx context.Context, ns, addr string, limit time.Duration) (ti
 	var last error
 	for time.Since(start) < limit && ctx.Err() == nil {
 		var c net.Conn
-		err := inNetns(ns, func() (err error) {
+		err := netns.Do(netns.Path(ns), func() (err error) {
 			c, err = net.DialTimeout("tcp", addr, limit-time.Since(start))
 			return err
 		})
@@ -324,7 +322,7 @@ func firstConnect(ctx context.Context, ns, addr string, limit time.Duration) (ti
 // it accepts; the returned function stops it.
 func acceptIn(ns, addr string) (func(), error) {
 	var ln net.Listener
-	if err := inNetns(ns, func() (err error) {
+	if err := netns.Do(netns.Path(ns), func() (err error) {
 		ln, err = net.Listen("tcp", addr)
 		return err
 	}); err != nil {
@@ -342,41 +340,6 @@ func acceptIn(ns, addr string) (func(), error) {
 		}
 	}()
 	return func() { ln.Close(); <-done }, nil
-}
-
-// inNetns runs fn on an OS thread that has joined namespace ns (made by
-// `ip netns add`); a socket fn creates stays in ns for its whole life.
-// If the thread cannot return to its own namespace it stays locked, and
-// Go discards it when the goroutine exits.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(filepath.Join("/var/run/netns", ns))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns back from %s: %w", ns, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 func medianOf(v []float64) float64 {

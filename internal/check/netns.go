@@ -7,10 +7,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/camgate/camgate/internal/netns"
 )
 
 // From is a parsed Config.From: where the outside probe comes from.
@@ -49,10 +48,7 @@ func ParseFrom(s string) (From, error) {
 		if name == "" {
 			return From{}, fmt.Errorf("--from %q: give a namespace name after \"netns:\"", s)
 		}
-		path := name
-		if !strings.Contains(name, "/") {
-			path = filepath.Join("/var/run/netns", name)
-		}
+		path := netns.Path(name)
 		if _, err := os.Stat(path); err != nil {
 			return From{}, fmt.Errorf("--from %q: network namespace: %w", s, err)
 		}
@@ -87,51 +83,10 @@ func (f From) dialer() dialFunc {
 	}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
-		err := inNetns(f.Netns, func() (err error) {
+		err := netns.Do(f.Netns, func() (err error) {
 			c, err = dial(ctx, network, addr)
 			return err
 		})
 		return c, err
 	}
-}
-
-// inNetns runs fn on an OS thread that has joined the network namespace
-// at path, and returns the thread to its own namespace afterwards. A
-// socket created inside fn belongs to that namespace for its whole life,
-// so the connection can be used from any goroutine once fn returns. (The
-// technique of internal/netlab's Lab.Do, repeated here so that non-test
-// code does not import a test helper.)
-func inNetns(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// If anything below fails before the thread is back in its own
-		// namespace, it stays locked and Go discards it when this
-		// goroutine exits, so no other goroutine runs in the wrong
-		// namespace.
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- fmt.Errorf("netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(path)
-		if err != nil {
-			errc <- fmt.Errorf("netns %s: %w", path, err)
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("netns %s: setns: %w", path, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("netns %s: setns back: %w", path, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }

@@ -16,6 +16,7 @@ import (
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/camgate/camgate/internal/netns"
 	"github.com/camgate/camgate/internal/portowner"
 )
 
@@ -185,7 +186,7 @@ func (f From) listenUDP(dst netip.Addr) func() (*net.UDPConn, error) {
 		return listen
 	}
 	return func() (c *net.UDPConn, err error) {
-		err = inNetns(f.Netns, func() (err error) {
+		err = netns.Do(f.Netns, func() (err error) {
 			c, err = listen()
 			return err
 		})

@@ -32,15 +32,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/camgate/camgate/internal/netns"
 )
 
 // Addresses of the topology. Extra client addresses on wan are
@@ -193,36 +191,7 @@ func (l *Lab) CommandContext(ctx context.Context, ns string, name string, args .
 // inside fn stay in that namespace for their whole life, so a test can
 // listen or dial there and use the socket afterwards from any goroutine.
 func (l *Lab) Do(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread is left locked (and so discarded) if we cannot get
-		// back to the original namespace.
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(filepath.Join("/var/run/netns", ns))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns back: %w", err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return netns.Do(netns.Path(ns), fn)
 }
 
 // Listen opens a listener inside namespace ns.
