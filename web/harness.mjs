@@ -45,7 +45,9 @@ export async function createOwner(page, setupURL, password) {
   await page.getByLabel('Password', { exact: true }).fill(password);
   await page.getByLabel('Repeat the password').fill(password);
   await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('heading', { name: 'Port Forwarding' }).waitFor();
+  // The account's password is hashed with Argon2id, memory-hard by
+  // design: on a loaded 2-core CI machine that alone can take seconds.
+  await page.getByRole('heading', { name: 'Port Forwarding' }).waitFor({ timeout: 60000 });
 }
 
 // finish ends a script: on error it logs it, saves a failure screenshot
