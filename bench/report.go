@@ -216,10 +216,8 @@ func (rs *results) evalTargets(p3Conns int) []TargetResult {
 		if ok1 && ok2 && ok3 {
 			t.Got = fmt.Sprintf("%.0f/%d forwarded, %.2f fds, %.2f KB", fwd, p3Conns, fds, kb)
 			t.Status = verdict(int(fwd) == p3Conns && fds <= 2.2 && kb <= 4)
-		} else if r, ok := rs.find("p3_fwd", peerCamgate); ok && r.Error != "" {
-			t.Got, t.Status = r.Error, statusMissed
 		} else {
-			t.Got, t.Status = missing("camgate p3"), statusNotMeasured
+			t.Got, t.Status = rs.unmeasured("p3_fwd", "camgate p3", statusMissed)
 		}
 		out = append(out, t)
 	}
@@ -274,10 +272,8 @@ func (rs *results) evalTargets(p3Conns int) []TargetResult {
 		if ok1 && ok2 {
 			t.Got = fmt.Sprintf("%.1f ms worst, %.0f dropped", ms, drops)
 			t.Status = verdict(ms < 100 && drops == 0)
-		} else if r, ok := rs.find("p6_ms", peerCamgate); ok && r.Error != "" {
-			t.Got, t.Status = r.Error, statusMissed
 		} else {
-			t.Got, t.Status = missing("camgate p6"), statusNotMeasured
+			t.Got, t.Status = rs.unmeasured("p6_ms", "camgate p6", statusMissed)
 		}
 		out = append(out, t)
 	}
@@ -291,10 +287,8 @@ func (rs *results) evalTargets(p3Conns int) []TargetResult {
 		if ok1 && ok2 && ok3 && ok4 && plain > 0 {
 			t.Got = fmt.Sprintf("%.0f lost, %.0f reordered; %.2f× the plain rule (%.2f vs %.2f µs)", loss, re, relay/plain, relay, plain)
 			t.Status = verdict(loss == 0 && re == 0 && relay/plain <= 1.2)
-		} else if r, ok := rs.find("rtsp_relay_cpu", peerCamgate); ok && r.Error != "" {
-			t.Got, t.Status = firstLine(r.Error), statusMissed
 		} else {
-			t.Got, t.Status = missing("rtsp"), statusNotMeasured
+			t.Got, t.Status = rs.unmeasured("rtsp_relay_cpu", "rtsp", statusMissed)
 		}
 		out = append(out, t)
 	}
@@ -306,10 +300,8 @@ func (rs *results) evalTargets(p3Conns int) []TargetResult {
 		if ok1 && ok2 {
 			t.Got = fmt.Sprintf("UDP %+.0f ms, TCP %+.0f ms", udp, tcp)
 			t.Status = verdict(udp <= 50 && tcp <= 50)
-		} else if r, ok := rs.find("rtsp_first_frame_udp", peerCamgate); ok && r.Error != "" {
-			t.Got, t.Status = firstLine(r.Error), statusMissed
 		} else {
-			t.Got, t.Status = missing("rtsp first frame"), statusNotMeasured
+			t.Got, t.Status = rs.unmeasured("rtsp_first_frame_udp", "rtsp first frame", statusMissed)
 		}
 		out = append(out, t)
 	}
@@ -323,14 +315,22 @@ func (rs *results) evalTargets(p3Conns int) []TargetResult {
 		if ok1 && ok2 && ok3 && ok4 && upD > 0 && downD > 0 {
 			t.Got = fmt.Sprintf("phone → device %.2f×, device → phone %.2f×", up/upD, down/downD)
 			t.Status = verdict(up/upD >= 0.8 && down/downD >= 0.8)
-		} else if r, ok := rs.find("vpn_up", peerCamgate); ok && r.Error != "" {
-			t.Got, t.Status = firstLine(r.Error), statusNotMeasured
 		} else {
-			t.Got, t.Status = missing("vpn"), statusNotMeasured
+			t.Got, t.Status = rs.unmeasured("vpn_up", "vpn", statusNotMeasured)
 		}
 		out = append(out, t)
 	}
 	return out
+}
+
+// unmeasured is a target's verdict when a figure it needs is missing:
+// camgate's error on metric, with errStatus, if that measure failed;
+// else NOT MEASURED, naming what is missing.
+func (rs *results) unmeasured(metric, what, errStatus string) (got, status string) {
+	if r, ok := rs.find(metric, peerCamgate); ok && r.Error != "" {
+		return firstLine(r.Error), errStatus
+	}
+	return "missing: " + what, statusNotMeasured
 }
 
 // cpuNote lists the proxies' CPU cost per operation behind a rate, for a
