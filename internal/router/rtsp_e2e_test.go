@@ -41,20 +41,7 @@ func TestServeRTSPRangeThroughRouter(t *testing.T) {
 	device := netlab.LANHost(1).String() // 198.19.0.65: the DVR
 
 	const pass = "Router-Rtsp-1234"
-	pwFile := filepath.Join(dir, "sim.pass")
-	if err := os.WriteFile(pwFile, []byte(pass+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sim := m.Start(m.LAN, bin, "sim", "--listen", device, "--password-file", pwFile, "--rtsp-port", "554",
-		"--http-port", "-1", "--https-port", "-1", "--sdk-port", "-1", "--sdk-tls-port", "-1", "--websocket-port", "-1",
-		"--sadp-port", "-1", "--wsd-port", "-1")
-	t.Cleanup(func() {
-		sim.Stop()
-		if t.Failed() {
-			t.Logf("sim log:\n%s", tail(sim.Output(), 40))
-		}
-	})
-	m.WaitTCP(m.LAN, device+":554", 10*time.Second)
+	m.startDVR(bin, dir, device, pass, "--rtsp-port", "554")
 
 	// A small RTP range: the router gets one UDP mapping per port.
 	const first, last = 40000, 40007
@@ -137,4 +124,29 @@ func probeUDP(m *miniLab, ns, url string, limit time.Duration) error {
 		return fmt.Errorf("ffprobe: got %s (%v), want an h264 stream\n%s", out, err, stderr.String())
 	}
 	return nil
+}
+
+// startDVR runs `camgate sim` on the LAN at device with password pass and
+// only the services that ports turn on (such as "--rtsp-port", "554"),
+// and waits until the first of them listens.
+func (m *miniLab) startDVR(bin, dir, device, pass string, ports ...string) {
+	m.t.Helper()
+	pwFile := filepath.Join(dir, "sim.pass")
+	if err := os.WriteFile(pwFile, []byte(pass+"\n"), 0o600); err != nil {
+		m.t.Fatal(err)
+	}
+	args := []string{"sim", "--listen", device, "--password-file", pwFile}
+	for _, off := range []string{"--http-port", "--https-port", "--rtsp-port", "--sdk-port", "--sdk-tls-port", "--websocket-port", "--sadp-port", "--wsd-port"} {
+		if !slices.Contains(ports, off) {
+			args = append(args, off, "-1")
+		}
+	}
+	sim := m.Start(m.LAN, bin, append(args, ports...)...)
+	m.t.Cleanup(func() {
+		sim.Stop()
+		if m.t.Failed() {
+			m.t.Logf("sim log:\n%s", tail(sim.Output(), 40))
+		}
+	})
+	m.WaitTCP(m.LAN, device+":"+ports[1], 10*time.Second)
 }

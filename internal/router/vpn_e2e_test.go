@@ -37,15 +37,7 @@ func TestServeVPNThroughRouter(t *testing.T) {
 	bin := netlab.Camgate(t)
 	dir := t.TempDir()
 	device := netlab.LANHost(1).String() // 198.19.0.65: the DVR
-	pwFile := filepath.Join(dir, "sim.pass")
-	if err := os.WriteFile(pwFile, []byte("Router-Vpn-1234\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sim := m.Start(m.LAN, bin, "sim", "--listen", device, "--password-file", pwFile, "--http-port", "8082",
-		"--https-port", "-1", "--rtsp-port", "-1", "--sdk-port", "-1", "--sdk-tls-port", "-1", "--websocket-port", "-1",
-		"--sadp-port", "-1", "--wsd-port", "-1")
-	t.Cleanup(sim.Stop)
-	m.WaitTCP(m.LAN, device+":8082", 10*time.Second)
+	m.startDVR(bin, dir, device, "Router-Vpn-1234", "--http-port", "8082")
 
 	// The server's key and one peer, the phone, allowed the DVR: what
 	// `camgate vpn add phone --allow dvr1` leaves in the state directory.
